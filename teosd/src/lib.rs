@@ -1,0 +1,1 @@
+//! teosd (placeholder).

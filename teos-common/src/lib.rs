@@ -11,6 +11,8 @@
 //! - `client` (feature `client`): an async HTTP client of the protocol.
 
 pub mod appointment;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod constants;
 pub mod cryptography;
 pub mod errors;

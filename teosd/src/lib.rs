@@ -1,1 +1,4 @@
 //! teosd (placeholder).
+
+pub mod config;
+pub mod storage;

@@ -42,25 +42,19 @@ pub(crate) fn resolve(
     let l = layer;
     tor_support(take(l.tor_support, false))?;
     let btc_network = take(l.btc_network, d::BTC_NETWORK).value;
-    let (btc_rpc_user, btc_rpc_password, btc_rpc_cookie) = credentials(
-        take(l.btc_rpc_user, String::new()),
-        take(l.btc_rpc_password, String::new()),
-        take(l.btc_rpc_cookie, String::new()),
-        home,
-    )?;
     let btc_rpc_port = match take(l.btc_rpc_port, d::BTC_RPC_PORT).value {
         0 => btc_network.default_rpc_port(),
         port => port,
     };
-    Ok(Config {
+    let mut config = Config {
         api_bind: host("api_bind", take(l.api_bind, d::API_BIND.into()))?,
         api_port: port("api_port", take(l.api_port, d::API_PORT))?,
         rpc_bind: host("rpc_bind", take(l.rpc_bind, d::RPC_BIND.into()))?,
         rpc_port: port("rpc_port", take(l.rpc_port, d::RPC_PORT))?,
         btc_network,
-        btc_rpc_user,
-        btc_rpc_password,
-        btc_rpc_cookie,
+        btc_rpc_user: String::new(),
+        btc_rpc_password: String::new(),
+        btc_rpc_cookie: None,
         btc_rpc_connect: host(
             "btc_rpc_connect",
             take(l.btc_rpc_connect, d::BTC_RPC_CONNECT.into()),
@@ -101,7 +95,19 @@ pub(crate) fn resolve(
         tor_control_port: take(l.tor_control_port, d::TOR_CONTROL_PORT).value,
         onion_hidden_service_port: take(l.onion_hidden_service_port, d::ONION_HIDDEN_SERVICE_PORT)
             .value,
-    })
+    };
+    // Checked last: a per-key mistake is easier to fix first than a combination of keys.
+    (
+        config.btc_rpc_user,
+        config.btc_rpc_password,
+        config.btc_rpc_cookie,
+    ) = credentials(
+        take(l.btc_rpc_user, String::new()),
+        take(l.btc_rpc_password, String::new()),
+        take(l.btc_rpc_cookie, String::new()),
+        home,
+    )?;
+    Ok(config)
 }
 
 /// `tor_support = true` is refused loudly instead of being ignored.
@@ -157,9 +163,7 @@ pub(crate) fn parse_host(text: &str) -> Result<String, String> {
         if inner.parse::<Ipv6Addr>().is_ok() {
             return Ok(inner.to_string());
         }
-    } else if text.parse::<IpAddr>().is_ok() {
-        return Ok(text.to_string());
-    } else if is_host_name(text) {
+    } else if text.parse::<IpAddr>().is_ok() || is_host_name(text) {
         return Ok(text.to_string());
     }
     Err(format!(

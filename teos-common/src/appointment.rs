@@ -39,7 +39,7 @@ fn decode_hex(text: &str) -> Result<Vec<u8>, IdError> {
 /// hash order, i.e. the RPC display hex reversed). Text and JSON form: 32 lowercase hex characters.
 ///
 /// Source: PROTOCOL.md "Appointments"; `vectors.json` `locator`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Locator([u8; LOCATOR_LEN]);
 
 impl Locator {
@@ -62,6 +62,13 @@ impl Locator {
     /// The 16 raw bytes.
     pub fn as_bytes(&self) -> &[u8; LOCATOR_LEN] {
         &self.0
+    }
+}
+
+/// Debug shows the hex text form, e.g. `Locator(33d9…)`, as logs need.
+impl fmt::Debug for Locator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Locator({self})")
     }
 }
 
@@ -125,7 +132,7 @@ impl Appointment {
 /// characters). The tower's identity has the same shape, see [`TowerId`].
 ///
 /// Source: PROTOCOL.md "Identities and signatures".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(pub PublicKey);
 
 /// The tower's identity (its public key), same encoding as [`UserId`].
@@ -155,6 +162,13 @@ impl UserId {
 impl From<PublicKey> for UserId {
     fn from(pk: PublicKey) -> UserId {
         UserId(pk)
+    }
+}
+
+/// Debug shows the hex text form, e.g. `UserId(33d9…)`, as logs need.
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserId({self})")
     }
 }
 
@@ -189,7 +203,7 @@ impl<'de> Deserialize<'de> for UserId {
 /// (rust-teos calls it the uuid). Text and JSON form: 40 lowercase hex characters.
 ///
 /// Source: PROTOCOL.md "Appointments"; `vectors.json` `uuid_ripemd160_of_locator_and_user_id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AppointmentId([u8; APPOINTMENT_ID_LEN]);
 
 impl AppointmentId {
@@ -215,6 +229,13 @@ impl AppointmentId {
     /// The 20 raw bytes.
     pub fn as_bytes(&self) -> &[u8; APPOINTMENT_ID_LEN] {
         &self.0
+    }
+}
+
+/// Debug shows the hex text form, e.g. `AppointmentId(33d9…)`, as logs need.
+impl fmt::Debug for AppointmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AppointmentId({self})")
     }
 }
 
@@ -288,6 +309,12 @@ mod tests {
             Err(IdError::InvalidHex(_))
         ));
         assert_eq!(serde_json::to_string(&loc).unwrap(), format!("\"{text}\""));
+    }
+
+    #[test]
+    fn debug_shows_the_hex_form() {
+        let loc = Locator::from_slice(&[0xab; 16]).unwrap();
+        assert_eq!(format!("{loc:?}"), format!("Locator({})", "ab".repeat(16)));
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub struct Config {
     pub btc_rpc_user: String,
     /// bitcoind RPC password; empty when [`Config::btc_rpc_cookie`] is set. Never logged.
     pub btc_rpc_password: String,
-    /// bitcoind's cookie file (`~` expanded), read on each (re)connection; `None` = user/password.
+    /// bitcoind's cookie file (`~` expanded; a relative path is relative to the working directory).
+    /// `None` = user/password.
     pub btc_rpc_cookie: Option<PathBuf>,
     /// Host of bitcoind's RPC server (no scheme, no port).
     pub btc_rpc_connect: String,

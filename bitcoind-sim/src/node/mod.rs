@@ -6,10 +6,24 @@
 //!
 //! Everything here follows Bitcoin Core's regtest behaviour (see `../shared/spec/BITCOIND.md`).
 
+mod accept;
+mod chain;
+mod coins;
+mod mempool;
+mod mining;
+mod policy;
+mod queries;
+mod state;
+mod store;
+mod validation;
+
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
 
 use bitcoin::block::Header;
-use bitcoin::{Amount, Block, BlockHash, FeeRate, ScriptBuf, Transaction, Txid, Work, Wtxid};
+use bitcoin::{
+    Amount, Block, BlockHash, FeeRate, OutPoint, ScriptBuf, Transaction, Txid, Work, Wtxid,
+};
 
 /// How a [`Node`] is opened.
 #[derive(Clone, Debug)]
@@ -178,7 +192,10 @@ pub enum NodeError {
 #[derive(Clone, Debug)]
 pub enum NodeEvent {
     /// A transaction entered the mempool (`mempool_sequence` as in the `sequence` topic's 'A').
-    TxAdded { tx: Transaction, mempool_sequence: u64 },
+    TxAdded {
+        tx: Transaction,
+        mempool_sequence: u64,
+    },
     /// A transaction left the mempool for a reason other than inclusion in a block ('R').
     TxRemoved { txid: Txid, mempool_sequence: u64 },
     /// A block was connected to the active chain ('C'; also `hashblock`/`rawblock` and, for each of
@@ -189,63 +206,107 @@ pub enum NodeEvent {
 }
 
 /// A regtest node: thread-safe (internally locked), shared behind an `Arc`.
+///
+/// All state sits behind one `Mutex`; every method takes it for its whole duration, so calls are
+/// serialised like Core's `cs_main`. Events are sent to subscribers while the lock is held
+/// (mpsc sends never block), which keeps them in the order the changes happened.
 pub struct Node {
-    _private: (),
+    state: Mutex<state::State>,
 }
 
 impl Node {
     /// Opens (or creates with the regtest genesis block) the chain state in `config.datadir`.
+    ///
+    /// Replays `<datadir>/regtest/blocks/blk00000.dat` and the block flags to rebuild the block
+    /// tree, active chain and UTXO set, then loads `mempool.dat` when `persist_mempool`
+    /// (re-validating each transaction). Errors: [`NodeError::Storage`] for unreadable or corrupt
+    /// files.
     pub fn open(config: NodeConfig) -> Result<Node, NodeError> {
-        let _ = config;
-        todo!()
+        let state = state::State::open(config)?;
+        Ok(Node {
+            state: Mutex::new(state),
+        })
+    }
+
+    /// A poisoned lock still holds consistent state (no operation panics half-way by design),
+    /// so it is taken over rather than propagated.
+    fn lock(&self) -> MutexGuard<'_, state::State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Persists what must survive a restart (the mempool when `persist_mempool`), fsyncs, and closes.
     pub fn close(&self) -> Result<(), NodeError> {
-        todo!()
+        self.lock().dump_mempool()
     }
 
     /// Registers a subscriber; every later event is sent to it in order. Dropped receivers are pruned.
     pub fn subscribe(&self) -> std::sync::mpsc::Receiver<NodeEvent> {
-        todo!()
+        self.lock().subscribe()
     }
 
     // ---- chain queries -------------------------------------------------------------------
 
+    /// `getblockchaininfo`'s chain fields.
     pub fn chain_info(&self) -> ChainInfo {
-        todo!()
+        let s = self.lock();
+        let tip = s.tree.tip_node();
+        ChainInfo {
+            blocks: tip.height,
+            best_block_hash: tip.hash,
+            bits: tip.header.bits,
+            time: tip.header.time,
+            median_time: tip.median_time,
+            chainwork: tip.chainwork,
+            initial_block_download: s.ibd,
+            size_on_disk: s.store.size_on_disk(),
+        }
     }
+
+    /// Hash of the active tip.
     pub fn best_block_hash(&self) -> BlockHash {
-        todo!()
+        self.lock().tree.tip_node().hash
     }
+
+    /// Height of the active tip (blocks).
     pub fn block_count(&self) -> u32 {
-        todo!()
+        self.lock().tree.height()
     }
+
     /// Hash of the active-chain block at `height`, `None` when out of range.
     pub fn block_hash(&self, height: u32) -> Option<BlockHash> {
-        let _ = height;
-        todo!()
+        let s = self.lock();
+        s.tree.active_at(height).map(|i| s.tree.node(i).hash)
     }
+
     /// Any known block (active, fork or invalid).
     pub fn block_entry(&self, hash: &BlockHash) -> Option<BlockEntry> {
-        let _ = hash;
-        todo!()
+        let s = self.lock();
+        let idx = s.tree.lookup(hash)?;
+        Some(queries::block_entry(&s, idx))
     }
+
+    /// The full block, for any known block.
     pub fn block(&self, hash: &BlockHash) -> Option<Block> {
-        let _ = hash;
-        todo!()
+        let s = self.lock();
+        let idx = s.tree.lookup(hash)?;
+        Some((*s.tree.node(idx).block).clone())
     }
+
+    /// `getchaintips`: the active tip and every block without children off the active chain,
+    /// highest first (Core's order).
     pub fn chain_tips(&self) -> Vec<ChainTip> {
-        todo!()
+        queries::chain_tips(&self.lock())
     }
+
     /// `getrawtransaction txid [blockhash]` semantics, including the txindex rule.
     pub fn get_transaction(
         &self,
         txid: &Txid,
         block: Option<&BlockHash>,
     ) -> Result<TxLookup, TxLookupError> {
-        let _ = (txid, block);
-        todo!()
+        queries::get_transaction(&self.lock(), txid, block)
     }
 
     // ---- mempool ---------------------------------------------------------------------------
@@ -253,50 +314,199 @@ impl Node {
     /// Core's AcceptToMemoryPool. `max_fee_rate` None = the default 0.10 BTC/kvB; zero = no limit.
     /// With `test_only` the mempool is not changed (testmempoolaccept).
     /// Already in the mempool: Ok (sendrawtransaction returns the txid). Already confirmed: -27.
+    ///
+    /// Rejections carry Core's code, reject reason and message (see [`Rejection`]); the checks run
+    /// in Core's order (structure, standardness, finality, inputs, BIP68, maturity, amounts,
+    /// dust, min relay fee 100 sat/kvB, replace-by-fee, then `maxfeerate`). Scripts are not run.
     pub fn accept_transaction(
         &self,
         tx: Transaction,
         max_fee_rate: Option<FeeRate>,
         test_only: bool,
     ) -> Result<Accepted, Rejection> {
-        let _ = (tx, max_fee_rate, test_only);
-        todo!()
+        let per_kvb = match max_fee_rate {
+            None => Some(policy::DEFAULT_MAX_FEE_PER_KVB),
+            Some(rate) if rate == FeeRate::ZERO => None,
+            Some(rate) => Some(rate.to_sat_per_kwu().saturating_mul(4)),
+        };
+        self.lock().broadcast(tx, per_kvb, test_only)
     }
+
+    /// Txids in the mempool, in the order they entered.
     pub fn mempool_txids(&self) -> Vec<Txid> {
-        todo!()
+        self.lock()
+            .mempool
+            .ordered()
+            .iter()
+            .map(|e| e.txid)
+            .collect()
     }
+
+    /// One mempool entry with its ancestor/descendant totals.
     pub fn mempool_entry(&self, txid: &Txid) -> Option<MempoolEntry> {
-        let _ = txid;
-        todo!()
+        self.lock().mempool.entry(txid)
     }
 
     // ---- mining and chain control ----------------------------------------------------------
 
     /// Mines `n` blocks paying the subsidy and fees to `script`, each taking the whole mempool
     /// (in a valid order). Returns the new block hashes.
-    pub fn generate_to_script(&self, n: u32, script: &ScriptBuf) -> Result<Vec<BlockHash>, NodeError> {
-        let _ = (n, script);
-        todo!()
+    ///
+    /// Each block is built like Core's `generatetoaddress`: time = max(median time past + 1,
+    /// now), nonce ground from 0. Rebuilding a block that was invalidated gives the same hash and
+    /// fails with -32603 "ProcessNewBlock, block not accepted", as in Core.
+    pub fn generate_to_script(
+        &self,
+        n: u32,
+        script: &ScriptBuf,
+    ) -> Result<Vec<BlockHash>, NodeError> {
+        let mut hashes = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let mut s = self.lock();
+            let block = queries::template(&s, script)?;
+            hashes.push(queries::process_mined(&mut s, block)?);
+        }
+        Ok(hashes)
     }
+
     /// `generateblock`: one block with exactly `txs` (raw txs, or txids taken from the mempool).
-    pub fn generate_block(&self, script: &ScriptBuf, txs: Vec<TxOrTxid>) -> Result<BlockHash, NodeError> {
-        let _ = (script, txs);
-        todo!()
+    ///
+    /// Errors: -5 "Transaction <txid> not in mempool." for an unknown txid; -25 "TestBlockValidity
+    /// failed: <reason>" when the block would be invalid; -32603 as for
+    /// [`Node::generate_to_script`]. The coinbase pays only the subsidy (Core builds it from an
+    /// empty template, so fees are forfeited).
+    pub fn generate_block(
+        &self,
+        script: &ScriptBuf,
+        txs: Vec<TxOrTxid>,
+    ) -> Result<BlockHash, NodeError> {
+        let mut s = self.lock();
+        let block = queries::explicit_block(&s, script, txs)?;
+        queries::process_mined(&mut s, block)
     }
+
+    /// `invalidateblock`: the block and its descendants become invalid and the node reorganises
+    /// to the best valid chain. Errors: [`NodeError::BlockNotFound`].
     pub fn invalidate_block(&self, hash: &BlockHash) -> Result<(), NodeError> {
-        let _ = hash;
-        todo!()
+        let mut s = self.lock();
+        let idx = s.tree.lookup(hash).ok_or(NodeError::BlockNotFound)?;
+        s.invalidate(idx)
     }
+
+    /// `reconsiderblock`: clears the invalid flags of the block, its ancestors and descendants,
+    /// then re-selects the best chain. Errors: [`NodeError::BlockNotFound`].
     pub fn reconsider_block(&self, hash: &BlockHash) -> Result<(), NodeError> {
-        let _ = hash;
-        todo!()
+        let mut s = self.lock();
+        let idx = s.tree.lookup(hash).ok_or(NodeError::BlockNotFound)?;
+        s.reconsider(idx)
     }
+
     /// Submits an externally built block (e.g. a competing branch made by a test).
     /// Returns Ok(true) if it became (part of) the active chain.
+    ///
+    /// Ok(false): stored but not on the active chain (Core's "inconclusive"). Every other
+    /// `submitblock` answer is `NodeError::Rpc { code: -25, message }` with Core's result string
+    /// as message ("duplicate", "duplicate-invalid", "prev-blk-not-found", "high-hash",
+    /// "bad-txnmrklroot", ...); a block without a coinbase first is -22 "Block does not start
+    /// with a coinbase". See [`Node::submit_block_outcome`] for the answer without errors.
     pub fn submit_block(&self, block: Block) -> Result<bool, NodeError> {
-        let _ = block;
-        todo!()
+        match self.submit_block_outcome(block)? {
+            SubmitOutcome::Accepted => Ok(true),
+            SubmitOutcome::Inconclusive => Ok(false),
+            SubmitOutcome::Duplicate => Err(NodeError::Rpc {
+                code: -25,
+                message: "duplicate".into(),
+            }),
+            SubmitOutcome::Rejected(reason) => Err(NodeError::Rpc {
+                code: -25,
+                message: reason,
+            }),
+        }
     }
+
+    /// `submitblock` as Core answers it: see [`SubmitOutcome`]. Errors: -22 when the block has
+    /// no coinbase first; [`NodeError::Storage`].
+    pub fn submit_block_outcome(&self, block: Block) -> Result<SubmitOutcome, NodeError> {
+        if block.txdata.first().is_none_or(|tx| !tx.is_coinbase()) {
+            return Err(NodeError::Rpc {
+                code: -22,
+                message: "Block does not start with a coinbase".into(),
+            });
+        }
+        let outcome = self.lock().process_block(block)?;
+        Ok(match outcome {
+            state::ProcessOutcome::Connected => SubmitOutcome::Accepted,
+            state::ProcessOutcome::Inconclusive => SubmitOutcome::Inconclusive,
+            state::ProcessOutcome::Duplicate => SubmitOutcome::Duplicate,
+            state::ProcessOutcome::Rejected { reject, .. } => {
+                SubmitOutcome::Rejected(reject.reason)
+            }
+        })
+    }
+
+    /// An unspent output: of the active chain's UTXO set, or (with `include_mempool`) created by
+    /// a mempool transaction; `None` when unknown or spent (also when spent by the mempool with
+    /// `include_mempool`), like `gettxout`.
+    pub fn get_tx_out(&self, outpoint: &OutPoint, include_mempool: bool) -> Option<TxOutInfo> {
+        queries::get_tx_out(&self.lock(), outpoint, include_mempool)
+    }
+
+    /// Every unspent output (chain and mempool) paying to one of `scripts`; used by the test
+    /// wallet. Outputs spent by mempool transactions are flagged, not left out.
+    pub fn outputs_to(&self, scripts: &std::collections::HashSet<ScriptBuf>) -> Vec<OwnedOutput> {
+        queries::outputs_to(&self.lock(), scripts)
+    }
+}
+
+/// Core's `submitblock` result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Valid and connected (Core answers null).
+    Accepted,
+    /// Stored, valid so far, but not on the active chain ("inconclusive").
+    Inconclusive,
+    /// Already known and valid ("duplicate").
+    Duplicate,
+    /// Invalid, with Core's reject reason ("duplicate-invalid", "high-hash", "bad-txnmrklroot",
+    /// "prev-blk-not-found", "bad-txns-inputs-missingorspent", ...).
+    Rejected(String),
+}
+
+impl SubmitOutcome {
+    /// The JSON result Core's `submitblock` gives: `None` for null, else the string.
+    pub fn as_core_result(&self) -> Option<&str> {
+        match self {
+            SubmitOutcome::Accepted => None,
+            SubmitOutcome::Inconclusive => Some("inconclusive"),
+            SubmitOutcome::Duplicate => Some("duplicate"),
+            SubmitOutcome::Rejected(r) => Some(r),
+        }
+    }
+}
+
+/// An unspent output found by [`Node::get_tx_out`] (`gettxout`).
+#[derive(Clone, Debug)]
+pub struct TxOutInfo {
+    pub txout: bitcoin::TxOut,
+    /// Confirmations (0 for a mempool output).
+    pub confirmations: u32,
+    pub coinbase: bool,
+    /// The active tip the answer refers to (`bestblock`).
+    pub best_block: BlockHash,
+}
+
+/// An output paying to a watched script, as [`Node::outputs_to`] reports it.
+#[derive(Clone, Debug)]
+pub struct OwnedOutput {
+    pub outpoint: OutPoint,
+    pub txout: bitcoin::TxOut,
+    /// Height of the confirming block; `None` while in the mempool.
+    pub height: Option<u32>,
+    /// Confirmations at the active tip (0 in the mempool).
+    pub confirmations: u32,
+    pub coinbase: bool,
+    /// A mempool transaction spends it.
+    pub spent_in_mempool: bool,
 }
 
 /// An entry of `generateblock`'s transaction list.

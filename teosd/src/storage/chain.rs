@@ -1,0 +1,70 @@
+//! Queries on `chain`: the tower's last processed blocks, the tip being the highest height. On restart
+//! the block processor compares these with bitcoind to find the fork point.
+
+use bitcoin::BlockHash;
+use bitcoin::hashes::Hash;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::error::StorageError;
+use super::records::block_hash_at;
+
+/// Height and hash of the last processed block, or `None` before the first block.
+pub fn tip(conn: &Connection) -> Result<Option<(u32, BlockHash)>, StorageError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT height, hash FROM chain ORDER BY height DESC LIMIT 1")?;
+    let mut rows = stmt.query_and_then([], |row| Ok((row.get(0)?, block_hash_at(row, 1)?)))?;
+    rows.next().transpose()
+}
+
+/// Records block `hash` at `height` (replacing a row at the same height) and prunes the rows below
+/// `height - keep + 1`, so at most `keep` blocks ending at `height` remain (the caller passes
+/// `keep >= 100`, covering any realistic reorg; 0 is treated as 1).
+pub fn push(
+    conn: &Connection,
+    height: u32,
+    hash: &BlockHash,
+    keep: u32,
+) -> Result<(), StorageError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO chain (height, hash) VALUES (?1, ?2)
+         ON CONFLICT (height) DO UPDATE SET hash = excluded.hash",
+    )?;
+    insert.execute(params![height, hash.to_byte_array()])?;
+    let lowest_kept = i64::from(height) - i64::from(keep.max(1)) + 1;
+    let mut prune = conn.prepare_cached("DELETE FROM chain WHERE height < ?1")?;
+    prune.execute([lowest_kept])?;
+    Ok(())
+}
+
+/// Forgets the block at `height` and any above it (block disconnected in a reorg). Returns the number
+/// of rows removed.
+pub fn pop(conn: &Connection, height: u32) -> Result<usize, StorageError> {
+    let mut stmt = conn.prepare_cached("DELETE FROM chain WHERE height >= ?1")?;
+    Ok(stmt.execute([height])?)
+}
+
+/// All remembered blocks as `(height, hash)`, highest first.
+pub fn recent(conn: &Connection) -> Result<Vec<(u32, BlockHash)>, StorageError> {
+    let mut stmt = conn.prepare_cached("SELECT height, hash FROM chain ORDER BY height DESC")?;
+    let blocks = stmt
+        .query_and_then([], |row| Ok((row.get(0)?, block_hash_at(row, 1)?)))?
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    Ok(blocks)
+}
+
+/// Hash of the remembered block at `height`, if it is still kept.
+pub fn hash_at(conn: &Connection, height: u32) -> Result<Option<BlockHash>, StorageError> {
+    let mut stmt = conn.prepare_cached("SELECT hash FROM chain WHERE height = ?1")?;
+    let mut rows = stmt.query_and_then([height], |row| block_hash_at(row, 0))?;
+    rows.next().transpose()
+}
+
+/// Height of the remembered block `hash`, or `None` if it is not among the kept blocks (never seen,
+/// pruned, or disconnected).
+pub fn height_of(conn: &Connection, hash: &BlockHash) -> Result<Option<u32>, StorageError> {
+    // The table holds only the last few hundred blocks: a scan is cheaper than another index.
+    let mut stmt = conn.prepare_cached("SELECT height FROM chain WHERE hash = ?1")?;
+    Ok(stmt
+        .query_row([hash.to_byte_array()], |row| row.get(0))
+        .optional()?)
+}

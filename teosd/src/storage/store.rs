@@ -1,0 +1,275 @@
+//! [`Store`]: the handle every component uses to reach the database.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle, ThreadId};
+
+use rusqlite::Connection;
+use tracing::warn;
+
+use super::connection::open_writer;
+use super::error::StorageError;
+use super::readers::ReadPool;
+use super::writer::{Counters, Job, Msg, OpJob, Writer};
+
+/// Number of read-only connections in the pool.
+const READERS: usize = 4;
+
+/// Handle to the tower database: one writer thread with group commit plus a pool of read-only
+/// connections. Cheap to clone (an `Arc` inside); `Send + Sync`. The database closes when
+/// [`close`](Store::close) is called or the last clone is dropped.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+/// State shared by all clones of a [`Store`].
+struct Inner {
+    /// The database file (the WAL is `<path>-wal`).
+    path: PathBuf,
+    /// Queue to the writer thread; unbounded (callers are bounded by their own concurrency limits).
+    tx: Sender<Msg>,
+    /// Set once `close` starts: new ops are refused without queueing.
+    closed: AtomicBool,
+    /// The writer thread, taken by the first `close`; the lock also serialises concurrent closes.
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Id of the writer thread, to refuse calls that would wait for the writer from inside it.
+    writer_thread: ThreadId,
+    counters: Arc<Counters>,
+    readers: ReadPool,
+}
+
+impl Store {
+    /// Opens or creates the database at `path` (the caller passes `<datadir>/<network>/teos_db.sql3`;
+    /// missing parent directories are created, a new file gets mode 0600 because it holds the tower's
+    /// secret key), applies pending migrations from `migrations/`, sets the pragmas (WAL,
+    /// `synchronous=FULL`, `foreign_keys=ON`), starts the writer thread and opens 4 read connections.
+    ///
+    /// Errors: [`StorageError::Io`] (directory or file creation), [`StorageError::Corrupt`] (not a
+    /// SQLite file), [`StorageError::Migration`] (migration failed, or the file comes from a newer
+    /// teosd), [`StorageError::Sqlite`] (anything else).
+    pub fn open(path: &Path) -> Result<Store, StorageError> {
+        create_file(path)?;
+        let conn = open_writer(path)?;
+        let readers = ReadPool::open(path.to_path_buf(), READERS)?;
+        let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let writer = Writer {
+            conn,
+            rx,
+            counters: counters.clone(),
+        };
+        let handle = thread::Builder::new()
+            .name("teosd-db-writer".into())
+            .spawn(move || writer.run())?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                tx,
+                closed: AtomicBool::new(false),
+                writer_thread: handle.thread().id(),
+                writer: Mutex::new(Some(handle)),
+                counters,
+                readers,
+            }),
+        })
+    }
+
+    /// Runs `op` on the writer thread inside the current group transaction, wrapped in a SAVEPOINT.
+    ///
+    /// `Err` from `op` (or a panic, as [`StorageError::OpPanicked`]) rolls back only this op's
+    /// savepoint and is returned at once. `Ok` is returned only after the group's COMMIT succeeded, so
+    /// the writes are durable (fsync'd). If the COMMIT fails, every op of the group gets
+    /// `E::from(StorageError::CommitFailed(..))` (or [`StorageError::RolledBack`]). Ops run strictly in
+    /// submission order. `op` must not run transaction statements (BEGIN/COMMIT/ROLLBACK) itself.
+    /// Dropping the returned future does not cancel an op already queued.
+    ///
+    /// Errors before running: [`StorageError::Closed`], [`StorageError::OnWriterThread`].
+    pub async fn write<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let reply = Box::new(move |result| {
+            let _ = tx.send(result); // the caller may have stopped waiting
+        });
+        self.inner.submit(Box::new(OpJob { op, reply }))?;
+        rx.await
+            .unwrap_or_else(|_| Err(E::from(StorageError::Closed)))
+    }
+
+    /// [`write`](Store::write) for callers on plain threads (the block processor): blocks the calling
+    /// thread until the op's group committed. Must not be called from an async worker thread (it would
+    /// block it); from inside a write op it returns [`StorageError::OnWriterThread`].
+    pub fn write_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let reply = Box::new(move |result| {
+            let _ = tx.send(result);
+        });
+        self.inner.submit(Box::new(OpJob { op, reply }))?;
+        rx.recv()
+            .unwrap_or_else(|_| Err(E::from(StorageError::Closed)))
+    }
+
+    /// Runs `op` on a pooled read-only connection on tokio's blocking pool (`spawn_blocking`), inside
+    /// a read transaction: all its queries see the same committed snapshot. Writes fail with
+    /// `SQLITE_READONLY`. Waits if all 4 connections are busy. A panic in `op` becomes
+    /// [`StorageError::OpPanicked`]. Must be called within a tokio runtime.
+    pub async fn read<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        match tokio::task::spawn_blocking(move || inner.readers.run(op)).await {
+            Ok(result) => result,
+            Err(join) => Err(E::from(StorageError::OpPanicked(join.to_string()))),
+        }
+    }
+
+    /// [`read`](Store::read) on the calling thread (blocking). A panic in `op` propagates to the
+    /// caller; the connection goes back to the pool.
+    pub fn read_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        self.inner.readers.run(op)
+    }
+
+    /// Stops accepting ops, runs and commits the ones already queued, checkpoints the WAL into the
+    /// database file, closes all connections and joins the writer thread. Idempotent: later calls
+    /// return `Ok(())`. Ops submitted afterwards fail with [`StorageError::Closed`].
+    ///
+    /// Errors: the final checkpoint/close failed ([`StorageError::Sqlite`]), the writer thread had
+    /// died ([`StorageError::OpPanicked`]), or the call was made from inside a write op
+    /// ([`StorageError::OnWriterThread`]).
+    pub fn close(&self) -> Result<(), StorageError> {
+        self.inner.close()
+    }
+
+    /// Size in bytes of the database file plus its WAL (`<path>-wal`), for metrics. Missing files count
+    /// as 0.
+    pub fn disk_size(&self) -> u64 {
+        let mut wal = OsString::from(self.inner.path.as_os_str());
+        wal.push("-wal");
+        [self.inner.path.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Number of group COMMITs that succeeded since [`open`](Store::open) (for tests and metrics:
+    /// ops written / commits = average group size).
+    pub fn commit_count(&self) -> u64 {
+        self.inner.counters.commits.load(Ordering::Relaxed)
+    }
+
+    /// Number of write ops queued and not yet taken by the writer thread (queue depth, for tests
+    /// and metrics).
+    pub fn queued_ops(&self) -> usize {
+        self.inner.counters.queued.load(Ordering::Relaxed)
+    }
+
+    /// The database file this store was opened on.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl Inner {
+    /// Queues a job for the writer thread.
+    fn submit(&self, job: Box<dyn Job>) -> Result<(), StorageError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        if thread::current().id() == self.writer_thread {
+            return Err(StorageError::OnWriterThread("Store::write"));
+        }
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(Msg::Op(job)).is_err() {
+            // The writer thread has exited (closed): the job is dropped unanswered.
+            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(StorageError::Closed);
+        }
+        Ok(())
+    }
+
+    /// See [`Store::close`].
+    fn close(&self) -> Result<(), StorageError> {
+        if thread::current().id() == self.writer_thread {
+            return Err(StorageError::OnWriterThread("Store::close"));
+        }
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(handle) = writer.take() else {
+            return Ok(());
+        };
+        self.closed.store(true, Ordering::Release);
+        self.readers.close();
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        let result = match self.tx.send(Msg::Close(reply_tx)) {
+            Ok(()) => reply_rx.recv().unwrap_or_else(|_| {
+                Err(StorageError::OpPanicked("the writer thread exited".into()))
+            }),
+            Err(_) => Err(StorageError::OpPanicked("the writer thread exited".into())),
+        };
+        if handle.join().is_err() {
+            return Err(StorageError::OpPanicked(
+                "the writer thread panicked".into(),
+            ));
+        }
+        result
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // On the writer thread (the last handle was captured by an op) the writer cannot be joined;
+        // it exits by itself once it sees that every sender is gone.
+        if thread::current().id() == self.writer_thread {
+            return;
+        }
+        if let Err(e) = self.close() {
+            warn!(error = %e, "closing the database on drop failed");
+        }
+    }
+}
+
+/// Creates the parent directories and, for a new database, an empty file with mode 0600 (SQLite gives
+/// its `-wal`/`-shm` files the same mode). An empty file is a valid empty SQLite database.
+fn create_file(path: &Path) -> Result<(), StorageError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,390 @@
+//! Query functions of `trackers`, `pending_breaches`, `chain` and `keys`, run through
+//! `Store::write_blocking` / `read_blocking`.
+
+#[path = "storage_support.rs"]
+mod support;
+
+use bitcoin::Txid;
+use secp256k1::{SECP256K1, SecretKey};
+use support::*;
+use teosd::storage::{
+    AppointmentId, StorageError, TrackerStatus, appointments, chain, keys, pending, trackers,
+};
+
+// ---- trackers ----
+
+#[test]
+fn tracker_insert_get_roundtrips_transactions_and_fields() {
+    let (_dir, _path, store) = open_temp();
+    add_users(&store, 1, 1000);
+    let uuid = AppointmentId::new(&locator(1), &user(1));
+    let mut t = tracker(uuid, 1, TrackerStatus::Confirmed, 812_345);
+    t.dispute_height = Some(812_340);
+    let t2 = t.clone();
+    w(&store, move |c| -> Result<(), StorageError> {
+        appointments::upsert(c, &appointment(locator(1), user(1)))?;
+        trackers::insert(c, &t2)
+    })
+    .unwrap();
+    assert_eq!(r(&store, move |c| trackers::get(c, &uuid)), Some(t.clone()));
+    // A second tracker for the same appointment is refused.
+    let dup = t.clone();
+    assert!(w(&store, move |c| trackers::insert(c, &dup)).is_err());
+    // A tracker needs its appointment.
+    let orphan = tracker(
+        AppointmentId::new(&locator(2), &user(1)),
+        2,
+        TrackerStatus::InMempool,
+        1,
+    );
+    assert!(w(&store, move |c| trackers::insert(c, &orphan)).is_err());
+}
+
+#[test]
+fn tracker_status_and_dispute_height_updates() {
+    let (_dir, _path, store) = open_temp();
+    add_users(&store, 1, 1000);
+    let uuid = AppointmentId::new(&locator(1), &user(1));
+    w(&store, move |c| -> Result<(), StorageError> {
+        appointments::upsert(c, &appointment(locator(1), user(1)))?;
+        trackers::insert(c, &tracker(uuid, 1, TrackerStatus::InMempool, 100))
+    })
+    .unwrap();
+    assert!(
+        w(&store, move |c| trackers::update_status(
+            c,
+            &uuid,
+            TrackerStatus::Reorged,
+            105
+        ))
+        .unwrap()
+    );
+    assert!(
+        w(&store, move |c| trackers::set_dispute_height(
+            c,
+            &uuid,
+            Some(99)
+        ))
+        .unwrap()
+    );
+    let t = r(&store, move |c| trackers::get(c, &uuid)).unwrap();
+    assert_eq!(
+        (t.status, t.status_height, t.dispute_height),
+        (TrackerStatus::Reorged, 105, Some(99))
+    );
+    assert!(
+        w(&store, move |c| trackers::set_dispute_height(
+            c, &uuid, None
+        ))
+        .unwrap()
+    );
+    assert_eq!(
+        r(&store, move |c| trackers::get(c, &uuid))
+            .unwrap()
+            .dispute_height,
+        None
+    );
+    let missing = AppointmentId::new(&locator(9), &user(1));
+    assert!(
+        !w(&store, move |c| trackers::update_status(
+            c,
+            &missing,
+            TrackerStatus::Confirmed,
+            1
+        ))
+        .unwrap()
+    );
+    assert!(
+        !w(&store, move |c| trackers::set_dispute_height(
+            c,
+            &missing,
+            Some(1)
+        ))
+        .unwrap()
+    );
+}
+
+#[test]
+fn deleting_a_tracker_deletes_its_appointment_but_delete_tracker_only_keeps_it() {
+    let (_dir, _path, store) = open_temp();
+    add_users(&store, 1, 1000);
+    let a = AppointmentId::new(&locator(1), &user(1));
+    let b = AppointmentId::new(&locator(2), &user(1));
+    let watched = AppointmentId::new(&locator(3), &user(1));
+    w(&store, move |c| -> Result<(), StorageError> {
+        for n in 1..=3 {
+            appointments::upsert(c, &appointment(locator(n), user(1)))?;
+        }
+        trackers::insert(c, &tracker(a, 1, TrackerStatus::Confirmed, 10))?;
+        trackers::insert(c, &tracker(b, 2, TrackerStatus::Confirmed, 10))
+    })
+    .unwrap();
+    assert!(w(&store, move |c| trackers::delete(c, &a)).unwrap());
+    assert_eq!(r(&store, move |c| appointments::get(c, &a)), None);
+    assert_eq!(r(&store, move |c| trackers::get(c, &a)), None);
+    // No tracker: the appointment stays.
+    assert!(!w(&store, move |c| trackers::delete(c, &watched)).unwrap());
+    assert!(r(&store, move |c| appointments::get(c, &watched)).is_some());
+
+    assert!(w(&store, move |c| trackers::delete_tracker_only(c, &b)).unwrap());
+    assert_eq!(r(&store, move |c| trackers::get(c, &b)), None);
+    assert!(r(&store, move |c| appointments::get(c, &b)).is_some());
+}
+
+#[test]
+fn trackers_are_found_by_penalty_and_dispute_txids() {
+    let (_dir, _path, store) = open_temp();
+    add_users(&store, 1, 1000);
+    let records: Vec<_> = (0..600)
+        .map(|n| {
+            tracker(
+                AppointmentId::new(&locator(n), &user(1)),
+                n,
+                TrackerStatus::InMempool,
+                1,
+            )
+        })
+        .collect();
+    let inserted = records.clone();
+    w(&store, move |c| -> Result<(), StorageError> {
+        for (n, t) in inserted.iter().enumerate() {
+            appointments::upsert(c, &appointment(locator(n as u32), user(1)))?;
+            trackers::insert(c, t)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let mut penalties: Vec<Txid> = records.iter().step_by(3).map(|t| t.penalty_txid).collect();
+    penalties.push(tx(999_999).compute_txid()); // unknown
+    let found = r(&store, move |c| trackers::by_penalty_txids(c, &penalties));
+    assert_eq!(found.len(), 200);
+    assert!(found.contains(&records[3]));
+
+    let disputes: Vec<Txid> = vec![records[5].dispute_txid, records[5].penalty_txid];
+    let found = r(&store, move |c| trackers::by_dispute_txids(c, &disputes));
+    assert_eq!(found, vec![records[5].clone()]);
+}
+
+#[test]
+fn tracker_selections_by_status_and_height() {
+    let (_dir, _path, store) = open_temp();
+    add_users(&store, 1, 1000);
+    let id = |n: u32| AppointmentId::new(&locator(n), &user(1));
+    w(&store, move |c| -> Result<(), StorageError> {
+        let specs = [
+            (0, TrackerStatus::InMempool, 100, None),
+            (1, TrackerStatus::InMempool, 103, Some(100)),
+            (2, TrackerStatus::Confirmed, 101, Some(100)),
+            (3, TrackerStatus::Confirmed, 104, Some(101)),
+            (4, TrackerStatus::Reorged, 102, None),
+        ];
+        for (n, status, height, dispute_height) in specs {
+            appointments::upsert(c, &appointment(locator(n), user(1)))?;
+            let mut t = tracker(id(n), n, status, height);
+            t.dispute_height = dispute_height;
+            trackers::insert(c, &t)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let uuids =
+        |v: Vec<teosd::storage::TrackerRecord>| v.into_iter().map(|t| t.uuid).collect::<Vec<_>>();
+    assert_eq!(
+        uuids(r(&store, |c| trackers::with_status(
+            c,
+            TrackerStatus::Reorged
+        ))),
+        vec![id(4)]
+    );
+    assert_eq!(
+        uuids(r(&store, |c| trackers::with_status(
+            c,
+            TrackerStatus::InMempool
+        ))),
+        vec![id(0), id(1)],
+        "ordered by status_height"
+    );
+    assert_eq!(
+        uuids(r(&store, |c| trackers::in_mempool_since_at_most(c, 102))),
+        vec![id(0)]
+    );
+    assert_eq!(
+        uuids(r(&store, |c| trackers::in_mempool_since_at_most(c, 103))),
+        vec![id(0), id(1)]
+    );
+    assert_eq!(
+        uuids(r(&store, |c| trackers::confirmed_at_most(c, 103))),
+        vec![id(2)]
+    );
+    assert_eq!(
+        uuids(r(&store, |c| trackers::penalty_confirmed_at(c, 104))),
+        vec![id(3)]
+    );
+    assert!(r(&store, |c| trackers::penalty_confirmed_at(c, 103)).is_empty());
+    let mut at_100 = vec![id(1), id(2)];
+    at_100.sort();
+    assert_eq!(
+        uuids(r(&store, |c| trackers::dispute_confirmed_at(c, 100))),
+        at_100
+    );
+    assert_eq!(r(&store, trackers::count), 5);
+}
+
+#[test]
+fn trackers_list_in_pages_and_their_users() {
+    let (_dir, _path, store) = open_temp();
+    add_users(&store, 3, 1000);
+    w(&store, |c| -> Result<(), StorageError> {
+        for n in 0..12 {
+            let u = user(1 + n % 2); // users 1 and 2 have trackers, user 3 none
+            appointments::upsert(c, &appointment(locator(n), u))?;
+            trackers::insert(
+                c,
+                &tracker(
+                    AppointmentId::new(&locator(n), &u),
+                    n,
+                    TrackerStatus::InMempool,
+                    1,
+                ),
+            )?;
+        }
+        appointments::upsert(c, &appointment(locator(50), user(3)))
+    })
+    .unwrap();
+    let mut got = Vec::new();
+    let mut after = None;
+    loop {
+        let page = r(&store, move |c| trackers::list(c, after.as_ref(), 5));
+        let Some(last) = page.last() else { break };
+        after = Some(last.uuid);
+        got.extend(page.into_iter().map(|t| t.uuid));
+    }
+    assert_eq!(got.len(), 12);
+    assert!(got.windows(2).all(|w| w[0] < w[1]));
+
+    let mut want = vec![user(1), user(2)];
+    want.sort_by_key(|u| u.to_bytes());
+    assert_eq!(r(&store, trackers::users_with_trackers), want);
+}
+
+// ---- pending breaches ----
+
+#[test]
+fn pending_breaches_insert_list_contains_delete() {
+    let (_dir, _path, store) = open_temp();
+    add_users(&store, 1, 1000);
+    let ids: Vec<AppointmentId> = (1..=3)
+        .map(|n| AppointmentId::new(&locator(n), &user(1)))
+        .collect();
+    let inserted = ids.clone();
+    w(&store, move |c| -> Result<(), StorageError> {
+        for (i, id) in inserted.iter().enumerate() {
+            let n = i as u32 + 1;
+            appointments::upsert(c, &appointment(locator(n), user(1)))?;
+            let block = if n == 3 { block_hash(8) } else { block_hash(7) };
+            pending::insert(c, id, &tx(n).compute_txid(), &block)?;
+        }
+        // Re-inserting replaces.
+        pending::insert(c, &inserted[0], &tx(1).compute_txid(), &block_hash(7))
+    })
+    .unwrap();
+    let list = r(&store, pending::list);
+    assert_eq!(list.len(), 3);
+    assert!(list.windows(2).all(|w| w[0].uuid < w[1].uuid));
+    let first = list.iter().find(|p| p.uuid == ids[0]).unwrap();
+    assert_eq!(
+        (first.dispute_txid, first.block_hash),
+        (tx(1).compute_txid(), block_hash(7))
+    );
+
+    let id0 = ids[0];
+    assert!(r(&store, move |c| pending::contains(c, &id0)));
+    assert!(w(&store, move |c| pending::delete(c, &id0)).unwrap());
+    assert!(!r(&store, move |c| pending::contains(c, &id0)));
+    assert!(!w(&store, move |c| pending::delete(c, &id0)).unwrap());
+
+    assert_eq!(
+        w(&store, |c| pending::delete_by_block(c, &block_hash(7))).unwrap(),
+        1
+    );
+    let left = r(&store, pending::list);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].uuid, ids[2]);
+    // The appointments themselves stay.
+    assert_eq!(r(&store, appointments::count), 3);
+}
+
+// ---- chain ----
+
+#[test]
+fn chain_push_prunes_to_keep_and_pop_removes_the_tip() {
+    let (_dir, _path, store) = open_temp();
+    assert_eq!(r(&store, chain::tip), None);
+    w(&store, |c| {
+        (1..=150).try_for_each(|h| chain::push(c, h, &block_hash(h), 100))
+    })
+    .unwrap();
+    assert_eq!(r(&store, chain::tip), Some((150, block_hash(150))));
+    let recent = r(&store, chain::recent);
+    assert_eq!(recent.len(), 100);
+    assert_eq!(recent[0], (150, block_hash(150)));
+    assert_eq!(recent[99], (51, block_hash(51)));
+    assert_eq!(r(&store, |c| chain::hash_at(c, 51)), Some(block_hash(51)));
+    assert_eq!(r(&store, |c| chain::hash_at(c, 50)), None);
+    assert_eq!(
+        r(&store, |c| chain::height_of(c, &block_hash(120))),
+        Some(120)
+    );
+    assert_eq!(r(&store, |c| chain::height_of(c, &block_hash(10))), None);
+
+    assert_eq!(w(&store, |c| chain::pop(c, 150)).unwrap(), 1);
+    assert_eq!(r(&store, chain::tip), Some((149, block_hash(149))));
+    // Reconnecting a different block at the popped height.
+    w(&store, |c| chain::push(c, 150, &block_hash(9_150), 100)).unwrap();
+    assert_eq!(r(&store, chain::tip), Some((150, block_hash(9_150))));
+    // Pushing at an existing height replaces its hash.
+    w(&store, |c| chain::push(c, 150, &block_hash(8_150), 100)).unwrap();
+    assert_eq!(
+        r(&store, |c| chain::hash_at(c, 150)),
+        Some(block_hash(8_150))
+    );
+    assert_eq!(r(&store, chain::recent).len(), 100);
+}
+
+// ---- keys ----
+
+#[test]
+fn keys_latest_is_the_newest_and_old_ones_are_kept() {
+    let (_dir, _path, store) = open_temp();
+    assert_eq!(r(&store, keys::latest), None);
+    let k1 = SecretKey::from_slice(&[1u8; 32]).unwrap();
+    let k2 = SecretKey::from_slice(&[2u8; 32]).unwrap();
+    let id1 = w(&store, move |c| keys::insert(c, &k1)).unwrap();
+    let id2 = w(&store, move |c| keys::insert(c, &k2)).unwrap();
+    assert!(id2 > id1);
+    assert_eq!(r(&store, keys::latest), Some(k2));
+    assert_eq!(r(&store, keys::count), 2);
+    // Sanity: the stored key is usable.
+    assert_eq!(
+        r(&store, keys::latest).unwrap().public_key(SECP256K1),
+        k2.public_key(SECP256K1)
+    );
+}
+
+#[test]
+fn corrupt_key_bytes_are_reported_not_panicked() {
+    let (_dir, _path, store) = open_temp();
+    // 32 zero bytes pass the length check but are not a valid secret key.
+    w(&store, |c| {
+        c.execute(
+            "INSERT INTO keys (secret_key, created_at) VALUES (zeroblob(32), 0)",
+            [],
+        )?;
+        Ok(())
+    })
+    .unwrap();
+    assert!(matches!(
+        store.read_blocking(keys::latest),
+        Err(StorageError::Corrupt(_))
+    ));
+}

@@ -79,7 +79,10 @@ pub fn delete(conn: &Connection, uuid: &AppointmentId) -> Result<bool, StorageEr
 /// All appointments (watched or not) whose locator is in `locators`: the breach-detection query run
 /// for every block's txids. Repeated locators yield their appointments once; order is unspecified.
 ///
-/// Runs as chunked `IN (...)` lookups on the `appointments_locator` index (see `batch.rs`).
+/// Runs as chunked `IN (...)` lookups on the `appointments_locator` index (see `batch.rs`). Measured
+/// in release mode on 1,000,000 appointments with 4,000 locators (`tests/storage_bench.rs`): about
+/// 6-7 ms when 10 match, about 36 ms when all 4,000 match (mostly decoding the returned user ids).
+/// A temp-table join measured the same, so the simpler form is used.
 pub fn find_by_locators(
     conn: &Connection,
     locators: &[Locator],

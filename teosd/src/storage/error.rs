@@ -32,7 +32,8 @@ pub enum StorageError {
     /// a SQLite database.
     #[error("corrupt data: {0}")]
     Corrupt(String),
-    /// The op panicked; its savepoint was rolled back and the writer kept running.
+    /// The op panicked (its savepoint was rolled back and the writer kept running), or the writer
+    /// thread itself died (seen by [`Store::close`](super::Store::close)).
     #[error("storage op panicked: {0}")]
     OpPanicked(String),
     /// The call would deadlock: it was made from inside a write op (on the writer thread).

@@ -20,7 +20,8 @@ const READERS: usize = 4;
 
 /// Handle to the tower database: one writer thread with group commit plus a pool of read-only
 /// connections. Cheap to clone (an `Arc` inside); `Send + Sync`. The database closes when
-/// [`close`](Store::close) is called or the last clone is dropped.
+/// [`close`](Store::close) is called or the last clone is dropped (dropping the last clone blocks
+/// like `close` until the queued ops are committed).
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -139,7 +140,9 @@ impl Store {
     }
 
     /// [`read`](Store::read) on the calling thread (blocking). A panic in `op` propagates to the
-    /// caller; the connection goes back to the pool.
+    /// caller; the connection goes back to the pool. Called from inside a write op it works but sees
+    /// the last committed state, not the writes of the current group: read through the op's own
+    /// connection there instead.
     pub fn read_blocking<T, E, F>(&self, op: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,

@@ -103,13 +103,15 @@ impl State {
     /// (reported removed) and add it (reported added).
     pub fn accept(&mut self, tx: Transaction, opts: &AcceptOptions) -> Result<Accepted, Rejection> {
         let checked = self.pre_checks(&tx, opts)?;
-        if let Some(max) = opts.max_fee_per_kvb {
-            if max > 0 && checked.fee > policy::fee_at(max, checked.vsize) {
-                return Err(reject(RPC_VERIFY_ERROR, "max-fee-exceeded", String::new())
-                    .with_message(
-                        "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)",
-                    ));
-            }
+        if let Some(max) = opts.max_fee_per_kvb
+            && max > 0
+            && checked.fee > policy::fee_at(max, checked.vsize)
+        {
+            return Err(
+                reject(RPC_VERIFY_ERROR, "max-fee-exceeded", String::new()).with_message(
+                    "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)",
+                ),
+            );
         }
         let wtxid = tx.compute_wtxid();
         let accepted = Accepted {

@@ -133,23 +133,20 @@ pub(crate) fn get_transaction(
         });
     }
     let txindex = s.config.txindex;
-    if txindex {
-        if let Some(idx) = s.txindex.get(txid).and_then(|h| s.tree.lookup(h)) {
-            let tx = s
-                .tree
-                .node(idx)
-                .block
-                .txdata
-                .iter()
-                .find(|t| t.compute_txid() == *txid)
-                .cloned();
-            if let Some(tx) = tx {
-                return Ok(TxLookup {
-                    tx,
-                    block: Some(tx_block_info(s, idx)),
-                });
-            }
-        }
+    if txindex
+        && let Some(idx) = s.txindex.get(txid).and_then(|h| s.tree.lookup(h))
+        && let Some(tx) = s
+            .tree
+            .node(idx)
+            .block
+            .txdata
+            .iter()
+            .find(|t| t.compute_txid() == *txid)
+    {
+        return Ok(TxLookup {
+            tx: tx.clone(),
+            block: Some(tx_block_info(s, idx)),
+        });
     }
     Err(TxLookupError::NotFound { txindex })
 }

@@ -231,10 +231,24 @@ fn start_instance(
     let listener = std::net::TcpListener::bind(address)
         .map_err(|source| SimError::Bind { address, source })?;
     let rpc_port = listener.local_addr().map_err(io)?.port();
+    if !keep_mempool {
+        // Core keeps the mempool in `<datadir>/<chain>/mempool.dat`; without it the node comes
+        // back empty and later stops save the new mempool as usual.
+        let dump = datadir.join("regtest").join("mempool.dat");
+        match std::fs::remove_file(&dump) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(SimError::Io {
+                    path: dump,
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+    }
     let node = Arc::new(Node::open(NodeConfig {
         datadir: datadir.clone(),
         txindex: config.txindex,
-        persist_mempool: config.persist_mempool && keep_mempool,
+        persist_mempool: config.persist_mempool,
     })?);
     let endpoints = config.endpoints();
     let publisher = if endpoints.is_empty() {

@@ -142,7 +142,15 @@ fn unknown_or_spent_inputs_are_missing() {
     assert_rejected(
         send(&f.node, &tx),
         -25,
+        "missing-inputs",
         "bad-txns-inputs-missingorspent",
+    );
+    // testmempoolaccept's reject-reason for missing inputs is "missing-inputs".
+    let tested = f.node.accept_transaction(tx, None, true).map(|a| a.txid);
+    assert_rejected(
+        tested,
+        -25,
+        "missing-inputs",
         "bad-txns-inputs-missingorspent",
     );
 
@@ -153,7 +161,7 @@ fn unknown_or_spent_inputs_are_missing() {
     assert_rejected(
         send(&f.node, &double),
         -25,
-        "bad-txns-inputs-missingorspent",
+        "missing-inputs",
         "bad-txns-inputs-missingorspent",
     );
 
@@ -169,7 +177,7 @@ fn unknown_or_spent_inputs_are_missing() {
     assert_rejected(
         send(&f.node, &child),
         -25,
-        "bad-txns-inputs-missingorspent",
+        "missing-inputs",
         "bad-txns-inputs-missingorspent",
     );
 }

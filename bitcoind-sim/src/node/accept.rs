@@ -213,11 +213,10 @@ impl State {
                 if self.coins.has_any_output(txid, tx.output.len()) {
                     return Err(rejected("txn-already-known", ""));
                 }
-                return Err(reject(
-                    RPC_VERIFY_ERROR,
-                    "bad-txns-inputs-missingorspent",
-                    "",
-                ));
+                // testmempoolaccept reports TX_MISSING_INPUTS as "missing-inputs" (and no
+                // details); sendrawtransaction's message is the validation reason.
+                return Err(reject(RPC_VERIFY_ERROR, "missing-inputs", "")
+                    .with_message("bad-txns-inputs-missingorspent"));
             }
         }
         let heights: Vec<u32> = coins.iter().map(|c| c.1).collect();

@@ -318,6 +318,10 @@ impl Node {
     /// Rejections carry Core's code, reject reason and message (see [`Rejection`]); the checks run
     /// in Core's order (structure, standardness, finality, inputs, BIP68, maturity, amounts,
     /// dust, min relay fee 100 sat/kvB, replace-by-fee, then `maxfeerate`). Scripts are not run.
+    /// Missing or spent inputs: code -25, reason "missing-inputs" (testmempoolaccept's
+    /// reject-reason, shown without reject-details), message "bad-txns-inputs-missingorspent".
+    /// Fee above `maxfeerate`: -25, reason "max-fee-exceeded", message "Fee exceeds maximum
+    /// configured by user (e.g. -maxtxfee, maxfeerate)".
     pub fn accept_transaction(
         &self,
         tx: Transaction,

@@ -519,3 +519,59 @@ fn unknown_blocks_cannot_be_invalidated_or_reconsidered() {
         Err(NodeError::BlockNotFound)
     ));
 }
+
+#[test]
+fn reorg_reports_blocks_past_the_old_work_one_step_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, coin) = funded(dir.path());
+    let fork = node.best_block_hash();
+    let tx = spend(&[coin], COIN - 10_000, script(2));
+    let txid = node.accept_transaction(tx, None, false).unwrap().txid;
+    let a = node.generate_to_script(3, &script(1)).unwrap();
+    let events = node.subscribe();
+
+    // b1..b4 outweigh a1..a3; b5 double-spends the transaction that went back to the mempool.
+    let mut b = Vec::new();
+    let mut prev = fork;
+    for _ in 0..4 {
+        let block = make_block(&node, prev, vec![], 6);
+        prev = block.block_hash();
+        node.submit_block_outcome(block.clone()).unwrap();
+        b.push(block);
+    }
+    let events_so_far = drain(&events);
+    assert_eq!(
+        events_so_far,
+        vec![
+            format!("D {}", a[2]),
+            format!("D {}", a[1]),
+            format!("D {}", a[0]),
+            format!("A {txid}"),
+            format!("C {}", b[0].block_hash()),
+            format!("C {}", b[1].block_hash()),
+            format!("C {}", b[2].block_hash()),
+            format!("C {}", b[3].block_hash()),
+        ]
+    );
+    let double = spend(&[coin], COIN - 30_000, script(4));
+    let b5 = make_block(&node, prev, vec![double], 6);
+    assert!(node.submit_block(b5.clone()).unwrap());
+    assert_eq!(
+        drain(&events),
+        vec![format!("R {txid}"), format!("C {}", b5.block_hash())]
+    );
+
+    // Back to the a-branch, then reconsider: one reorg over all five b-blocks. Core reports b1..b4
+    // (enough to outweigh a1..a3) with the re-added transaction before b5 evicts it again.
+    node.invalidate_block(&b[0].block_hash()).unwrap();
+    assert_eq!(node.best_block_hash(), a[2]);
+    drain(&events);
+    node.reconsider_block(&b[0].block_hash()).unwrap();
+    assert_eq!(node.best_block_hash(), b5.block_hash());
+    let mut expected: Vec<String> = a.iter().rev().map(|h| format!("D {h}")).collect();
+    expected.push(format!("A {txid}"));
+    expected.extend(b.iter().map(|blk| format!("C {}", blk.block_hash())));
+    expected.push(format!("R {txid}"));
+    expected.push(format!("C {}", b5.block_hash()));
+    assert_eq!(drain(&events), expected);
+}

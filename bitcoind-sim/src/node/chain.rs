@@ -181,6 +181,22 @@ impl BlockTree {
         }
     }
 
+    /// The blocks after `from` up to and including `to`, oldest first (`from` must be an
+    /// ancestor of `to`).
+    pub fn path(&self, from: usize, to: usize) -> Vec<usize> {
+        let mut path = Vec::new();
+        let mut cursor = to;
+        while cursor != from {
+            path.push(cursor);
+            match self.nodes[cursor].parent {
+                Some(p) => cursor = p,
+                None => break,
+            }
+        }
+        path.reverse();
+        path
+    }
+
     /// The valid block with the most work, the first stored among equals (Core's
     /// `FindMostWorkChain` over `setBlockIndexCandidates`).
     pub fn best_valid(&self) -> usize {

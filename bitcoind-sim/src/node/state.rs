@@ -18,8 +18,6 @@ use super::{NodeConfig, NodeError, NodeEvent};
 
 /// Core's `DEFAULT_MAX_TIP_AGE`: the node leaves initial block download once its tip is younger.
 const MAX_TIP_AGE: u64 = 24 * 60 * 60;
-/// Core's `ActivateBestChainStep` connects at most this many blocks before notifying.
-const CONNECT_STEP: usize = 32;
 
 /// Current time (seconds since the epoch).
 pub(crate) fn now() -> u64 {
@@ -301,77 +299,65 @@ impl State {
     }
 
     /// Core's `ActivateBestChain`: while a valid block with more work (or equal work, seen
-    /// earlier) than the tip exists, disconnect to the fork point and connect toward it, 32
-    /// blocks per step; a block failing to connect is marked invalid and another chain chosen.
+    /// earlier) than the tip exists, take a step toward it; a block failing to connect is marked
+    /// invalid and another chain chosen.
     pub fn activate_best_chain(&mut self) -> Result<(), NodeError> {
         loop {
             let best = self.tree.best_valid();
-            let tip = self.tree.tip();
-            if best == tip {
+            if best == self.tree.tip() {
                 return Ok(());
             }
-            let fork = self.tree.fork_point(best);
-            let mut disconnected: Vec<Vec<Transaction>> = Vec::new();
-            while self.tree.tip() != fork {
-                disconnected.push(self.disconnect_tip()?);
-            }
-            let mut path = Vec::new();
-            let mut cursor = best;
-            while cursor != fork {
-                path.push(cursor);
-                match self.tree.node(cursor).parent {
-                    Some(p) => cursor = p,
-                    None => break,
-                }
-            }
-            path.reverse();
-            let mut first_step = true;
-            let mut invalid_found = false;
-            for step in path.chunks(CONNECT_STEP) {
-                let mut connected = Vec::new();
-                let mut confirmed: HashSet<Txid> = HashSet::new();
-                for &idx in step {
-                    match self.connect_tip(idx) {
-                        Ok(()) => {
-                            let block = self.tree.node(idx).block.clone();
-                            confirmed.extend(block.txdata.iter().map(Transaction::compute_txid));
-                            connected.push(idx);
-                        }
-                        Err(reject) => {
-                            self.mark_failed(idx, reject)?;
-                            invalid_found = true;
-                            break;
-                        }
+            self.activate_step(best)?;
+        }
+    }
+
+    /// Core's `ActivateBestChainStep`: disconnect to the fork point, connect toward `best` until
+    /// the chain has more work than before (or a block fails), put the disconnected transactions
+    /// back into the mempool, then report the connected blocks. Events come out as Core's:
+    /// disconnections (tip first), removals of conflicts, re-additions, connections.
+    fn activate_step(&mut self, best: usize) -> Result<(), NodeError> {
+        let old_work = self.tree.tip_node().chainwork;
+        let fork = self.tree.fork_point(best);
+        let mut disconnected: Vec<Vec<Transaction>> = Vec::new();
+        while self.tree.tip() != fork {
+            disconnected.push(self.disconnect_tip()?);
+        }
+        let mut connected = Vec::new();
+        let mut confirmed: HashSet<Txid> = HashSet::new();
+        for idx in self.tree.path(fork, best) {
+            match self.connect_tip(idx) {
+                Ok(()) => {
+                    let block = self.tree.node(idx).block.clone();
+                    confirmed.extend(block.txdata.iter().map(Transaction::compute_txid));
+                    connected.push(idx);
+                    if self.tree.tip_node().chainwork > old_work {
+                        break;
                     }
                 }
-                if first_step && !disconnected.is_empty() {
-                    let pool: Vec<Transaction> = disconnected
-                        .drain(..)
-                        .rev()
-                        .flatten()
-                        .filter(|tx| !confirmed.contains(&tx.compute_txid()))
-                        .collect();
-                    self.update_mempool_for_reorg(pool);
-                }
-                first_step = false;
-                for idx in connected {
-                    let node = self.tree.node(idx);
-                    let event = NodeEvent::BlockConnected {
-                        block: (*node.block).clone(),
-                        hash: node.hash,
-                    };
-                    self.emit(event);
-                }
-                if invalid_found {
+                Err(reject) => {
+                    self.mark_failed(idx, reject)?;
                     break;
                 }
             }
-            if !disconnected.is_empty() {
-                // Nothing could be connected: the disconnected transactions still go back.
-                let pool: Vec<Transaction> = disconnected.drain(..).rev().flatten().collect();
-                self.update_mempool_for_reorg(pool);
-            }
         }
+        if !disconnected.is_empty() {
+            let pool: Vec<Transaction> = disconnected
+                .into_iter()
+                .rev()
+                .flatten()
+                .filter(|tx| !confirmed.contains(&tx.compute_txid()))
+                .collect();
+            self.update_mempool_for_reorg(pool);
+        }
+        for idx in connected {
+            let node = self.tree.node(idx);
+            let event = NodeEvent::BlockConnected {
+                block: (*node.block).clone(),
+                hash: node.hash,
+            };
+            self.emit(event);
+        }
+        Ok(())
     }
 
     fn mark_failed(&mut self, idx: usize, reject: BlockReject) -> Result<(), NodeError> {

@@ -245,6 +245,85 @@ pub(crate) fn sequence_locks_met(locks: (i64, i64), height: u32, prev_mtp: u32) 
     locks.0 < i64::from(height) && locks.1 < i64::from(prev_mtp)
 }
 
+/// The UTXO set as seen while connecting one block: coins created and spent by its earlier
+/// transactions on top of the active chain's set.
+struct BlockView<'a> {
+    coins: &'a CoinsView,
+    created: HashMap<OutPoint, Coin>,
+    spent: HashSet<OutPoint>,
+    undo: BlockUndo,
+}
+
+impl BlockView<'_> {
+    /// Core's `Consensus::CheckTxInputs` for `tx` in a block at `height`: every input exists
+    /// and is unspent, coinbase spends are mature, values are in range. Returns the input total
+    /// (satoshis) and the heights of the spent coins; records spent pre-existing coins as undo.
+    fn spend_inputs(
+        &mut self,
+        tx: &Transaction,
+        height: u32,
+    ) -> Result<(u64, Vec<u32>), BlockReject> {
+        let mut value_in: u64 = 0;
+        let mut heights = Vec::with_capacity(tx.input.len());
+        for input in &tx.input {
+            let op = input.previous_output;
+            let from_block = self.created.get(&op);
+            let coin = if self.spent.contains(&op) {
+                None
+            } else {
+                from_block.or_else(|| self.coins.get(&op))
+            };
+            let Some(coin) = coin else {
+                let reject = BlockReject::new(
+                    "bad-txns-inputs-missingorspent",
+                    "CheckTxInputs: inputs missing/spent",
+                );
+                return Err(in_tx(reject, tx));
+            };
+            if coin.coinbase && height - coin.height < COINBASE_MATURITY {
+                let debug = format!("tried to spend coinbase at depth {}", height - coin.height);
+                return Err(in_tx(
+                    BlockReject::new("bad-txns-premature-spend-of-coinbase", debug),
+                    tx,
+                ));
+            }
+            value_in += coin.txout.value.to_sat();
+            if coin.txout.value.to_sat() > MAX_MONEY || value_in > MAX_MONEY {
+                return Err(in_tx(
+                    BlockReject::new("bad-txns-inputvalues-outofrange", ""),
+                    tx,
+                ));
+            }
+            heights.push(coin.height);
+            if from_block.is_none() {
+                self.undo.spent.push((op, coin.clone()));
+            }
+        }
+        for input in &tx.input {
+            self.spent.insert(input.previous_output);
+        }
+        Ok((value_in, heights))
+    }
+
+    fn add_outputs(&mut self, tx: &Transaction, height: u32, coinbase: bool) {
+        let txid = tx.compute_txid();
+        for (vout, txout) in tx.output.iter().enumerate() {
+            let coin = Coin {
+                txout: txout.clone(),
+                height,
+                coinbase,
+            };
+            self.created.insert(
+                OutPoint {
+                    txid,
+                    vout: vout as u32,
+                },
+                coin,
+            );
+        }
+    }
+}
+
 /// The input checks of Core's `ConnectBlock` for a block at `height` on top of the active tip:
 /// inputs exist and are unspent, coinbase maturity, value ranges, BIP68, and the coinbase not
 /// paying more than subsidy plus fees. Returns the coins it spends (the undo data) and the fees.
@@ -255,52 +334,16 @@ pub(crate) fn connect_inputs(
     coins: &CoinsView,
     mtp_at: &dyn Fn(u32) -> u32,
 ) -> Result<(BlockUndo, Amount), BlockReject> {
-    let mut created: HashMap<OutPoint, Coin> = HashMap::new();
-    let mut spent: HashSet<OutPoint> = HashSet::new();
-    let mut undo = BlockUndo::default();
+    let mut view = BlockView {
+        coins,
+        created: HashMap::new(),
+        spent: HashSet::new(),
+        undo: BlockUndo::default(),
+    };
     let mut fees: u64 = 0;
     for (i, tx) in block.txdata.iter().enumerate() {
-        let txid = tx.compute_txid();
         if i > 0 {
-            let mut value_in: u64 = 0;
-            let mut heights = Vec::with_capacity(tx.input.len());
-            for input in &tx.input {
-                let op = input.previous_output;
-                let from_block = created.get(&op);
-                let coin = if spent.contains(&op) {
-                    None
-                } else {
-                    from_block.or_else(|| coins.get(&op))
-                };
-                let Some(coin) = coin else {
-                    return Err(in_tx(
-                        BlockReject::new(
-                            "bad-txns-inputs-missingorspent",
-                            "CheckTxInputs: inputs missing/spent",
-                        ),
-                        tx,
-                    ));
-                };
-                if coin.coinbase && height - coin.height < COINBASE_MATURITY {
-                    let debug =
-                        format!("tried to spend coinbase at depth {}", height - coin.height);
-                    return Err(in_tx(
-                        BlockReject::new("bad-txns-premature-spend-of-coinbase", debug),
-                        tx,
-                    ));
-                }
-                value_in += coin.txout.value.to_sat();
-                if coin.txout.value.to_sat() > MAX_MONEY || value_in > MAX_MONEY {
-                    return Err(in_tx(
-                        BlockReject::new("bad-txns-inputvalues-outofrange", ""),
-                        tx,
-                    ));
-                }
-                heights.push(coin.height);
-                if from_block.is_none() {
-                    undo.spent.push((op, coin.clone()));
-                }
-            }
+            let (value_in, heights) = view.spend_inputs(tx, height)?;
             let value_out = policy::value_out(tx).to_sat();
             if value_in < value_out {
                 let debug = format!(
@@ -310,32 +353,15 @@ pub(crate) fn connect_inputs(
                 );
                 return Err(in_tx(BlockReject::new("bad-txns-in-belowout", debug), tx));
             }
-            let locks = sequence_locks(tx, &heights, mtp_at);
-            if !sequence_locks_met(locks, height, prev_mtp) {
+            if !sequence_locks_met(sequence_locks(tx, &heights, mtp_at), height, prev_mtp) {
                 return Err(BlockReject::new(
                     "bad-txns-nonfinal",
                     "contains a non-BIP68-final transaction",
                 ));
             }
             fees += value_in - value_out;
-            for input in &tx.input {
-                spent.insert(input.previous_output);
-            }
         }
-        for (vout, txout) in tx.output.iter().enumerate() {
-            let coin = Coin {
-                txout: txout.clone(),
-                height,
-                coinbase: i == 0,
-            };
-            created.insert(
-                OutPoint {
-                    txid,
-                    vout: vout as u32,
-                },
-                coin,
-            );
-        }
+        view.add_outputs(tx, height, i == 0);
     }
     let limit = super::mining::subsidy(height).to_sat() + fees;
     let paid = policy::value_out(&block.txdata[0]).to_sat();
@@ -343,7 +369,7 @@ pub(crate) fn connect_inputs(
         let debug = format!("coinbase pays too much (actual={paid} vs limit={limit})");
         return Err(BlockReject::new("bad-cb-amount", debug));
     }
-    Ok((undo, Amount::from_sat(fees)))
+    Ok((view.undo, Amount::from_sat(fees)))
 }
 
 fn in_tx(mut reject: BlockReject, tx: &Transaction) -> BlockReject {

@@ -148,7 +148,9 @@ impl TestWallet {
     }
 
     /// Mines `coins` blocks paying the wallet, then 100 more (also to the wallet) so those
-    /// `coins` coinbase outputs are mature. Errors: mining failures.
+    /// `coins` coinbase outputs are mature (one more is, too: the first of the 100). Each is
+    /// worth the regtest subsidy at its height (50 BTC, halving every 150 blocks).
+    /// Errors: mining failures.
     pub fn fund(&self, node: &Node, coins: usize) -> Result<(), WalletError> {
         let script = self.script_pubkey();
         node.generate_to_script(coins as u32, &script)?;

@@ -5,6 +5,18 @@
 //! below; it never reaches into internals.
 //!
 //! Everything here follows Bitcoin Core's regtest behaviour (see `../shared/spec/BITCOIND.md`).
+//!
+//! Inside: `chain` (block tree, work, active chain), `coins` (UTXO set and undo data),
+//! `validation` (block checks and input checks), `mempool` (storage and relatives), `accept`
+//! (AcceptToMemoryPool), `policy` (standardness, dust, fees), `mining` (coinbase, templates,
+//! proof of work), `store` (files under `<datadir>/regtest/`), `state` (the locked state and the
+//! chain-changing operations), `queries` (read views and block building).
+//!
+//! Known simplifications, relative to Core v31: scripts and signatures are never executed;
+//! sigops are not counted; cluster-size limits (64 transactions / 101 kvB) are not enforced;
+//! the replace-by-fee feerate-diagram check is approximated by "the replacement's feerate is not
+//! below the combined feerate of what it evicts"; TRUC (version 3) rules are not applied; a
+//! block that fails contextual checks is not remembered as invalid (Core keeps its header).
 
 mod accept;
 mod chain;
@@ -491,9 +503,11 @@ impl SubmitOutcome {
 /// An unspent output found by [`Node::get_tx_out`] (`gettxout`).
 #[derive(Clone, Debug)]
 pub struct TxOutInfo {
+    /// Value (satoshis) and script of the output.
     pub txout: bitcoin::TxOut,
     /// Confirmations (0 for a mempool output).
     pub confirmations: u32,
+    /// Created by a coinbase transaction (spendable 100 blocks after its own).
     pub coinbase: bool,
     /// The active tip the answer refers to (`bestblock`).
     pub best_block: BlockHash,
@@ -502,12 +516,15 @@ pub struct TxOutInfo {
 /// An output paying to a watched script, as [`Node::outputs_to`] reports it.
 #[derive(Clone, Debug)]
 pub struct OwnedOutput {
+    /// Where the output is.
     pub outpoint: OutPoint,
+    /// Value (satoshis) and script.
     pub txout: bitcoin::TxOut,
     /// Height of the confirming block; `None` while in the mempool.
     pub height: Option<u32>,
     /// Confirmations at the active tip (0 in the mempool).
     pub confirmations: u32,
+    /// Created by a coinbase transaction (spendable 100 blocks after its own).
     pub coinbase: bool,
     /// A mempool transaction spends it.
     pub spent_in_mempool: bool,
@@ -516,6 +533,8 @@ pub struct OwnedOutput {
 /// An entry of `generateblock`'s transaction list.
 #[derive(Clone, Debug)]
 pub enum TxOrTxid {
+    /// A transaction given in full (it need not be in the mempool).
     Tx(Transaction),
+    /// A transaction taken from the mempool; unknown: -5 "Transaction <txid> not in mempool.".
     Txid(Txid),
 }

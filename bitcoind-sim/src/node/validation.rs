@@ -155,11 +155,12 @@ pub(crate) fn contextual_check(
         }
     }
     let expect = Builder::new().push_int(i64::from(height)).into_script();
-    if !block.txdata[0].input[0]
-        .script_sig
-        .as_bytes()
-        .starts_with(expect.as_bytes())
-    {
+    let script_sig = block
+        .txdata
+        .first()
+        .and_then(|cb| cb.input.first())
+        .map(|i| i.script_sig.as_bytes());
+    if !script_sig.is_some_and(|s| s.starts_with(expect.as_bytes())) {
         return Err(BlockReject::new(
             "bad-cb-height",
             "block height mismatch in coinbase",

@@ -126,6 +126,15 @@ pub fn call(sim: &Simulator, method: &str, params: Value) -> Result<Value, (u16,
     }
 }
 
+/// Whether a call succeeds now; connection errors (a refused or closing port) count as failure.
+pub fn answers(sim: &Simulator, method: &str) -> bool {
+    let body = json!({"jsonrpc": "1.0", "id": "t", "method": method, "params": []}).to_string();
+    let Ok(cookie) = std::fs::read_to_string(sim.cookie_path()) else {
+        return false;
+    };
+    http(sim.rpc_port(), "POST", "/", Some(&cookie), &body).is_ok_and(|r| r.status == 200)
+}
+
 /// [`call`] that must succeed.
 pub fn ok(sim: &Simulator, method: &str, params: Value) -> Value {
     call(sim, method, params).unwrap_or_else(|e| panic!("{method} failed: {e:?}"))

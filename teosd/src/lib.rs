@@ -1,4 +1,20 @@
-//! teosd (placeholder).
+//! teosd: The Eye of Satoshi watchtower daemon, as a library (the binary is a thin `main`).
+//!
+//! See ARCHITECTURE.md at the workspace root for how these modules map to the tower's data flow.
 
+pub mod api;
+pub mod bitcoind;
+pub mod block_processor;
+pub mod carrier;
+pub mod chain_monitor;
+pub mod chain_view;
 pub mod config;
+pub mod daemon;
+pub mod gatekeeper;
+pub mod locator_cache;
+pub mod logging;
+pub mod responder;
+pub mod shutdown;
 pub mod storage;
+pub mod tower;
+pub mod watcher;

@@ -1,1 +1,64 @@
-fn main() {}
+//! `teosd`: The Eye of Satoshi watchtower daemon.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use teosd::config::{Config, ConfigError};
+use teosd::shutdown::Shutdown;
+
+fn main() -> ExitCode {
+    let config = match Config::load() {
+        Ok(config) => config,
+        // --help and --version print to stdout and exit 0; bad flags exit 2 with clap's message.
+        Err(ConfigError::Cli(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("teosd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if config.print_config {
+        println!("{}", config.masked());
+        return ExitCode::SUCCESS;
+    }
+    teosd::logging::init(&config);
+
+    let shutdown = Arc::new(Shutdown::new());
+    if let Err(e) = watch_signals(shutdown.clone()) {
+        tracing::error!("cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+    match teosd::daemon::run(config, shutdown) {
+        Ok(()) => {
+            tracing::info!("teosd stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT/SIGTERM start a graceful shutdown; a second one exits at once.
+fn watch_signals(shutdown: Arc<Shutdown>) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut received = 0;
+            for signal in signals.forever() {
+                received += 1;
+                if received == 1 {
+                    tracing::info!(
+                        "signal {signal} received, shutting down (send it again to exit at once)"
+                    );
+                    shutdown.trigger();
+                } else {
+                    tracing::warn!("second signal {signal}: exiting now");
+                    std::process::exit(130);
+                }
+            }
+        })?;
+    Ok(())
+}

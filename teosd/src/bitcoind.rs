@@ -1,0 +1,284 @@
+//! The tower's only window on bitcoind: a narrow, blocking JSON-RPC client trait.
+//!
+//! `bitcoincore-rpc` is archived and blocking, so it stays behind [`BitcoindRpc`] and is only ever
+//! called from plain threads (the block processor, the chain monitor's poller) or `spawn_blocking`.
+//! Swapping it for another client means one new impl of this trait.
+//!
+//! Error classes follow `../shared/spec/PROTOCOL.md` ("Responding"): an RPC error carries bitcoind's
+//! code; anything that kept the request from being answered (connection refused, timeout, HTTP 401 after a
+//! cookie change, a body that is not JSON-RPC) is a [`RpcError::Transport`] and means "bitcoind
+//! unreachable, retry".
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bitcoin::consensus::encode;
+use bitcoin::{Block, BlockHash, Transaction, Txid};
+use bitcoincore_rpc::RpcApi;
+use serde::Deserialize;
+
+/// Bitcoin Core RPC error codes the tower reacts to (`src/rpc/protocol.h` in Bitcoin Core).
+pub mod codes {
+    /// RPC_INVALID_ADDRESS_OR_KEY: unknown block or transaction.
+    pub const INVALID_ADDRESS_OR_KEY: i32 = -5;
+    /// RPC_INVALID_PARAMETER: e.g. block height out of range.
+    pub const INVALID_PARAMETER: i32 = -8;
+    /// RPC_DESERIALIZATION_ERROR: the transaction does not decode.
+    pub const DESERIALIZATION_ERROR: i32 = -22;
+    /// RPC_VERIFY_ERROR: missing or spent inputs, fee over maxfeerate.
+    pub const VERIFY_ERROR: i32 = -25;
+    /// RPC_VERIFY_REJECTED: policy or consensus rejection.
+    pub const VERIFY_REJECTED: i32 = -26;
+    /// RPC_VERIFY_ALREADY_IN_CHAIN: the transaction is already confirmed.
+    pub const VERIFY_ALREADY_IN_CHAIN: i32 = -27;
+    /// RPC_IN_WARMUP: bitcoind is still starting.
+    pub const IN_WARMUP: i32 = -28;
+}
+
+/// Why a call to bitcoind failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RpcError {
+    /// bitcoind answered with a JSON-RPC error.
+    #[error("bitcoind error {code}: {message}")]
+    Rpc { code: i32, message: String },
+    /// bitcoind could not be reached or did not answer in time (also wrong credentials).
+    #[error("bitcoind unreachable: {0}")]
+    Transport(String),
+    /// bitcoind answered something the tower could not decode.
+    #[error("unexpected answer from bitcoind: {0}")]
+    Decode(String),
+}
+
+impl RpcError {
+    /// True when the error means "try again later" (unreachable, or -28 warm-up).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RpcError::Transport(_) => true,
+            RpcError::Rpc { code, .. } => *code == codes::IN_WARMUP,
+            RpcError::Decode(_) => false,
+        }
+    }
+
+    /// The bitcoind error code, if bitcoind answered with one.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            RpcError::Rpc { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// What the tower reads from `getblockchaininfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ChainInfo {
+    /// `main`, `test`, `testnet4`, `signet` or `regtest`.
+    pub chain: String,
+    /// Height of the best block.
+    pub blocks: u32,
+    /// Height of the best known header.
+    pub headers: u32,
+    #[serde(rename = "bestblockhash")]
+    pub best_block_hash: BlockHash,
+    #[serde(rename = "initialblockdownload", default)]
+    pub initial_block_download: bool,
+    #[serde(default)]
+    pub pruned: bool,
+    /// Lowest height with a block still on disk (pruned nodes only).
+    #[serde(rename = "pruneheight", default)]
+    pub prune_height: Option<u32>,
+}
+
+/// A `getzmqnotifications` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ZmqNotification {
+    /// e.g. `pubhashblock`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// e.g. `tcp://127.0.0.1:28332`.
+    pub address: String,
+}
+
+/// The calls the tower makes to bitcoind. All of them block; call them off the async runtime.
+pub trait BitcoindRpc: Send + Sync + 'static {
+    /// `getblockchaininfo`.
+    fn chain_info(&self) -> Result<ChainInfo, RpcError>;
+    /// `getbestblockhash`.
+    fn best_block_hash(&self) -> Result<BlockHash, RpcError>;
+    /// `getblockhash height`; -8 when the height is above the tip.
+    fn block_hash(&self, height: u32) -> Result<BlockHash, RpcError>;
+    /// `getblock hash 0`, decoded; -5 when unknown.
+    fn block(&self, hash: &BlockHash) -> Result<Block, RpcError>;
+    /// `sendrawtransaction hex`; the txid on success (also when already in the mempool).
+    fn send_raw_transaction(&self, tx: &Transaction) -> Result<Txid, RpcError>;
+    /// `getrawtransaction txid false [blockhash]`; -5 when not found.
+    fn raw_transaction(
+        &self,
+        txid: &Txid,
+        block: Option<&BlockHash>,
+    ) -> Result<Transaction, RpcError>;
+    /// `getzmqnotifications`.
+    fn zmq_notifications(&self) -> Result<Vec<ZmqNotification>, RpcError>;
+}
+
+/// How to authenticate to bitcoind.
+#[derive(Clone)]
+pub enum Auth {
+    /// `rpcuser`/`rpcpassword`.
+    UserPass(String, String),
+    /// The cookie file `<bitcoind datadir>/<network>/.cookie`, re-read whenever bitcoind stops
+    /// accepting the current one (it changes at every bitcoind start).
+    Cookie(PathBuf),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::UserPass(user, _) => write!(f, "UserPass({user}, ****)"),
+            Auth::Cookie(path) => write!(f, "Cookie({})", path.display()),
+        }
+    }
+}
+
+/// [`BitcoindRpc`] over HTTP with `bitcoincore-rpc`.
+pub struct BitcoindClient {
+    url: String,
+    auth: Auth,
+    timeout: Duration,
+    /// The current client; replaced when the cookie changes. The lock is held only to clone the `Arc`.
+    client: Mutex<Option<Arc<bitcoincore_rpc::Client>>>,
+}
+
+impl BitcoindClient {
+    /// A client for `url` (e.g. `http://127.0.0.1:18443`). Nothing is sent until the first call, so
+    /// this succeeds while bitcoind is down. `timeout` bounds every call (whole seconds, at least 1).
+    pub fn new(url: impl Into<String>, auth: Auth, timeout: Duration) -> BitcoindClient {
+        BitcoindClient {
+            url: url.into(),
+            auth,
+            timeout: timeout.max(Duration::from_secs(1)),
+            client: Mutex::new(None),
+        }
+    }
+
+    fn build_client(&self) -> Result<bitcoincore_rpc::Client, RpcError> {
+        let (user, pass) = match &self.auth {
+            Auth::UserPass(user, pass) => (user.clone(), pass.clone()),
+            Auth::Cookie(path) => read_cookie(path)?,
+        };
+        let transport = jsonrpc::http::minreq_http::Builder::new()
+            .url(&self.url)
+            .map_err(|e| RpcError::Transport(format!("bad bitcoind URL {}: {e}", self.url)))?
+            .timeout(self.timeout)
+            .basic_auth(user, Some(pass))
+            .build();
+        Ok(bitcoincore_rpc::Client::from_jsonrpc(
+            jsonrpc::Client::with_transport(transport),
+        ))
+    }
+
+    fn client(&self) -> Result<Arc<bitcoincore_rpc::Client>, RpcError> {
+        let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = guard.as_ref() {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(self.build_client()?);
+        *guard = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Forgets the current client so the next call re-reads the cookie.
+    fn reset(&self) {
+        let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        *guard = None;
+    }
+
+    fn with_client<T>(
+        &self,
+        f: impl FnOnce(&bitcoincore_rpc::Client) -> Result<T, bitcoincore_rpc::Error>,
+    ) -> Result<T, RpcError> {
+        let client = self.client()?;
+        let result = f(&client).map_err(map_error);
+        if matches!(result, Err(RpcError::Transport(_))) {
+            // bitcoind may have restarted with a new cookie, or the connection broke: start afresh.
+            self.reset();
+        }
+        result
+    }
+}
+
+/// Reads `__cookie__:<hex>` from a cookie file.
+fn read_cookie(path: &PathBuf) -> Result<(String, String), RpcError> {
+    let content = std::fs::read_to_string(path).map_err(|e| {
+        RpcError::Transport(format!("cannot read cookie file {}: {e}", path.display()))
+    })?;
+    let line = content.lines().next().unwrap_or("");
+    match line.split_once(':') {
+        Some((user, pass)) if !user.is_empty() => Ok((user.to_owned(), pass.to_owned())),
+        _ => Err(RpcError::Transport(format!(
+            "cookie file {} is not of the form user:password",
+            path.display()
+        ))),
+    }
+}
+
+fn map_error(e: bitcoincore_rpc::Error) -> RpcError {
+    use bitcoincore_rpc::Error as E;
+    match e {
+        E::JsonRpc(jsonrpc::Error::Rpc(err)) => RpcError::Rpc {
+            code: err.code,
+            message: err.message,
+        },
+        E::JsonRpc(jsonrpc::Error::Transport(err)) => RpcError::Transport(err.to_string()),
+        E::JsonRpc(other) => RpcError::Transport(other.to_string()),
+        E::Io(err) => RpcError::Transport(err.to_string()),
+        E::InvalidCookieFile => RpcError::Transport("invalid cookie file".into()),
+        other => RpcError::Decode(other.to_string()),
+    }
+}
+
+impl BitcoindRpc for BitcoindClient {
+    fn chain_info(&self) -> Result<ChainInfo, RpcError> {
+        let value: serde_json::Value = self.with_client(|c| c.call("getblockchaininfo", &[]))?;
+        serde_json::from_value(value).map_err(|e| RpcError::Decode(e.to_string()))
+    }
+
+    fn best_block_hash(&self) -> Result<BlockHash, RpcError> {
+        self.with_client(|c| c.get_best_block_hash())
+    }
+
+    fn block_hash(&self, height: u32) -> Result<BlockHash, RpcError> {
+        self.with_client(|c| c.get_block_hash(u64::from(height)))
+    }
+
+    fn block(&self, hash: &BlockHash) -> Result<Block, RpcError> {
+        let hex: String =
+            self.with_client(|c| c.call("getblock", &[hash.to_string().into(), 0.into()]))?;
+        let bytes = hex::decode(hex).map_err(|e| RpcError::Decode(e.to_string()))?;
+        let block: Block =
+            encode::deserialize(&bytes).map_err(|e| RpcError::Decode(e.to_string()))?;
+        if block.block_hash() != *hash {
+            return Err(RpcError::Decode(format!(
+                "getblock {hash} returned another block"
+            )));
+        }
+        Ok(block)
+    }
+
+    fn send_raw_transaction(&self, tx: &Transaction) -> Result<Txid, RpcError> {
+        let hex = encode::serialize_hex(tx);
+        self.with_client(|c| c.call("sendrawtransaction", &[hex.into()]))
+    }
+
+    fn raw_transaction(
+        &self,
+        txid: &Txid,
+        block: Option<&BlockHash>,
+    ) -> Result<Transaction, RpcError> {
+        self.with_client(|c| c.get_raw_transaction(txid, block))
+    }
+
+    fn zmq_notifications(&self) -> Result<Vec<ZmqNotification>, RpcError> {
+        self.with_client(|c| c.call("getzmqnotifications", &[]))
+    }
+}

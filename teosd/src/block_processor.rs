@@ -1,0 +1,455 @@
+//! The block processor: walks the tower from its last processed block to bitcoind's best block, one
+//! block at a time and in order, disconnecting back to the fork point on a reorg
+//! (BITCOIND.md, "ZMQ": notifications are only wake-ups; the chain walk is the source of truth).
+//!
+//! For each block, events reach the components in the order Gatekeeper → Watcher → Responder, and all
+//! the state changes the block causes (new trackers, tracker transitions, deletions, refunds, expired
+//! users, the new tip) are committed as ONE storage transaction. A crash at any instant restarts from
+//! a consistent tip and simply reprocesses the block, which is idempotent.
+//!
+//! Runs on its own thread: every call here blocks (bitcoind RPC, SQLite).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bitcoin::{Block, BlockHash, Transaction, Txid};
+use rusqlite::Connection;
+use teos_common::appointment::Locator;
+use teos_common::constants::{CONFIRMATIONS_BEFORE_RETRY, IRREVOCABLY_RESOLVED};
+
+use crate::bitcoind::{BitcoindRpc, RpcError, codes};
+use crate::carrier::{Carrier, Interrupted};
+use crate::chain_view::SharedChainView;
+use crate::gatekeeper::{self, SubscriptionParams};
+use crate::responder::{Breach, Responder, TrackerChange};
+use crate::shutdown::{Shutdown, Wakeup};
+use crate::storage::records::{AppointmentRecord, TrackerRecord, TrackerStatus};
+use crate::storage::{StorageError, Store, appointments, chain, pending, trackers, users};
+use crate::watcher;
+
+/// How many of its last processed block hashes the tower keeps (the deepest reorg it can follow).
+pub const KEPT_BLOCKS: u32 = 288;
+
+/// Why the block processor stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("interrupted by shutdown")]
+    Interrupted,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The tower cannot follow bitcoind any more without an operator (see the message).
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl From<Interrupted> for ProcessError {
+    fn from(_: Interrupted) -> Self {
+        ProcessError::Interrupted
+    }
+}
+
+impl From<rusqlite::Error> for ProcessError {
+    fn from(e: rusqlite::Error) -> Self {
+        ProcessError::Storage(e.into())
+    }
+}
+
+/// Everything a block scan hands back from the storage writer.
+struct Scan {
+    appointments: Vec<AppointmentRecord>,
+    trackers: Vec<TrackerRecord>,
+}
+
+/// Follows bitcoind's chain and drives Gatekeeper, Watcher and Responder.
+pub struct BlockProcessor<B: BitcoindRpc> {
+    fetcher: Carrier<B>,
+    responder: Responder<B>,
+    store: Store,
+    view: SharedChainView,
+    params: SubscriptionParams,
+    shutdown: Arc<Shutdown>,
+    reachable: Arc<AtomicBool>,
+    tip: (u32, BlockHash),
+}
+
+impl<B: BitcoindRpc> BlockProcessor<B> {
+    /// A processor whose last processed block is the view's tip.
+    pub fn new(
+        rpc: Arc<B>,
+        store: Store,
+        view: SharedChainView,
+        params: SubscriptionParams,
+        shutdown: Arc<Shutdown>,
+        reachable: Arc<AtomicBool>,
+    ) -> BlockProcessor<B> {
+        let tip = view.tip();
+        let carrier = || Carrier::new(rpc.clone(), reachable.clone(), shutdown.clone());
+        BlockProcessor {
+            fetcher: carrier(),
+            responder: Responder::new(carrier()),
+            store,
+            view,
+            params,
+            shutdown,
+            reachable,
+            tip,
+        }
+    }
+
+    /// The last processed block (height, hash).
+    pub fn tip(&self) -> (u32, BlockHash) {
+        self.tip
+    }
+
+    /// Calls bitcoind, retrying while it is unreachable or warming up (until shutdown).
+    fn fetch<T>(
+        &self,
+        call: impl FnMut(&B) -> Result<T, RpcError>,
+    ) -> Result<Result<T, RpcError>, ProcessError> {
+        Ok(self.fetcher.retrying(call)?)
+    }
+
+    /// Processes blocks until the tower's tip is bitcoind's best block. `progress` is called with
+    /// (processed height, bitcoind's best height) after each block.
+    pub fn sync(&mut self, mut progress: impl FnMut(u32, u32)) -> Result<(), ProcessError> {
+        loop {
+            if self.shutdown.is_triggered() {
+                return Err(ProcessError::Interrupted);
+            }
+            let best = self.fetch(|rpc| rpc.best_block_hash())??;
+            let (height, hash) = self.tip;
+            if best == hash {
+                return Ok(());
+            }
+            let next = match self.fetch(|rpc| rpc.block_hash(height + 1))? {
+                Ok(next) => Some(next),
+                Err(RpcError::Rpc { code, .. }) if code == codes::INVALID_PARAMETER => None,
+                Err(e) => return Err(e.into()),
+            };
+            let block = match next {
+                Some(next) => match self.fetch(|rpc| rpc.block(&next))? {
+                    Ok(block) => Some(block),
+                    // The chain moved under us; start over.
+                    Err(RpcError::Rpc { code, .. }) if code == codes::INVALID_ADDRESS_OR_KEY => {
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                None => None,
+            };
+            match block {
+                Some(block) if block.header.prev_blockhash == hash => {
+                    self.connect_block(&block, height + 1)?;
+                    let best_height = self
+                        .fetch(|rpc| rpc.chain_info())?
+                        .map_or(height + 1, |i| i.blocks);
+                    progress(height + 1, best_height);
+                }
+                // bitcoind's chain no longer builds on our tip (previous-hash mismatch, or its chain is now
+                // shorter than ours): our tip was reorged out.
+                _ => {
+                    if self.tip_in_active_chain()? {
+                        continue; // raced with a new block; look again
+                    }
+                    self.disconnect_tip()?;
+                }
+            }
+        }
+    }
+
+    fn tip_in_active_chain(&self) -> Result<bool, ProcessError> {
+        let (height, hash) = self.tip;
+        match self.fetch(|rpc| rpc.block_hash(height))? {
+            Ok(active) => Ok(active == hash),
+            Err(RpcError::Rpc { code, .. }) if code == codes::INVALID_PARAMETER => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Connects `block` at `height`: scan → decrypt → respond → commit (see the module docs).
+    pub fn connect_block(&mut self, block: &Block, height: u32) -> Result<(), ProcessError> {
+        let started = Instant::now();
+        let hash = block.block_hash();
+        let txids: Vec<Txid> = block.txdata.iter().map(Transaction::compute_txid).collect();
+        let by_locator: HashMap<Locator, (Txid, &Transaction)> = txids
+            .iter()
+            .zip(&block.txdata)
+            .map(|(txid, tx)| (Locator::new(txid), (*txid, tx)))
+            .collect();
+        let txid_set: HashSet<Txid> = txids.iter().copied().collect();
+
+        // 1. Scan, on the writer so it is ordered with incoming appointments (see chain_view).
+        let scan = {
+            let view = self.view.clone();
+            let txids = txids.clone();
+            self.store
+                .write_blocking(move |conn| scan_block(conn, &view, hash, height, &txids))?
+        };
+
+        // 2. Watcher: decrypt what matched. 3. Responder: answer breaches, follow trackers.
+        let (breaches, mut changes) =
+            watcher::find_breaches(scan.appointments, &by_locator, height);
+        for breach in breaches {
+            changes.push(
+                self.responder
+                    .handle_breach(breach, height, Some(&txid_set))?,
+            );
+        }
+        changes.extend(
+            self.responder
+                .block_connected(height, &txid_set, scan.trackers)?,
+        );
+
+        // 4. Commit every effect of the block and the new tip at once.
+        let view = self.view.clone();
+        let params = self.params;
+        self.store
+            .write_blocking(move |conn| -> Result<(), ProcessError> {
+                let outdated = gatekeeper::remove_outdated(conn, height, &params)?;
+                if !outdated.is_empty() {
+                    tracing::info!(height, count = outdated.len(), "removed outdated users");
+                }
+                apply_changes(conn, &changes)?;
+                chain::push(conn, height, &hash, KEPT_BLOCKS)?;
+                let mut view = view.lock();
+                view.tip_height = height;
+                view.tip_hash = hash;
+                Ok(())
+            })?;
+        self.tip = (height, hash);
+        tracing::debug!(height, %hash, txs = txids.len(), elapsed_ms = started.elapsed().as_millis() as u64, "block connected");
+        Ok(())
+    }
+
+    /// Disconnects the tower's tip (reorg), marking trackers whose dispute or penalty it held.
+    pub fn disconnect_tip(&mut self) -> Result<(), ProcessError> {
+        let (height, hash) = self.tip;
+        let parent = self
+            .store
+            .read_blocking(move |conn| -> Result<_, ProcessError> {
+                Ok(chain::hash_at(conn, height.saturating_sub(1))?)
+            })?;
+        let Some(parent) = parent.filter(|_| height > 0) else {
+            return Err(ProcessError::Fatal(format!(
+                "bitcoind reorganized deeper than the {KEPT_BLOCKS} blocks the tower keeps (at height {height}); \
+                 the tower cannot find the fork point"
+            )));
+        };
+        let view = self.view.clone();
+        self.store
+            .write_blocking(move |conn| -> Result<(), ProcessError> {
+                for t in trackers::penalty_confirmed_at(conn, height)? {
+                    trackers::update_status(conn, &t.uuid, TrackerStatus::Reorged, height)?;
+                }
+                for t in trackers::dispute_confirmed_at(conn, height)? {
+                    trackers::set_dispute_height(conn, &t.uuid, None)?;
+                    trackers::update_status(conn, &t.uuid, TrackerStatus::Reorged, height)?;
+                }
+                pending::delete_by_block(conn, &hash)?;
+                chain::pop(conn, height)?;
+                let mut view = view.lock();
+                view.cache.disconnect_block(&hash);
+                view.tip_height = height - 1;
+                view.tip_hash = parent;
+                Ok(())
+            })?;
+        tracing::warn!(height, %hash, "block disconnected (reorg)");
+        self.tip = (height - 1, parent);
+        Ok(())
+    }
+
+    /// Answers late appointments: their dispute was already in a recent block when they arrived.
+    pub fn handle_pending_breaches(&mut self) -> Result<(), ProcessError> {
+        let pending = self
+            .store
+            .read_blocking(|conn| -> Result<_, ProcessError> { Ok(pending::list(conn)?) })?;
+        for p in pending {
+            let (uuid, dispute_txid, block_hash) = (p.uuid, p.dispute_txid, p.block_hash);
+            let found = self
+                .store
+                .read_blocking(move |conn| -> Result<_, ProcessError> {
+                    let appointment = appointments::get(conn, &uuid)?;
+                    let height = chain::height_of(conn, &block_hash)?;
+                    Ok(appointment.zip(height))
+                })?;
+            let Some((appointment, dispute_height)) = found else {
+                // The block left the chain or the appointment is gone: keep watching, as before.
+                self.store
+                    .write_blocking(move |conn| -> Result<_, ProcessError> {
+                        Ok(pending::delete(conn, &uuid)?)
+                    })?;
+                continue;
+            };
+            let change = match self
+                .fetch(|rpc| rpc.raw_transaction(&dispute_txid, Some(&block_hash)))?
+            {
+                Ok(dispute_tx) => match teos_common::cryptography::decrypt(
+                    &appointment.encrypted_blob,
+                    &dispute_txid,
+                ) {
+                    Ok(penalty_tx) => {
+                        let breach = Breach {
+                            uuid,
+                            user_id: appointment.user_id,
+                            dispute_tx,
+                            penalty_tx,
+                            dispute_height,
+                        };
+                        self.responder.handle_breach(breach, self.tip.0, None)?
+                    }
+                    Err(e) => TrackerChange::Drop {
+                        uuid,
+                        reason: format!("late breach but the blob does not decrypt: {e}"),
+                    },
+                },
+                Err(e) => {
+                    tracing::warn!(%uuid, "cannot fetch the dispute of a late appointment ({e}); watching it");
+                    TrackerChange::Rewatch { uuid }
+                }
+            };
+            self.store
+                .write_blocking(move |conn| -> Result<(), ProcessError> {
+                    apply_changes(conn, std::slice::from_ref(&change))?;
+                    pending::delete(conn, &uuid)?;
+                    Ok(())
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Fills the locator cache with the txids of the last `blocks` processed blocks (at startup).
+    pub fn warm_locator_cache(&mut self, blocks: u32) -> Result<(), ProcessError> {
+        let recent = self
+            .store
+            .read_blocking(|conn| -> Result<_, ProcessError> { Ok(chain::recent(conn)?) })?;
+        let mut recent: Vec<(u32, BlockHash)> = recent.into_iter().take(blocks as usize).collect();
+        recent.reverse();
+        for (height, hash) in recent {
+            let block = self.fetch(|rpc| rpc.block(&hash))??;
+            let txids: Vec<Txid> = block.txdata.iter().map(Transaction::compute_txid).collect();
+            self.view.lock().cache.connect_block(hash, height, &txids);
+        }
+        Ok(())
+    }
+
+    /// The thread's main loop: sync whenever woken (ZMQ, poller, late appointment) or every
+    /// `poll_interval`, until shutdown. Fatal errors stop the tower (`on_fatal`).
+    pub fn run(
+        mut self,
+        wakeup: Arc<Wakeup>,
+        poll_interval: Duration,
+        on_fatal: impl Fn(&ProcessError),
+    ) {
+        while !self.shutdown.is_triggered() {
+            let result = self
+                .sync(|height, best| {
+                    if best > height {
+                        tracing::info!("catching up: block {height} of {best}");
+                    }
+                })
+                .and_then(|()| self.handle_pending_breaches());
+            match result {
+                Ok(()) => self.reachable.store(true, Ordering::SeqCst),
+                Err(ProcessError::Interrupted) => break,
+                Err(e @ ProcessError::Fatal(_)) => {
+                    tracing::error!("{e}");
+                    on_fatal(&e);
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!("block processing failed, retrying: {e}");
+                    self.shutdown.wait_timeout(Duration::from_secs(1));
+                    continue;
+                }
+            }
+            wakeup.wait(poll_interval);
+        }
+        tracing::info!("block processor stopped at height {}", self.tip.0);
+    }
+}
+
+/// Step 1 of connecting a block (on the writer): add its txids to the locator cache, then find the
+/// appointments it triggers and the trackers it concerns.
+fn scan_block(
+    conn: &Connection,
+    view: &SharedChainView,
+    hash: BlockHash,
+    height: u32,
+    txids: &[Txid],
+) -> Result<Scan, ProcessError> {
+    view.lock().cache.connect_block(hash, height, txids);
+    let locators: Vec<Locator> = txids.iter().map(Locator::new).collect();
+    let mut found = appointments::find_by_locators(conn, &locators)?;
+    // An appointment already answered (block reprocessed after a crash, or re-mined after a reorg) is
+    // followed through its tracker instead.
+    let mut with_tracker = HashSet::new();
+    for a in &found {
+        if trackers::get(conn, &a.uuid)?.is_some() {
+            with_tracker.insert(a.uuid);
+        }
+    }
+    found.retain(|a| !with_tracker.contains(&a.uuid));
+
+    let mut relevant: HashMap<_, TrackerRecord> = HashMap::new();
+    let mut add = |list: Vec<TrackerRecord>| {
+        for t in list {
+            relevant.insert(t.uuid, t);
+        }
+    };
+    add(trackers::by_penalty_txids(conn, txids)?);
+    add(trackers::by_dispute_txids(conn, txids)?);
+    add(trackers::with_status(conn, TrackerStatus::Reorged)?);
+    if let Some(h) = height.checked_sub(CONFIRMATIONS_BEFORE_RETRY) {
+        add(trackers::in_mempool_since_at_most(conn, h)?);
+    }
+    if let Some(h) = (height + 1).checked_sub(IRREVOCABLY_RESOLVED) {
+        add(trackers::confirmed_at_most(conn, h)?);
+    }
+    Ok(Scan {
+        appointments: found,
+        trackers: relevant.into_values().collect(),
+    })
+}
+
+/// Applies the Responder's and Watcher's decisions (inside the block's transaction).
+fn apply_changes(conn: &Connection, changes: &[TrackerChange]) -> Result<(), ProcessError> {
+    for change in changes {
+        match change {
+            TrackerChange::Track(record) => {
+                trackers::insert(conn, record)?;
+                pending::delete(conn, &record.uuid)?;
+            }
+            TrackerChange::Status {
+                uuid,
+                status,
+                height,
+            } => {
+                trackers::update_status(conn, uuid, *status, *height)?;
+            }
+            TrackerChange::DisputeHeight { uuid, height } => {
+                trackers::set_dispute_height(conn, uuid, *height)?;
+            }
+            TrackerChange::Complete { uuid } => {
+                if let Some(a) = appointments::get(conn, uuid)?
+                    && users::get(conn, &a.user_id)?.is_some()
+                {
+                    users::add_slots(conn, &a.user_id, i64::from(a.slots))?;
+                }
+                trackers::delete(conn, uuid)?;
+            }
+            TrackerChange::Drop { uuid, reason } => {
+                tracing::warn!(%uuid, "appointment dropped: {reason}");
+                appointments::delete(conn, uuid)?;
+            }
+            TrackerChange::Rewatch { uuid } => {
+                trackers::delete_tracker_only(conn, uuid)?;
+                pending::delete(conn, uuid)?;
+            }
+        }
+    }
+    Ok(())
+}

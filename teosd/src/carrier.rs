@@ -1,0 +1,113 @@
+//! The Carrier: hands transactions to bitcoind and says what became of them.
+//!
+//! Mapping of `sendrawtransaction` answers (PROTOCOL.md, "Responding"): ok → in the mempool;
+//! -27 → already confirmed; -26, -25, -22 and other RPC errors → rejected; transport errors →
+//! bitcoind unreachable: retry with backoff, never drop (the call only gives up when the tower shuts
+//! down, and then the caller does not record anything, so the work is redone after restart).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bitcoin::Transaction;
+
+use crate::bitcoind::{BitcoindRpc, RpcError, codes};
+use crate::shutdown::Shutdown;
+
+/// What bitcoind did with a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Accepted into the mempool (or already there).
+    InMempool,
+    /// Already confirmed (-27).
+    AlreadyConfirmed,
+    /// Refused, with bitcoind's code and message.
+    Rejected { code: i32, message: String },
+}
+
+impl Delivery {
+    /// Whether the transaction is (or will be) on its way to the chain.
+    pub fn is_ok(&self) -> bool {
+        !matches!(self, Delivery::Rejected { .. })
+    }
+
+    /// Whether bitcoind refused it because an input is missing or spent (-25 bad-txns-inputs-missingorspent).
+    pub fn is_missing_inputs(&self) -> bool {
+        matches!(self, Delivery::Rejected { code, message } if *code == codes::VERIFY_ERROR && message.contains("missingorspent"))
+    }
+}
+
+/// The tower is shutting down; the operation was not completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("interrupted by shutdown")]
+pub struct Interrupted;
+
+/// Sends transactions, retrying while bitcoind is unreachable.
+pub struct Carrier<B: BitcoindRpc> {
+    rpc: Arc<B>,
+    reachable: Arc<AtomicBool>,
+    shutdown: Arc<Shutdown>,
+    max_backoff: Duration,
+}
+
+impl<B: BitcoindRpc> Carrier<B> {
+    /// `reachable` is the tower's "bitcoind reachable" flag: cleared while retrying, set on an answer.
+    pub fn new(rpc: Arc<B>, reachable: Arc<AtomicBool>, shutdown: Arc<Shutdown>) -> Carrier<B> {
+        Carrier {
+            rpc,
+            reachable,
+            shutdown,
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+
+    /// Sends `tx` and classifies the answer. Blocks (retrying with backoff from 100 ms up to 5 s) while
+    /// bitcoind is unreachable or warming up; returns [`Interrupted`] only if the tower shuts down.
+    pub fn send(&self, tx: &Transaction) -> Result<Delivery, Interrupted> {
+        let txid = tx.compute_txid();
+        let result = self.retrying(|rpc| rpc.send_raw_transaction(tx))?;
+        Ok(match result {
+            Ok(sent) => {
+                if sent != txid {
+                    tracing::warn!(%txid, %sent, "bitcoind returned another txid");
+                }
+                Delivery::InMempool
+            }
+            Err(RpcError::Rpc { code, .. }) if code == codes::VERIFY_ALREADY_IN_CHAIN => {
+                Delivery::AlreadyConfirmed
+            }
+            Err(RpcError::Rpc { code, message }) => Delivery::Rejected { code, message },
+            Err(e) => Delivery::Rejected {
+                code: 0,
+                message: e.to_string(),
+            },
+        })
+    }
+
+    /// Runs `call` until it gets an answer that is not transient, backing off in between.
+    pub fn retrying<T>(
+        &self,
+        mut call: impl FnMut(&B) -> Result<T, RpcError>,
+    ) -> Result<Result<T, RpcError>, Interrupted> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match call(&self.rpc) {
+                Err(e) if e.is_transient() => {
+                    if self.reachable.swap(false, Ordering::SeqCst) {
+                        tracing::warn!("bitcoind unreachable, retrying: {e}");
+                    }
+                    if self.shutdown.wait_timeout(backoff) {
+                        return Err(Interrupted);
+                    }
+                    backoff = (backoff * 2).min(self.max_backoff);
+                }
+                answer => {
+                    if !self.reachable.swap(true, Ordering::SeqCst) {
+                        tracing::info!("bitcoind reachable again");
+                    }
+                    return Ok(answer);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The tower's view of the chain that request handlers need: its tip and the locator cache.
+//!
+//! One lock guards both, so a handler sees a tip and a cache that belong together. The block
+//! processor updates it from inside its storage write ops; request handlers read it from inside theirs.
+//! Because all write ops run in order on the one storage writer thread, "an appointment arrives" and
+//! "a block is scanned" are strictly ordered: either the appointment was stored before the block's
+//! locators were looked up (and is found there), or it sees the block in the cache (and is answered
+//! as a late appointment). No breach falls between the two.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bitcoin::BlockHash;
+
+use crate::locator_cache::LocatorCache;
+
+/// Tip and recent transactions, as last processed by the tower (not bitcoind's tip).
+pub struct ChainView {
+    /// Height of the last processed block.
+    pub tip_height: u32,
+    /// Hash of the last processed block.
+    pub tip_hash: BlockHash,
+    /// Txids of the last few processed blocks.
+    pub cache: LocatorCache,
+}
+
+/// Shared handle on the [`ChainView`].
+#[derive(Clone)]
+pub struct SharedChainView(Arc<Mutex<ChainView>>);
+
+impl SharedChainView {
+    /// A view at `tip` with an empty cache of `cache_blocks` blocks.
+    pub fn new(tip_height: u32, tip_hash: BlockHash, cache_blocks: usize) -> SharedChainView {
+        SharedChainView(Arc::new(Mutex::new(ChainView {
+            tip_height,
+            tip_hash,
+            cache: LocatorCache::new(cache_blocks),
+        })))
+    }
+
+    /// Locks the view. Never hold the guard across I/O or another lock.
+    pub fn lock(&self) -> MutexGuard<'_, ChainView> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The tip height.
+    pub fn height(&self) -> u32 {
+        self.lock().tip_height
+    }
+
+    /// The tip (height, hash).
+    pub fn tip(&self) -> (u32, BlockHash) {
+        let view = self.lock();
+        (view.tip_height, view.tip_hash)
+    }
+}

@@ -1,0 +1,300 @@
+//! teosd's lifecycle (the "Lifecycle"): load config → open DB → tower key → wait for bitcoind
+//! (retry, never exit; check the network; wait out initial block download) → catch up to the tip →
+//! start HTTP and the chain monitor → "Tower ready". On shutdown: stop accepting requests, finish
+//! in-flight ones, finish the current block, flush and close the DB.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use secp256k1::SecretKey;
+
+use crate::bitcoind::{Auth, BitcoindClient, BitcoindRpc, RpcError};
+use crate::block_processor::{BlockProcessor, ProcessError};
+use crate::chain_monitor::ChainMonitor;
+use crate::chain_view::SharedChainView;
+use crate::config::{BtcAuth, Config};
+use crate::gatekeeper::SubscriptionParams;
+use crate::shutdown::{Shutdown, Wakeup};
+use crate::storage::{Store, chain, keys};
+use crate::tower::{Tower, TowerKey};
+use crate::watcher::AppointmentRules;
+
+/// How long in-flight HTTP requests get to finish at shutdown.
+const HTTP_DRAIN: Duration = Duration::from_secs(10);
+/// Bound on any single bitcoind call.
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the tower until `shutdown` is triggered. Errors are startup failures that need an operator
+/// (bad data dir, wrong network, a reorg deeper than the tower keeps, ports in use).
+pub fn run(config: Config, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
+    let network_dir = config.network_dir();
+    std::fs::create_dir_all(&network_dir)
+        .with_context(|| format!("cannot create the data directory {}", network_dir.display()))?;
+    let store = Store::open(&config.db_path())
+        .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
+    let result = serve(&config, store.clone(), shutdown);
+    let closed = store.close().context("closing the database");
+    result.and(closed)
+}
+
+fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
+    let key = tower_key(&store, config.overwrite_key)?;
+    tracing::info!("tower id: {}", key.id());
+
+    let auth = match config.btc_auth() {
+        BtcAuth::UserPass(user, pass) => Auth::UserPass(user, pass),
+        BtcAuth::Cookie(path) => Auth::Cookie(path),
+    };
+    let rpc = Arc::new(BitcoindClient::new(config.btc_rpc_url(), auth, RPC_TIMEOUT));
+    if !wait_for_bitcoind(&*rpc, config, &shutdown)? {
+        return Ok(());
+    }
+
+    let tip = match store.read_blocking(chain::tip)? {
+        Some(tip) => tip,
+        None => {
+            let info = rpc.chain_info()?;
+            let (height, hash) = (info.blocks, info.best_block_hash);
+            store.write_blocking(move |conn| {
+                chain::push(conn, height, &hash, crate::block_processor::KEPT_BLOCKS)
+            })?;
+            tracing::info!("fresh bootstrap at block {height} ({hash})");
+            (height, hash)
+        }
+    };
+    tracing::info!("last processed block: {} ({})", tip.0, tip.1);
+
+    let view = SharedChainView::new(tip.0, tip.1, config.locator_cache_size as usize);
+    let reachable = Arc::new(AtomicBool::new(true));
+    let wakeup = Arc::new(Wakeup::new());
+    let params = SubscriptionParams {
+        slots: config.subscription_slots,
+        duration: config.subscription_duration,
+        expiry_delta: config.expiry_delta,
+    };
+    let mut processor = BlockProcessor::new(
+        rpc.clone(),
+        store.clone(),
+        view.clone(),
+        params,
+        shutdown.clone(),
+        reachable.clone(),
+    );
+    match catch_up(&mut processor, config) {
+        Err(ProcessError::Interrupted) => return Ok(()),
+        other => other?,
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("teosd-api")
+        .build()
+        .context("cannot start the async runtime")?;
+    let api_addr = config.api_address();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&api_addr))
+        .with_context(|| format!("cannot listen on {api_addr} (api_bind/api_port)"))?;
+    let api_local: SocketAddr = listener.local_addr()?;
+    let tower = Arc::new(Tower::new(
+        store.clone(),
+        view,
+        key,
+        params,
+        AppointmentRules {
+            min_to_self_delay: u32::from(config.min_to_self_delay),
+            max_blob_size: config.max_encrypted_blob_size,
+            slot_size: teos_common::constants::ENCRYPTED_BLOB_MAX_SIZE,
+        },
+        reachable.clone(),
+        wakeup.clone(),
+    ));
+    let tower_id = tower.id();
+    let http = {
+        let shutdown = shutdown.clone();
+        runtime.spawn(crate::api::http::serve(listener, tower, async move {
+            shutdown.wait().await
+        }))
+    };
+
+    let zmq = zmq_endpoint(&*rpc, config);
+    let polling = Duration::from_secs(u64::from(config.polling_delta).max(1));
+    let monitor = ChainMonitor::start(
+        rpc.clone(),
+        zmq,
+        polling,
+        wakeup.clone(),
+        reachable,
+        shutdown.clone(),
+    )?;
+    let fatal = Arc::new(std::sync::Mutex::new(None::<String>));
+    let processor_thread = {
+        let (wakeup, shutdown, fatal) = (wakeup.clone(), shutdown.clone(), fatal.clone());
+        std::thread::Builder::new()
+            .name("block-processor".into())
+            .spawn(move || {
+                processor.run(wakeup, polling, |e| {
+                    *fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    shutdown.trigger();
+                })
+            })?
+    };
+
+    tracing::info!("Tower ready (tower id {tower_id}, API on {api_local})");
+    while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
+
+    tracing::info!("Shutting down tower");
+    wakeup.wake();
+    runtime.block_on(async {
+        match tokio::time::timeout(HTTP_DRAIN, http).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e}"),
+            Ok(Err(e)) => tracing::warn!("HTTP server task: {e}"),
+            Err(_) => tracing::warn!("in-flight HTTP requests did not finish in {HTTP_DRAIN:?}"),
+        }
+    });
+    let _ = processor_thread.join();
+    monitor.join();
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(reason) = fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        bail!(reason);
+    }
+    Ok(())
+}
+
+/// Loads the newest tower key, creating one on first start or when `overwrite` (old keys are kept).
+fn tower_key(store: &Store, overwrite: bool) -> anyhow::Result<TowerKey> {
+    let existing = store.read_blocking(keys::latest)?;
+    let secret = match existing {
+        Some(secret) if !overwrite => secret,
+        _ => {
+            let secret = SecretKey::new(&mut secp256k1::rand::thread_rng());
+            store.write_blocking(move |conn| keys::insert(conn, &secret))?;
+            if overwrite {
+                tracing::info!("tower key replaced (old keys kept)");
+            } else {
+                tracing::info!("tower key created");
+            }
+            secret
+        }
+    };
+    Ok(TowerKey::new(secret))
+}
+
+/// Waits until bitcoind answers, is on the configured network and out of initial block download.
+/// Returns false if shutdown was requested meanwhile. A network mismatch is an error (never waited out).
+fn wait_for_bitcoind(
+    rpc: &impl BitcoindRpc,
+    config: &Config,
+    shutdown: &Shutdown,
+) -> anyhow::Result<bool> {
+    let mut backoff = Duration::from_millis(250);
+    let mut logged = false;
+    loop {
+        match rpc.chain_info() {
+            Ok(info) if info.chain != config.btc_network.chain_name() => bail!(
+                "bitcoind at {} is on network '{}' but teosd is configured for '{}' (btc_network)",
+                config.btc_rpc_url(),
+                info.chain,
+                config.btc_network.chain_name()
+            ),
+            Ok(info) if info.initial_block_download && info.blocks < info.headers => {
+                tracing::info!(
+                    "bitcoind is in initial block download ({} of {} blocks), waiting",
+                    info.blocks,
+                    info.headers
+                );
+            }
+            Ok(_) => return Ok(true),
+            Err(e @ (RpcError::Transport(_) | RpcError::Rpc { .. })) => {
+                if !logged || backoff >= Duration::from_secs(30) {
+                    tracing::warn!("waiting for bitcoind at {}: {e}", config.btc_rpc_url());
+                    logged = true;
+                }
+            }
+            Err(e) => tracing::warn!("bitcoind answered something unexpected: {e}"),
+        }
+        if shutdown.wait_timeout(backoff) {
+            return Ok(false);
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+fn catch_up(
+    processor: &mut BlockProcessor<BitcoindClient>,
+    config: &Config,
+) -> Result<(), ProcessError> {
+    processor.warm_locator_cache(config.locator_cache_size)?;
+    let start = processor.tip().0;
+    processor.sync(|height, best| {
+        if height == best || (height - start).is_multiple_of(100) {
+            tracing::info!("catching up: block {height} of {best}");
+        }
+    })?;
+    processor.handle_pending_breaches()
+}
+
+/// The ZMQ `hashblock` endpoint: configured, or discovered with `getzmqnotifications` (a wildcard or
+/// loopback host is replaced by the RPC host, since that is where bitcoind is).
+fn zmq_endpoint(rpc: &impl BitcoindRpc, config: &Config) -> Option<String> {
+    if let Some(endpoint) = &config.btc_zmq_hashblock {
+        return Some(endpoint.clone());
+    }
+    let notifications = match rpc.zmq_notifications() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!("cannot discover bitcoind's ZMQ endpoints ({e}); polling only");
+            return None;
+        }
+    };
+    let Some(found) = notifications.into_iter().find(|n| n.kind == "pubhashblock") else {
+        tracing::warn!(
+            "bitcoind publishes no hashblock notifications (-zmqpubhashblock); polling every {} s only",
+            config.polling_delta
+        );
+        return None;
+    };
+    Some(map_zmq_host(&found.address, &config.btc_rpc_connect))
+}
+
+fn map_zmq_host(address: &str, rpc_host: &str) -> String {
+    let Some((scheme, rest)) = address.split_once("://") else {
+        return address.to_owned();
+    };
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return address.to_owned();
+    };
+    let local = matches!(
+        host,
+        "0.0.0.0" | "*" | "127.0.0.1" | "localhost" | "[::]" | "[::1]" | "::"
+    );
+    if local && !rpc_host.is_empty() {
+        format!("{scheme}://{rpc_host}:{port}")
+    } else {
+        address.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::map_zmq_host;
+
+    #[test]
+    fn wildcard_and_loopback_zmq_hosts_map_to_the_rpc_host() {
+        assert_eq!(
+            map_zmq_host("tcp://0.0.0.0:28332", "10.0.0.5"),
+            "tcp://10.0.0.5:28332"
+        );
+        assert_eq!(
+            map_zmq_host("tcp://127.0.0.1:28332", "127.0.0.1"),
+            "tcp://127.0.0.1:28332"
+        );
+        assert_eq!(
+            map_zmq_host("tcp://192.168.1.2:28332", "10.0.0.5"),
+            "tcp://192.168.1.2:28332"
+        );
+    }
+}

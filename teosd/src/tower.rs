@@ -1,0 +1,236 @@
+//! The tower as the public API sees it: the four protocol calls, answered by Gatekeeper and Watcher
+//! against storage (PROTOCOL.md, "Endpoints"). HTTP handlers call these methods directly.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use secp256k1::SecretKey;
+use teos_common::appointment::{Appointment, AppointmentId, Locator, TowerId, UserId};
+use teos_common::cryptography;
+use teos_common::errors::{ApiError, ErrorCode};
+use teos_common::protocol::{
+    AddAppointmentResponse, GET_SUBSCRIPTION_INFO_MESSAGE, GetAppointmentResponse,
+    GetSubscriptionInfoResponse, RegisterResponse, TrackerData, get_appointment_message,
+};
+use teos_common::receipts::{AppointmentReceipt, RegistrationReceipt};
+
+use crate::api::TowerApi;
+use crate::chain_view::SharedChainView;
+use crate::gatekeeper::{self, SubscriptionParams, storage_error};
+use crate::shutdown::Wakeup;
+use crate::storage::{Store, appointments, trackers};
+use crate::watcher::{self, AppointmentRules};
+
+/// The tower's signing identity. The secret key is never logged (no `Debug`).
+pub struct TowerKey {
+    secret: SecretKey,
+    id: TowerId,
+}
+
+impl TowerKey {
+    pub fn new(secret: SecretKey) -> TowerKey {
+        let id = UserId(secret.public_key(secp256k1::SECP256K1));
+        TowerKey { secret, id }
+    }
+    /// The tower id (its compressed public key).
+    pub fn id(&self) -> TowerId {
+        self.id
+    }
+    /// Signs `msg` the Lightning `signmessage` way (zbase32).
+    pub fn sign(&self, msg: &[u8]) -> String {
+        cryptography::sign(msg, &self.secret)
+    }
+    pub(crate) fn secret(&self) -> &SecretKey {
+        &self.secret
+    }
+}
+
+/// The public side of the tower.
+pub struct Tower {
+    store: Store,
+    view: SharedChainView,
+    key: TowerKey,
+    subscription: SubscriptionParams,
+    rules: AppointmentRules,
+    reachable: Arc<AtomicBool>,
+    wakeup: Arc<Wakeup>,
+}
+
+impl Tower {
+    pub fn new(
+        store: Store,
+        view: SharedChainView,
+        key: TowerKey,
+        subscription: SubscriptionParams,
+        rules: AppointmentRules,
+        reachable: Arc<AtomicBool>,
+        wakeup: Arc<Wakeup>,
+    ) -> Tower {
+        Tower {
+            store,
+            view,
+            key,
+            subscription,
+            rules,
+            reachable,
+            wakeup,
+        }
+    }
+
+    /// The tower id.
+    pub fn id(&self) -> TowerId {
+        self.key.id()
+    }
+
+    /// Refuses service while bitcoind is unreachable: 503 / code 32.
+    fn check_available(&self) -> Result<(), ApiError> {
+        if self.reachable.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                "Service currently unavailable",
+            ))
+        }
+    }
+
+    /// Recovers the signer of `msg`; an unrecoverable signature is an authentication failure (code 7).
+    fn recover(msg: &[u8], signature: &str, failure: &str) -> Result<UserId, ApiError> {
+        cryptography::recover_pk(msg, signature)
+            .map(UserId)
+            .map_err(|_| ApiError::new(ErrorCode::InvalidSignatureOrSubscriptionError, failure))
+    }
+}
+
+const USER_NOT_AUTHENTICATED: &str = "User cannot be authenticated";
+const USER_NOT_FOUND: &str = "User not found. Have you registered?";
+const INVALID_SIGNATURE: &str = "Invalid signature or user does not have enough slots available";
+
+impl TowerApi for Tower {
+    async fn register(&self, user_id: UserId) -> Result<RegisterResponse, ApiError> {
+        self.check_available()?;
+        let (view, params) = (self.view.clone(), self.subscription);
+        let user = self
+            .store
+            .write(move |conn| gatekeeper::register(conn, &user_id, view.height(), &params))
+            .await?;
+        let receipt = RegistrationReceipt {
+            user_id,
+            available_slots: user.available_slots,
+            subscription_start: user.subscription_start,
+            subscription_expiry: user.subscription_expiry,
+        };
+        tracing::info!(%user_id, slots = user.available_slots, expiry = user.subscription_expiry, "user registered");
+        Ok(RegisterResponse {
+            user_id,
+            available_slots: user.available_slots,
+            subscription_start: user.subscription_start,
+            subscription_expiry: user.subscription_expiry,
+            subscription_signature: receipt.sign(self.key.secret()),
+        })
+    }
+
+    async fn add_appointment(
+        &self,
+        appointment: Appointment,
+        signature: String,
+    ) -> Result<AddAppointmentResponse, ApiError> {
+        self.check_available()?;
+        watcher::inspect(&appointment, &self.rules)?;
+        let user_id = Self::recover(
+            &appointment.to_signed_bytes(),
+            &signature,
+            INVALID_SIGNATURE,
+        )?;
+        let (view, rules, locator) = (self.view.clone(), self.rules, appointment.locator);
+        let user_signature = signature.clone();
+        let accepted = self
+            .store
+            .write(move |conn| {
+                watcher::store_appointment(
+                    conn,
+                    &view,
+                    &user_id,
+                    &appointment,
+                    &user_signature,
+                    &rules,
+                )
+            })
+            .await?;
+        if accepted.late_breach {
+            self.wakeup.wake();
+        }
+        let receipt = AppointmentReceipt {
+            user_signature: signature,
+            start_block: accepted.start_block,
+        };
+        tracing::debug!(%locator, %user_id, "appointment accepted");
+        Ok(AddAppointmentResponse {
+            locator,
+            start_block: accepted.start_block,
+            signature: receipt.sign(self.key.secret()),
+            available_slots: accepted.user.available_slots,
+            subscription_expiry: accepted.user.subscription_expiry,
+        })
+    }
+
+    async fn get_appointment(
+        &self,
+        locator: Locator,
+        signature: String,
+    ) -> Result<GetAppointmentResponse, ApiError> {
+        self.check_available()?;
+        let message = get_appointment_message(&locator);
+        let user_id = Self::recover(message.as_bytes(), &signature, USER_NOT_AUTHENTICATED)?;
+        let height = self.view.height();
+        self.store
+            .read(move |conn| {
+                gatekeeper::authorize(conn, &user_id, height, USER_NOT_AUTHENTICATED)?;
+                let uuid = AppointmentId::new(&locator, &user_id);
+                if let Some(t) = trackers::get(conn, &uuid).map_err(storage_error)? {
+                    return Ok(GetAppointmentResponse::DisputeResponded(TrackerData {
+                        dispute_txid: t.dispute_txid,
+                        penalty_txid: t.penalty_txid,
+                        penalty_rawtx: t.penalty_tx,
+                    }));
+                }
+                match appointments::get(conn, &uuid).map_err(storage_error)? {
+                    Some(a) => Ok(GetAppointmentResponse::BeingWatched(Appointment {
+                        locator: a.locator,
+                        encrypted_blob: a.encrypted_blob,
+                        to_self_delay: a.to_self_delay,
+                    })),
+                    None => Err(ApiError::new(
+                        ErrorCode::AppointmentNotFound,
+                        "Appointment not found",
+                    )),
+                }
+            })
+            .await
+    }
+
+    async fn get_subscription_info(
+        &self,
+        signature: String,
+    ) -> Result<GetSubscriptionInfoResponse, ApiError> {
+        self.check_available()?;
+        let user_id = Self::recover(
+            GET_SUBSCRIPTION_INFO_MESSAGE.as_bytes(),
+            &signature,
+            USER_NOT_FOUND,
+        )?;
+        let height = self.view.height();
+        self.store
+            .read(move |conn| {
+                let user = gatekeeper::authorize(conn, &user_id, height, USER_NOT_FOUND)?;
+                let locators =
+                    appointments::locators_of_user(conn, &user_id).map_err(storage_error)?;
+                Ok(GetSubscriptionInfoResponse {
+                    available_slots: user.available_slots,
+                    subscription_expiry: user.subscription_expiry,
+                    locators,
+                })
+            })
+            .await
+    }
+}

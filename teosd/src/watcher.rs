@@ -1,0 +1,172 @@
+//! The Watcher: accepts appointments and finds the breaches they describe (PROTOCOL.md,
+//! "Appointments", "Triggered appointments").
+//!
+//! Request side: [`inspect`] checks an appointment's fields, [`store_appointment`] runs inside a
+//! storage write op (slot accounting, late-appointment detection). Block side: [`find_breaches`]
+//! decrypts the appointments whose locator matched a block transaction.
+
+use std::collections::HashMap;
+
+use bitcoin::{Transaction, Txid};
+use rusqlite::Connection;
+use teos_common::appointment::{Appointment, AppointmentId, Locator, UserId, compute_slots};
+use teos_common::cryptography;
+use teos_common::errors::{ApiError, ErrorCode};
+
+use crate::chain_view::SharedChainView;
+use crate::gatekeeper::{self, storage_error};
+use crate::responder::{Breach, TrackerChange};
+use crate::storage::records::{AppointmentRecord, UserRecord};
+use crate::storage::{appointments, pending, trackers, users};
+
+/// Limits on appointment fields (PROTOCOL.md, "Appointments").
+#[derive(Clone, Copy, Debug)]
+pub struct AppointmentRules {
+    /// Smallest accepted `to_self_delay` (blocks; `min_to_self_delay`, default 20).
+    pub min_to_self_delay: u32,
+    /// Largest accepted encrypted blob (bytes; `max_encrypted_blob_size`, default 2048).
+    pub max_blob_size: usize,
+    /// Bytes of blob one slot pays for (2048).
+    pub slot_size: usize,
+}
+
+/// Checks the fields a parser cannot: empty blob (code 33), blob over the limit (34), `to_self_delay`
+/// below the minimum (33).
+pub fn inspect(appointment: &Appointment, rules: &AppointmentRules) -> Result<(), ApiError> {
+    let len = appointment.encrypted_blob.len();
+    if len == 0 {
+        return Err(ApiError::new(
+            ErrorCode::AppointmentFieldTooSmall,
+            "encrypted_blob is empty",
+        ));
+    }
+    if len > rules.max_blob_size {
+        return Err(ApiError::new(
+            ErrorCode::AppointmentFieldTooBig,
+            format!(
+                "encrypted_blob is too big ({len} bytes, at most {} accepted)",
+                rules.max_blob_size
+            ),
+        ));
+    }
+    if appointment.to_self_delay < rules.min_to_self_delay {
+        return Err(ApiError::new(
+            ErrorCode::AppointmentFieldTooSmall,
+            format!(
+                "to_self_delay is too small ({} blocks, at least {} required)",
+                appointment.to_self_delay, rules.min_to_self_delay
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An appointment accepted by [`store_appointment`].
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    /// The tower's height when it was accepted (the receipt's `start_block`).
+    pub start_block: u32,
+    /// The user after paying for it.
+    pub user: UserRecord,
+    /// Its dispute is already in a recent block: the Responder must answer it now.
+    pub late_breach: bool,
+}
+
+const NOT_ENOUGH_SLOTS: &str = "Invalid signature or user does not have enough slots available";
+
+/// Stores (or updates) `user_id`'s appointment and charges its slots, atomically. Runs inside a storage
+/// write op, strictly ordered with block scans (see `chain_view`).
+///
+/// Errors: unknown user, expired subscription or not enough slots → code 7; the appointment already
+/// triggered (a tracker or a pending breach exists for its uuid) → code 35; storage failure → 32.
+pub fn store_appointment(
+    conn: &Connection,
+    view: &SharedChainView,
+    user_id: &UserId,
+    appointment: &Appointment,
+    user_signature: &str,
+    rules: &AppointmentRules,
+) -> Result<Accepted, ApiError> {
+    let (height, cached) = {
+        let view = view.lock();
+        (view.tip_height, view.cache.get(&appointment.locator))
+    };
+    let mut user = gatekeeper::authorize(conn, user_id, height, NOT_ENOUGH_SLOTS)?;
+    let uuid = AppointmentId::new(&appointment.locator, user_id);
+    let triggered = trackers::get(conn, &uuid).map_err(storage_error)?.is_some()
+        || pending::contains(conn, &uuid).map_err(storage_error)?;
+    if triggered {
+        return Err(ApiError::new(
+            ErrorCode::AppointmentAlreadyTriggered,
+            "The provided appointment has already been triggered",
+        ));
+    }
+    let slots = compute_slots(appointment.encrypted_blob.len(), rules.slot_size);
+    let old_slots = appointments::get(conn, &uuid)
+        .map_err(storage_error)?
+        .map_or(0, |a| a.slots);
+    let available = i64::from(user.available_slots) + i64::from(old_slots) - i64::from(slots);
+    user.available_slots = u32::try_from(available).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidSignatureOrSubscriptionError,
+            NOT_ENOUGH_SLOTS,
+        )
+    })?;
+    let record = AppointmentRecord {
+        uuid,
+        locator: appointment.locator,
+        user_id: *user_id,
+        encrypted_blob: appointment.encrypted_blob.clone(),
+        to_self_delay: appointment.to_self_delay,
+        user_signature: user_signature.to_owned(),
+        start_block: height,
+        slots,
+    };
+    appointments::upsert(conn, &record).map_err(storage_error)?;
+    users::upsert(conn, user_id, &user).map_err(storage_error)?;
+    if let Some(cached) = cached {
+        pending::insert(conn, &uuid, &cached.txid, &cached.block_hash).map_err(storage_error)?;
+        tracing::info!(%uuid, dispute = %cached.txid, "late appointment: its dispute is already on chain");
+    }
+    Ok(Accepted {
+        start_block: height,
+        user,
+        late_breach: cached.is_some(),
+    })
+}
+
+/// Decrypts every appointment that matched a transaction of a block.
+///
+/// `txs` maps each locator of the block to its transaction. Returns the breaches to answer and the
+/// [`TrackerChange::Drop`]s of blobs that do not decrypt to a transaction (deleted, no refund:
+/// PROTOCOL.md "Subscriptions").
+pub fn find_breaches(
+    matches: Vec<AppointmentRecord>,
+    txs: &HashMap<Locator, (Txid, &Transaction)>,
+    height: u32,
+) -> (Vec<Breach>, Vec<TrackerChange>) {
+    let mut breaches = Vec::new();
+    let mut invalid = Vec::new();
+    for appointment in matches {
+        let Some((txid, dispute_tx)) = txs.get(&appointment.locator) else {
+            continue;
+        };
+        match cryptography::decrypt(&appointment.encrypted_blob, txid) {
+            Ok(penalty_tx) => {
+                tracing::info!(uuid = %appointment.uuid, dispute = %txid, height, "breach detected");
+                breaches.push(Breach {
+                    uuid: appointment.uuid,
+                    user_id: appointment.user_id,
+                    dispute_tx: (*dispute_tx).clone(),
+                    penalty_tx,
+                    dispute_height: height,
+                })
+            }
+            Err(e) => invalid.push(TrackerChange::Drop {
+                uuid: appointment.uuid,
+                reason: format!("breach detected but the blob does not decrypt: {e}"),
+            }),
+        }
+    }
+    (breaches, invalid)
+}

@@ -79,3 +79,52 @@ fn generated_blocks_extend_the_chain_with_core_coinbases() {
     assert_eq!(entry.weight, 884);
     assert_eq!(entry.chainwork.to_be_bytes()[31], 0xde);
 }
+
+/// Coinbases of heights 1 and 110 paying to the transcript's mining address serialize exactly
+/// as Bitcoin Core's (zmq.json first `rawtx`, rpc.json entry 27).
+#[test]
+fn coinbases_match_the_transcript_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path());
+    let script = ScriptBuf::from_hex("0014c112ded4ce75a38fc701f16ff51532d83153ad70").unwrap();
+    let hashes = node.generate_to_script(110, &script).unwrap();
+    let first = serialize_hex(&node.block(&hashes[0]).unwrap().txdata[0]);
+    assert_eq!(
+        first,
+        "020000000001010000000000000000000000000000000000000000000000000000000000000000ffffffff025100feffffff0200f2052a01000000160014c112ded4ce75a38fc701f16ff51532d83153ad700000000000000000266a24aa21a9ede2f61c3f71d1defd3fa999dfa36953755c690689799962b48bebd836974e8cf90120000000000000000000000000000000000000000000000000000000000000000000000000"
+    );
+    let last = node.block(&hashes[109]).unwrap();
+    assert_eq!(
+        serialize_hex(&last.txdata[0]),
+        "020000000001010000000000000000000000000000000000000000000000000000000000000000ffffffff02016efeffffff0200f2052a01000000160014c112ded4ce75a38fc701f16ff51532d83153ad700000000000000000266a24aa21a9ede2f61c3f71d1defd3fa999dfa36953755c690689799962b48bebd836974e8cf9012000000000000000000000000000000000000000000000000000000000000000006d000000"
+    );
+    assert_eq!(
+        last.header.merkle_root.to_string(),
+        "36d2848c8434b04077f89423002553483240fd3502d3b0241d1dc6e47894080e"
+    );
+}
+
+#[test]
+fn block_times_follow_cores_median_time_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path());
+    let hashes = node.generate_to_script(30, &script()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let mut parent_mtp = node
+        .block_entry(&node.block_hash(0).unwrap())
+        .unwrap()
+        .median_time;
+    for hash in &hashes {
+        // Core's UpdateTime: max(median time past of the parent + 1, now).
+        let time = node.block_entry(hash).unwrap().header.time;
+        assert!(time > parent_mtp);
+        assert!(
+            time <= (parent_mtp + 1).max(now),
+            "{time} is later than the rule allows"
+        );
+        parent_mtp = node.block_entry(hash).unwrap().median_time;
+    }
+}

@@ -43,6 +43,8 @@ pub(crate) struct BlockTree {
     by_hash: HashMap<BlockHash, usize>,
     /// `active[h]` is the index of the active-chain block at height `h`.
     active: Vec<usize>,
+    /// The valid block with the most work, first stored among equals (kept up to date).
+    best: usize,
 }
 
 impl BlockTree {
@@ -52,6 +54,7 @@ impl BlockTree {
             nodes: Vec::new(),
             by_hash: HashMap::new(),
             active: Vec::new(),
+            best: 0,
         };
         let idx = tree.insert(genesis);
         tree.active.push(idx);
@@ -114,6 +117,9 @@ impl BlockTree {
             self.nodes[p].children.push(idx);
         }
         self.by_hash.insert(hash, idx);
+        if !invalid && chainwork > self.nodes[self.best].chainwork {
+            self.best = idx;
+        }
         idx
     }
 
@@ -200,13 +206,17 @@ impl BlockTree {
     /// The valid block with the most work, the first stored among equals (Core's
     /// `FindMostWorkChain` over `setBlockIndexCandidates`).
     pub fn best_valid(&self) -> usize {
-        let mut best = self.active[0];
+        self.best
+    }
+
+    fn recompute_best(&mut self) {
+        let mut best = 0;
         for (idx, n) in self.nodes.iter().enumerate() {
             if !n.invalid && n.chainwork > self.nodes[best].chainwork {
                 best = idx;
             }
         }
-        best
+        self.best = best;
     }
 
     /// Marks `idx` failed and every descendant invalid.
@@ -237,6 +247,7 @@ impl BlockTree {
             let parent_invalid = self.nodes[i].parent.is_some_and(|p| self.nodes[p].invalid);
             self.nodes[i].invalid = self.nodes[i].failed || parent_invalid;
         }
+        self.recompute_best();
     }
 
     /// Blocks without children that are not on the active chain, plus the active tip, for

@@ -262,7 +262,8 @@ pub fn getmempoolinfo(ctx: &RpcContext, _: &Args) -> Result<Json, RpcError> {
         mempoolminfee: MIN_RELAY_FEE_BTC_KVB,
         minrelaytxfee: MIN_RELAY_FEE_BTC_KVB,
         incrementalrelayfee: MIN_RELAY_FEE_BTC_KVB,
-        unbroadcastcount: 0,
+        // No peers ever ask for a transaction, so every one stays unbroadcast (see json.rs).
+        unbroadcastcount: entries.len() as u64,
         permitbaremultisig: true,
         maxdatacarriersize: 100_000,
         limitclustercount: 64,

@@ -140,6 +140,39 @@ struct StopRequest {
     changed: Condvar,
 }
 
+/// Waits for a `stop` RPC (see [`Simulator::stop_waiter`]); cheap to clone, `Send`.
+#[derive(Clone)]
+pub struct StopWaiter(Arc<StopRequest>);
+
+impl StopWaiter {
+    /// Blocks until a `stop` RPC arrived (already or later) or `timeout` passes; true if it did.
+    pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        let request = &self.0;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut requested = lock(&request.requested);
+        while !*requested {
+            let left = match deadline {
+                None => None,
+                Some(deadline) => match deadline.saturating_duration_since(Instant::now()) {
+                    left if left.is_zero() => return false,
+                    left => Some(left),
+                },
+            };
+            requested = match left {
+                None => request
+                    .changed
+                    .wait(requested)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(left) => {
+                    let waited = request.changed.wait_timeout(requested, left);
+                    waited.unwrap_or_else(PoisonError::into_inner).0
+                }
+            };
+        }
+        true
+    }
+}
+
 /// One run of the node, from start to stop (a restart makes a new one).
 struct Instance {
     node: Arc<Node>,
@@ -469,31 +502,12 @@ impl Simulator {
 
     /// Blocks until a `stop` RPC arrives or `timeout` passes; true if it arrived.
     pub fn wait_for_stop_request(&self, timeout: Option<Duration>) -> bool {
-        let request = &self.shared.stop_request;
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut requested = lock(&request.requested);
-        while !*requested {
-            match deadline {
-                None => {
-                    requested = request
-                        .changed
-                        .wait(requested)
-                        .unwrap_or_else(PoisonError::into_inner)
-                }
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return false;
-                    }
-                    requested = request
-                        .changed
-                        .wait_timeout(requested, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
-            }
-        }
-        true
+        self.stop_waiter().wait(timeout)
+    }
+
+    /// A handle that waits for the `stop` RPC from another thread (the binary's main loop).
+    pub fn stop_waiter(&self) -> StopWaiter {
+        StopWaiter(self.shared.stop_request.clone())
     }
 
     /// Stops gracefully: RPC (in-flight requests finish), ZMQ, node (mempool saved when

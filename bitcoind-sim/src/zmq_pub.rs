@@ -271,7 +271,12 @@ fn bind(context: &zmq::Context, address: &str) -> Result<zmq::Socket, ZmqError> 
     let socket = context.socket(zmq::PUB).map_err(bind_error)?;
     socket.set_sndhwm(DEFAULT_HWM).map_err(bind_error)?;
     socket.set_linger(0).map_err(bind_error)?;
-    socket.bind(address).map_err(bind_error)?;
+    // Port 0 means "any free port", which libzmq spells `*`.
+    let address = match address.strip_suffix(":0") {
+        Some(host) => format!("{host}:*"),
+        None => address.to_owned(),
+    };
+    socket.bind(&address).map_err(bind_error)?;
     Ok(socket)
 }
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: every unit, integration and end-to-end test of the workspace.
+# Binaries are built first because end-to-end tests run teosd, teos-cli and bitcoind-sim as real processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+cargo build --workspace --bins
 cargo test --workspace --all-targets "$@"

@@ -291,6 +291,18 @@ impl TestWallet {
         self.breach_from(&mut available, value, to_self_delay)
     }
 
+    /// A breach pair funded from `coins` the caller found itself — e.g. over RPC when the node runs in
+    /// another process (the demo). The coins must pay to this wallet's scripts (`script_pubkey()`).
+    /// Errors: [`WalletError::InsufficientFunds`], [`WalletError::AmountTooSmall`].
+    pub fn build_breach_from(
+        &self,
+        mut coins: Vec<OwnedOutput>,
+        value: Amount,
+        to_self_delay: u16,
+    ) -> Result<Breach, WalletError> {
+        self.breach_from(&mut coins, value, to_self_delay)
+    }
+
     /// `n` breach pairs, each spending a different wallet coin.
     pub fn build_breaches(
         &self,

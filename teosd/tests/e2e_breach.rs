@@ -1,0 +1,270 @@
+//! End to end: bitcoind-sim + the real teosd binary + a protocol client over HTTP.
+
+mod common;
+
+use common::*;
+use teos_common::protocol::GetAppointmentResponse;
+
+#[test]
+fn breach_is_answered_and_the_tracker_completes_after_100_confirmations() {
+    let chain = Chain::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
+    let user = User::new(&tower.url(), 1);
+
+    let registered = user.register().unwrap();
+    let slots = registered.available_slots;
+    let (commitment, penalty) = chain.breach();
+    let appointment = appointment_for(&commitment, &penalty);
+    let receipt = user.add(&appointment).unwrap();
+    assert_eq!(receipt.available_slots, slots - 1);
+    assert_eq!(receipt.start_block, chain.height());
+    match user.get(&appointment.locator).unwrap() {
+        GetAppointmentResponse::BeingWatched(watched) => assert_eq!(watched, appointment),
+        other => panic!("expected being_watched, got {other:?}"),
+    }
+
+    chain.broadcast(&commitment);
+    chain.mine(1);
+    let penalty_txid = penalty.compute_txid();
+    wait_until("the penalty in the mempool", SOON, || {
+        chain.in_mempool(&penalty_txid)
+    });
+    wait_until("dispute_responded", SOON, || {
+        matches!(
+            user.get(&appointment.locator),
+            Ok(GetAppointmentResponse::DisputeResponded(_))
+        )
+    });
+    match user.get(&appointment.locator).unwrap() {
+        GetAppointmentResponse::DisputeResponded(t) => {
+            assert_eq!(t.dispute_txid, commitment.compute_txid());
+            assert_eq!(t.penalty_txid, penalty_txid);
+            assert_eq!(t.penalty_rawtx, penalty);
+        }
+        other => panic!("expected dispute_responded, got {other:?}"),
+    }
+
+    chain.mine(1);
+    assert_eq!(chain.confirmations(&penalty_txid), 1);
+    chain.mine(98);
+    // 99 confirmations: still tracked.
+    let tip = chain.height();
+    wait_until("the tower at the tip", SOON, || {
+        tower_height_reached(&tower, tip)
+    });
+    assert!(matches!(
+        user.get(&appointment.locator),
+        Ok(GetAppointmentResponse::DisputeResponded(_))
+    ));
+    chain.mine(1);
+    wait_until("the tracker completed", SOON, || {
+        error_code_of_get(&user, &appointment) == Some(36)
+    });
+    assert_eq!(
+        user.info().unwrap().available_slots,
+        slots,
+        "slots refunded"
+    );
+}
+
+fn tower_height_reached(tower: &TowerProcess, height: u32) -> bool {
+    tower.has_log(&format!("block connected height={height} "))
+}
+
+fn error_code_of_get(
+    user: &User,
+    appointment: &teos_common::appointment::Appointment,
+) -> Option<u8> {
+    match user.get(&appointment.locator) {
+        Err(teos_common::client::ClientError::Api { error, .. }) => Some(error.code.as_u8()),
+        _ => None,
+    }
+}
+
+#[test]
+fn late_appointment_is_answered_at_once() {
+    let chain = Chain::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
+    let user = User::new(&tower.url(), 2);
+    user.register().unwrap();
+
+    let (commitment, penalty) = chain.breach();
+    chain.broadcast(&commitment);
+    chain.mine(3);
+    let tip = chain.height();
+    wait_until("the tower at the tip", SOON, || {
+        tower_height_reached(&tower, tip)
+    });
+
+    let appointment = appointment_for(&commitment, &penalty);
+    user.add(&appointment).unwrap();
+    wait_until("the penalty in the mempool", SOON, || {
+        chain.in_mempool(&penalty.compute_txid())
+    });
+    wait_until("dispute_responded", SOON, || {
+        matches!(
+            user.get(&appointment.locator),
+            Ok(GetAppointmentResponse::DisputeResponded(_))
+        )
+    });
+    assert_eq!(
+        common::error_code(user.add(&appointment)),
+        (400, 35),
+        "already triggered"
+    );
+}
+
+#[test]
+fn breach_while_the_tower_is_stopped_is_answered_after_restart() {
+    let chain = Chain::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
+    let user = User::new(&tower.url(), 3);
+    user.register().unwrap();
+    let (commitment, penalty) = chain.breach();
+    let appointment = appointment_for(&commitment, &penalty);
+    user.add(&appointment).unwrap();
+
+    assert!(tower.stop().success());
+    chain.broadcast(&commitment);
+    chain.mine(5);
+    let tower = TowerProcess::spawn(&tower.datadir.clone(), tower.api_port, &[]);
+    wait_until("the penalty in the mempool", SOON, || {
+        chain.in_mempool(&penalty.compute_txid())
+    });
+    let user = User::new(&tower.url(), 3);
+    assert!(matches!(
+        user.get(&appointment.locator).unwrap(),
+        GetAppointmentResponse::DisputeResponded(_)
+    ));
+}
+
+#[test]
+fn breach_during_a_bitcoind_outage_is_answered_once_it_is_back() {
+    let chain = Chain::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
+    let user = User::new(&tower.url(), 4);
+    user.register().unwrap();
+    let (commitment, penalty) = chain.breach();
+    let appointment = appointment_for(&commitment, &penalty);
+    user.add(&appointment).unwrap();
+
+    chain
+        .sim()
+        .faults()
+        .refuse_rpc(std::time::Duration::from_secs(4));
+    wait_until("the API answering 503", SOON, || {
+        matches!(
+            user.info(),
+            Err(teos_common::client::ClientError::Api { status: 503, .. })
+        )
+    });
+    chain.broadcast(&commitment);
+    chain.mine(1);
+    wait_until("the penalty in the mempool", SOON, || {
+        chain.in_mempool(&penalty.compute_txid())
+    });
+    wait_until("the API serving again", SOON, || user.info().is_ok());
+}
+
+#[test]
+fn reorg_removing_dispute_and_penalty_with_an_emptied_mempool_ends_with_the_penalty_confirmed() {
+    let mut chain = Chain::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
+    let user = User::new(&tower.url(), 5);
+    user.register().unwrap();
+    let (commitment, penalty) = chain.breach();
+    let appointment = appointment_for(&commitment, &penalty);
+    user.add(&appointment).unwrap();
+
+    chain.broadcast(&commitment);
+    let dispute_block = chain.mine(1)[0];
+    let penalty_txid = penalty.compute_txid();
+    wait_until("the penalty in the mempool", SOON, || {
+        chain.in_mempool(&penalty_txid)
+    });
+    chain.mine(1);
+    assert_eq!(chain.confirmations(&penalty_txid), 1);
+    let tip = chain.height();
+    wait_until("the tower at the tip", SOON, || {
+        tower_height_reached(&tower, tip)
+    });
+
+    // Both blocks leave the chain; bitcoind restarts with an empty mempool, forgetting both txs.
+    chain.sim().node().invalidate_block(&dispute_block).unwrap();
+    chain.restart(false);
+    assert!(!chain.in_mempool(&commitment.compute_txid()));
+    // A longer competing branch, mined by someone else.
+    let other = bitcoind_sim::wallet::TestWallet::new(99);
+    chain
+        .sim()
+        .node()
+        .generate_to_script(3, &other.script_pubkey())
+        .unwrap();
+    wait_until("dispute and penalty re-sent", SOON, || {
+        chain.in_mempool(&penalty_txid)
+    });
+    chain.mine(1);
+    assert!(
+        chain.confirmations(&penalty_txid) >= 1,
+        "penalty confirmed on the new chain"
+    );
+    assert!(matches!(
+        user.get(&appointment.locator).unwrap(),
+        GetAppointmentResponse::DisputeResponded(_)
+    ));
+}
+
+#[test]
+fn deep_reorg_of_ten_blocks_is_followed_and_the_breach_answered_again() {
+    let chain = Chain::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
+    let user = User::new(&tower.url(), 6);
+    user.register().unwrap();
+    let (commitment, penalty) = chain.breach();
+    let appointment = appointment_for(&commitment, &penalty);
+    user.add(&appointment).unwrap();
+
+    let fork_point = chain.height();
+    chain.broadcast(&commitment);
+    let first = chain.mine(1)[0];
+    let penalty_txid = penalty.compute_txid();
+    wait_until("the penalty in the mempool", SOON, || {
+        chain.in_mempool(&penalty_txid)
+    });
+    chain.mine(9);
+    let tip = chain.height();
+    assert_eq!(tip, fork_point + 10);
+    wait_until("the tower at the tip", SOON, || {
+        tower_height_reached(&tower, tip)
+    });
+
+    // Ten blocks reorged out; the dispute and penalty go back to the mempool and are mined again
+    // on an 11-block branch.
+    chain.sim().node().invalidate_block(&first).unwrap();
+    let other = bitcoind_sim::wallet::TestWallet::new(98);
+    chain
+        .sim()
+        .node()
+        .generate_to_script(11, &other.script_pubkey())
+        .unwrap();
+    let new_tip = chain.height();
+    assert_eq!(new_tip, fork_point + 11);
+    wait_until("the tower at the new tip", SOON, || {
+        tower_height_reached(&tower, new_tip)
+    });
+    assert!(tower.has_log("block disconnected"));
+    assert!(
+        chain.confirmations(&penalty_txid) >= 1,
+        "penalty confirmed on the new branch"
+    );
+    assert!(matches!(
+        user.get(&appointment.locator).unwrap(),
+        GetAppointmentResponse::DisputeResponded(_)
+    ));
+}

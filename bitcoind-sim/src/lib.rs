@@ -24,7 +24,7 @@ pub mod wallet;
 pub mod zmq_pub;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -248,78 +248,97 @@ impl Shared {
     }
 }
 
+/// Creates `<datadir>/regtest/`; without `keep_mempool`, removes Core's `mempool.dat` there so
+/// the node comes back empty (and later stops save the new mempool as usual).
+fn prepare_datadir(datadir: &Path, keep_mempool: bool) -> Result<(), SimError> {
+    let dir = datadir.join("regtest");
+    std::fs::create_dir_all(&dir).map_err(|source| SimError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    if keep_mempool {
+        return Ok(());
+    }
+    let dump = dir.join("mempool.dat");
+    match std::fs::remove_file(&dump) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SimError::Io {
+            path: dump,
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Binds the RPC listener on 127.0.0.1:`port` (0 = any); returns it and the bound port.
+fn bind_rpc(port: u16) -> Result<(std::net::TcpListener, u16), SimError> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let bind_error = |source| SimError::Bind { address, source };
+    let listener = std::net::TcpListener::bind(address).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    Ok((listener, port))
+}
+
+/// Starts the ZMQ publisher (when configured) and writes a fresh cookie; returns both.
+fn start_services(
+    config: &SimConfig,
+    node: &Arc<Node>,
+    faults: &Arc<Faults>,
+) -> Result<(Option<Publisher>, String), SimError> {
+    let endpoints = config.endpoints();
+    let publisher = if endpoints.is_empty() {
+        None
+    } else {
+        let events = node.subscribe();
+        Some(Publisher::start(
+            &endpoints,
+            node.clone(),
+            events,
+            faults.clone(),
+        )?)
+    };
+    let cookie = write_cookie(&config.datadir).map_err(|source| SimError::Io {
+        path: cookie_path(&config.datadir),
+        source,
+    })?;
+    Ok((publisher, cookie))
+}
+
+/// What the `stop` RPC does: record the request (for [`StopWaiter`]) and shut the instance down.
+fn stop_callback(
+    shutdown: &watch::Sender<bool>,
+    stop_request: &Arc<StopRequest>,
+) -> Box<dyn Fn() + Send + Sync> {
+    let shutdown = shutdown.clone();
+    let stop_request = stop_request.clone();
+    Box::new(move || {
+        *lock(&stop_request.requested) = true;
+        stop_request.changed.notify_all();
+        shutdown.send_replace(true);
+    })
+}
+
+/// Starts one run: datadir, RPC listener, node, ZMQ, cookie, then the serving thread.
 fn start_instance(
     config: &SimConfig,
     faults: &Arc<Faults>,
     stop_request: &Arc<StopRequest>,
     keep_mempool: bool,
 ) -> Result<Instance, SimError> {
-    let datadir = config.datadir.clone();
-    let io = |source| SimError::Io {
-        path: datadir.clone(),
-        source,
-    };
-    std::fs::create_dir_all(datadir.join("regtest")).map_err(io)?;
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, config.rpc_port));
-    let listener = std::net::TcpListener::bind(address)
-        .map_err(|source| SimError::Bind { address, source })?;
-    let rpc_port = listener.local_addr().map_err(io)?.port();
-    if !keep_mempool {
-        // Core keeps the mempool in `<datadir>/<chain>/mempool.dat`; without it the node comes
-        // back empty and later stops save the new mempool as usual.
-        let dump = datadir.join("regtest").join("mempool.dat");
-        match std::fs::remove_file(&dump) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(SimError::Io {
-                    path: dump,
-                    source: e,
-                });
-            }
-            _ => {}
-        }
-    }
+    prepare_datadir(&config.datadir, keep_mempool)?;
+    let (listener, rpc_port) = bind_rpc(config.rpc_port)?;
     let node = Arc::new(Node::open(NodeConfig {
-        datadir: datadir.clone(),
+        datadir: config.datadir.clone(),
         txindex: config.txindex,
         persist_mempool: config.persist_mempool,
     })?);
-    let endpoints = config.endpoints();
-    let publisher = if endpoints.is_empty() {
-        None
-    } else {
-        let events = node.subscribe();
-        match Publisher::start(&endpoints, node.clone(), events, faults.clone()) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                let _ = node.close();
-                return Err(e.into());
-            }
-        }
-    };
+    let (publisher, cookie) = start_services(config, &node, faults).inspect_err(|_| {
+        let _ = node.close();
+    })?;
     let zmq = publisher
         .as_ref()
         .map(|p| p.endpoints().to_vec())
         .unwrap_or_default();
-    let cookie = match write_cookie(&datadir) {
-        Ok(cookie) => cookie,
-        Err(source) => {
-            let _ = node.close();
-            return Err(SimError::Io {
-                path: cookie_path(&datadir),
-                source,
-            });
-        }
-    };
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let on_stop = {
-        let shutdown = shutdown.clone();
-        let stop_request = stop_request.clone();
-        move || {
-            *lock(&stop_request.requested) = true;
-            stop_request.changed.notify_all();
-            shutdown.send_replace(true);
-        }
-    };
     let ctx = Arc::new(RpcContext {
         node: node.clone(),
         faults: faults.clone(),
@@ -327,9 +346,9 @@ fn start_instance(
         started: Instant::now(),
         warmup: config.warmup,
         zmq: zmq.clone(),
-        on_stop: Box::new(on_stop),
+        on_stop: stop_callback(&shutdown, stop_request),
     });
-    let thread_node = node.clone();
+    let (thread_node, datadir) = (node.clone(), config.datadir.clone());
     let thread = std::thread::Builder::new()
         .name("bitcoind-sim".into())
         .spawn(move || {
@@ -361,7 +380,7 @@ fn run_instance(
     shutdown: watch::Receiver<bool>,
     publisher: Option<Publisher>,
     node: &Node,
-    datadir: &std::path::Path,
+    datadir: &Path,
 ) -> Result<(), SimError> {
     let served = rpc::server::run(listener, ctx, shutdown).map_err(|source| SimError::Io {
         path: datadir.to_path_buf(),

@@ -186,8 +186,10 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         let scan = {
             let view = self.view.clone();
             let txids = txids.clone();
-            self.store
-                .write_blocking(move |conn| scan_block(conn, &view, hash, height, &txids))?
+            let expiry_delta = self.params.expiry_delta;
+            self.store.write_blocking(move |conn| {
+                scan_block(conn, &view, hash, height, &txids, expiry_delta)
+            })?
         };
 
         // 2. Watcher: decrypt what matched. 3. Responder: answer breaches, follow trackers.
@@ -374,16 +376,28 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
 
 /// Step 1 of connecting a block (on the writer): add its txids to the locator cache, then find the
 /// appointments it triggers and the trackers it concerns.
+///
+/// Gatekeeper before Watcher: appointments of users outdated at `height` are not answered (their data is
+/// deleted by this block's commit), exactly as if the Gatekeeper had removed them first.
 fn scan_block(
     conn: &Connection,
     view: &SharedChainView,
     hash: BlockHash,
     height: u32,
     txids: &[Txid],
+    expiry_delta: u32,
 ) -> Result<Scan, ProcessError> {
     view.lock().cache.connect_block(hash, height, txids);
     let locators: Vec<Locator> = txids.iter().map(Locator::new).collect();
     let mut found = appointments::find_by_locators(conn, &locators)?;
+    let mut outdated = HashSet::new();
+    for a in &found {
+        let user = users::get(conn, &a.user_id)?;
+        if user.is_none_or(|u| u.subscription_expiry.saturating_add(expiry_delta) <= height) {
+            outdated.insert(a.uuid);
+        }
+    }
+    found.retain(|a| !outdated.contains(&a.uuid));
     // An appointment already answered (block reprocessed after a crash, or re-mined after a reorg) is
     // followed through its tracker instead.
     let mut with_tracker = HashSet::new();
@@ -420,7 +434,12 @@ fn apply_changes(conn: &Connection, changes: &[TrackerChange]) -> Result<(), Pro
     for change in changes {
         match change {
             TrackerChange::Track(record) => {
-                trackers::insert(conn, record)?;
+                // The appointment must still exist (the FK would fail the whole block otherwise).
+                if appointments::get(conn, &record.uuid)?.is_some() {
+                    trackers::insert(conn, record)?;
+                } else {
+                    tracing::warn!(uuid = %record.uuid, "breach answered but its appointment is gone; not tracked");
+                }
                 pending::delete(conn, &record.uuid)?;
             }
             TrackerChange::Status {

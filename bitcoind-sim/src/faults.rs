@@ -32,10 +32,15 @@ pub enum ZmqDrop {
 /// A snapshot of the active faults (remaining milliseconds; 0 = inactive), for the control endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct FaultStatus {
+    /// Milliseconds left of [`Faults::stall_rpc`].
     pub stall_rpc_ms: u64,
+    /// Milliseconds left of [`Faults::refuse_rpc`].
     pub refuse_rpc_ms: u64,
+    /// Milliseconds left of [`Faults::warmup`] (not the configured startup warm-up).
     pub warmup_ms: u64,
+    /// ZMQ messages still to drop ([`ZmqDrop::Next`]).
     pub drop_zmq_next: u64,
+    /// Milliseconds left of [`ZmqDrop::For`].
     pub drop_zmq_ms: u64,
 }
 

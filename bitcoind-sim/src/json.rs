@@ -34,9 +34,11 @@ pub struct TxJson {
     /// Only for a transaction in the mempool (Core v31 shows the sigop-adjusted vsize first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vsize_adjusted: Option<u64>,
+    /// Transaction id (hex, display order).
     pub txid: String,
     /// The wtxid.
     pub hash: String,
+    /// `nVersion`.
     pub version: i32,
     /// Bytes with witness.
     pub size: usize,
@@ -44,11 +46,16 @@ pub struct TxJson {
     pub vsize: usize,
     /// Weight units.
     pub weight: u64,
+    /// `nLockTime`.
     pub locktime: u32,
+    /// Inputs, in order.
     pub vin: Vec<VinJson>,
+    /// Outputs, in order.
     pub vout: Vec<VoutJson>,
+    /// The serialized transaction (absent in `decoderawtransaction`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hex: Option<String>,
+    /// The block holding the transaction, when confirmed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blockhash: Option<String>,
     /// Depth in the active chain, 0 when the given block is not on it.
@@ -57,6 +64,7 @@ pub struct TxJson {
     /// Block time (seconds since the epoch), only for a block on the active chain.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<u32>,
+    /// Same as `time`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocktime: Option<u32>,
 }
@@ -65,20 +73,29 @@ pub struct TxJson {
 #[derive(Clone, Debug, Serialize)]
 #[serde(untagged)]
 pub enum VinJson {
+    /// The coinbase input.
     Coinbase {
         /// Hex of the coinbase scriptSig.
         coinbase: String,
+        /// Witness stack items as hex; absent when the witness is empty.
         #[serde(skip_serializing_if = "Option::is_none")]
         txinwitness: Option<Vec<String>>,
+        /// `nSequence`.
         sequence: u32,
     },
+    /// A spend of an earlier output.
     Spend {
+        /// Txid of the spent output.
         txid: String,
+        /// Index of the spent output.
         vout: u32,
+        /// The scriptSig.
         #[serde(rename = "scriptSig")]
         script_sig: ScriptSigJson,
+        /// Witness stack items as hex; absent when the witness is empty.
         #[serde(skip_serializing_if = "Option::is_none")]
         txinwitness: Option<Vec<String>>,
+        /// `nSequence`.
         sequence: u32,
     },
 }
@@ -86,7 +103,9 @@ pub enum VinJson {
 /// `{"asm": .., "hex": ..}` of a scriptSig (signatures decoded as `<hex>[ALL]`).
 #[derive(Clone, Debug, Serialize)]
 pub struct ScriptSigJson {
+    /// Core's assembly rendering.
     pub asm: String,
+    /// Raw script, hex.
     pub hex: String,
 }
 
@@ -95,7 +114,9 @@ pub struct ScriptSigJson {
 pub struct VoutJson {
     /// BTC.
     pub value: f64,
+    /// Output index.
     pub n: u32,
+    /// The output script.
     #[serde(rename = "scriptPubKey")]
     pub script_pubkey: ScriptPubKeyJson,
 }
@@ -191,26 +212,40 @@ pub fn target_hex(bits: CompactTarget) -> String {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub struct HeaderJson {
+    /// Block hash.
     pub hash: String,
     /// Depth in the active chain; -1 when the block is not on it.
     pub confirmations: i64,
+    /// Height in its branch (blocks).
     pub height: u32,
+    /// `nVersion`.
     pub version: i32,
+    /// `version` as 8 hex digits.
     #[serde(rename = "versionHex")]
     pub version_hex: String,
+    /// Merkle root of the transactions.
     pub merkleroot: String,
     /// Seconds since the epoch.
     pub time: u32,
+    /// Median time past of the 11 blocks ending here (seconds).
     pub mediantime: u32,
+    /// Header nonce.
     pub nonce: u32,
+    /// Compact target as 8 hex digits.
     pub bits: String,
+    /// Target as 64 hex digits.
     pub target: String,
+    /// Difficulty relative to the minimum (Core's `GetDifficulty`).
     pub difficulty: f64,
+    /// Cumulative work as 64 hex digits.
     pub chainwork: String,
+    /// Number of transactions.
     #[serde(rename = "nTx")]
     pub n_tx: usize,
+    /// Parent hash (absent for genesis).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previousblockhash: Option<String>,
+    /// Child on the active chain, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nextblockhash: Option<String>,
 }
@@ -241,8 +276,11 @@ pub fn header_json(entry: &BlockEntry) -> HeaderJson {
 /// `coinbase_tx` of `getblock` 1/2 (Core v30+): the coinbase's fields miners care about.
 #[derive(Clone, Debug, Serialize)]
 pub struct CoinbaseJson {
+    /// `nVersion`.
     pub version: i32,
+    /// `nLockTime`.
     pub locktime: u32,
+    /// `nSequence` of the coinbase input.
     pub sequence: u32,
     /// Hex of the coinbase scriptSig.
     pub coinbase: String,
@@ -254,13 +292,19 @@ pub struct CoinbaseJson {
 /// `getblock` verbosity 1 (`T` = txid string) or 2 (`T` = [`TxJson`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct BlockJson<T: Serialize> {
+    /// The header fields (flattened into the block object).
     #[serde(flatten)]
     pub header: HeaderJson,
+    /// Size without witness data (bytes).
     pub strippedsize: usize,
+    /// Size with witness data (bytes).
     pub size: usize,
+    /// Weight units.
     pub weight: u64,
+    /// Summary of the coinbase transaction.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coinbase_tx: Option<CoinbaseJson>,
+    /// Txids (verbosity 1) or decoded transactions (verbosity 2).
     pub tx: Vec<T>,
 }
 
@@ -295,9 +339,13 @@ pub fn block_json<T: Serialize>(
 /// `fees` of a mempool entry, in BTC.
 #[derive(Clone, Debug, Serialize)]
 pub struct MempoolFeesJson {
+    /// Fee paid (BTC).
     pub base: f64,
+    /// Fee with prioritisation (BTC; the simulator has none).
     pub modified: f64,
+    /// Fees of this transaction and its in-mempool ancestors (BTC).
     pub ancestor: f64,
+    /// Fees of this transaction and its in-mempool descendants (BTC).
     pub descendant: f64,
     /// Fee of the entry's chunk (cluster mempool); the simulator's chunk is the entry itself.
     pub chunk: f64,
@@ -306,23 +354,37 @@ pub struct MempoolFeesJson {
 /// `getmempoolentry` / `getrawmempool true` (Core v31 shape, transcript entry 34).
 #[derive(Clone, Debug, Serialize)]
 pub struct MempoolEntryJson {
+    /// Virtual size adjusted for sigops (vbytes; the simulator uses `vsize`).
     pub vsize_adjusted: u64,
+    /// Virtual size (vbytes).
     pub vsize: u64,
+    /// BIP141 virtual size (vbytes).
     pub vsize_bip141: u64,
+    /// Weight units.
     pub weight: u64,
     /// Seconds since the epoch when the transaction entered the mempool.
     pub time: u64,
     /// Chain height when it entered.
     pub height: u32,
+    /// In-mempool descendants including itself.
     pub descendantcount: u64,
+    /// Their virtual size (vbytes).
     pub descendantsize: u64,
+    /// In-mempool ancestors including itself.
     pub ancestorcount: u64,
+    /// Their virtual size (vbytes).
     pub ancestorsize: u64,
+    /// Witness txid.
     pub wtxid: String,
+    /// Weight of the entry's chunk (the entry itself in the simulator).
     pub chunkweight: u64,
+    /// Fees (BTC).
     pub fees: MempoolFeesJson,
+    /// In-mempool parents (txids).
     pub depends: Vec<String>,
+    /// In-mempool children (txids).
     pub spentby: Vec<String>,
+    /// Not yet announced to a peer (always true: no peers).
     pub unbroadcast: bool,
 }
 

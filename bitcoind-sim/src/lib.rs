@@ -113,22 +113,32 @@ impl SimConfig {
 /// Why the simulator could not start, stop or restart.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
+    /// The chain state could not be opened, closed or changed.
     #[error("node: {0}")]
     Node(#[from] NodeError),
+    /// A port is taken (RPC or control endpoint).
     #[error("cannot listen on {address}: {source}")]
     Bind {
+        /// The address asked for.
         address: SocketAddr,
+        /// The operating system's reason.
         source: std::io::Error,
     },
+    /// A ZMQ endpoint could not be bound.
     #[error(transparent)]
     Zmq(#[from] ZmqError),
+    /// The datadir or the cookie could not be written or removed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// The operating system's reason.
         source: std::io::Error,
     },
+    /// A background thread could not start or panicked.
     #[error("thread: {0}")]
     Thread(String),
+    /// The simulator has no running node (a restart failed).
     #[error("the simulator is not running")]
     NotRunning,
 }
@@ -211,6 +221,7 @@ impl Shared {
         if let Some(old) = instance.take() {
             old.stop()?;
         }
+        *lock(&self.stop_request.requested) = false;
         let config = lock(&self.config).clone();
         *instance = Some(start_instance(
             &config,

@@ -38,10 +38,15 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 /// A ZMQ topic Core publishes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Topic {
+    /// Block hash of each connected block.
     HashBlock,
+    /// Txid of each transaction entering the mempool or a connected/disconnected block.
     HashTx,
+    /// Serialized connected block.
     RawBlock,
+    /// Serialized transaction (same events as `HashTx`).
     RawTx,
+    /// Block connected/disconnected, transaction added/removed, with the mempool sequence.
     Sequence,
 }
 
@@ -70,6 +75,7 @@ impl Topic {
 /// One `-zmqpub<topic>=<address>` setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZmqEndpoint {
+    /// What is published there.
     pub topic: Topic,
     /// `tcp://127.0.0.1:PORT`; port 0 binds an ephemeral port (resolved after binding).
     pub address: String,
@@ -78,8 +84,15 @@ pub struct ZmqEndpoint {
 /// Why the publisher could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ZmqError {
+    /// The address is malformed or taken.
     #[error("zmq: cannot bind {address}: {source}")]
-    Bind { address: String, source: zmq::Error },
+    Bind {
+        /// The endpoint asked for.
+        address: String,
+        /// libzmq's reason.
+        source: zmq::Error,
+    },
+    /// libzmq failed otherwise (socket options, thread start).
     #[error("zmq: {0}")]
     Socket(#[from] zmq::Error),
 }
@@ -87,7 +100,9 @@ pub enum ZmqError {
 /// One message before framing: topic and body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
+    /// The first frame.
     pub topic: Topic,
+    /// The second frame (the third, the sequence number, is added when sending).
     pub body: Vec<u8>,
 }
 

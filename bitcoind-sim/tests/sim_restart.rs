@@ -65,7 +65,7 @@ fn restart_without_mempool_comes_back_empty_and_stays_empty() {
 }
 
 #[test]
-fn stop_rpc_answers_then_shuts_down_and_deletes_the_cookie() {
+fn stop_rpc_answers_then_shuts_down_deletes_the_cookie_and_restart_revives() {
     let (sim, _dir) = start(|_| {});
     let port = sim.rpc_port();
     assert_eq!(ok(&sim, "stop", json!([])), "Bitcoin Core stopping");
@@ -73,6 +73,10 @@ fn stop_rpc_answers_then_shuts_down_and_deletes_the_cookie() {
     assert!(wait_until(Duration::from_secs(20), || !sim.is_running()));
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
     assert!(!sim.cookie_path().exists());
+    // A restart brings it back and forgets the old stop request.
+    let sim = sim.restart(true).unwrap();
+    assert!(!sim.wait_for_stop_request(Some(Duration::from_millis(50))));
+    assert_eq!(ok(&sim, "getblockcount", json!([])), 0);
     sim.stop().unwrap();
 }
 

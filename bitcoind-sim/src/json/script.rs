@@ -11,16 +11,30 @@ use super::descriptor::with_checksum;
 /// An output script's standard type, named as Core's `GetTxnOutputType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScriptType {
+    /// Anything else.
     NonStandard,
+    /// Pay to a bare public key.
     PubKey,
+    /// P2PKH.
     PubKeyHash,
+    /// P2SH.
     ScriptHash,
-    Multisig { required: u8 },
+    /// Bare multisig, `required` of n keys.
+    Multisig {
+        /// Signatures needed (m of m-of-n).
+        required: u8,
+    },
+    /// `OP_RETURN` followed by pushes only.
     NullData,
+    /// P2WPKH.
     WitnessV0KeyHash,
+    /// P2WSH.
     WitnessV0ScriptHash,
+    /// P2TR.
     WitnessV1Taproot,
+    /// A witness program of a version without rules yet.
     WitnessUnknown,
+    /// Pay-to-anchor (`OP_1 0x4e73`).
     Anchor,
 }
 
@@ -57,11 +71,16 @@ impl ScriptType {
 /// The `scriptPubKey` object of a decoded output: `{asm, desc, hex, address?, type}`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ScriptPubKeyJson {
+    /// Core's assembly rendering.
     pub asm: String,
+    /// Inferred output descriptor with its checksum.
     pub desc: String,
+    /// Raw script, hex.
     pub hex: String,
+    /// Regtest address, for types that have one (not bare keys, multisig or data).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// Core's type name (see [`ScriptType::name`]).
     #[serde(rename = "type")]
     pub kind: &'static str,
 }

@@ -46,9 +46,11 @@ pub enum Version {
 pub struct Request {
     /// `None` when the request has no `id` key (a notification in 2.0).
     pub id: Option<Value>,
+    /// The method name, e.g. `getblockcount`.
     pub method: String,
     /// A JSON array (positional) or object (named parameters); `[]` when absent.
     pub params: Value,
+    /// The dialect the reply must use.
     pub version: Version,
 }
 

@@ -44,7 +44,9 @@ impl ArgType {
 pub struct Arg {
     /// Core's name, aliases separated by `|` (e.g. `verbosity|verbose`).
     pub name: &'static str,
+    /// The JSON type checked before the method runs.
     pub ty: ArgType,
+    /// Whether the call fails (-1, usage text) without it.
     pub required: bool,
 }
 

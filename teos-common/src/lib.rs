@@ -9,6 +9,7 @@
 //! - [`protocol`]: the JSON bodies of the HTTP API and strict request parsers;
 //! - [`constants`]: protocol constants and defaults;
 //! - `client` (feature `client`): an async HTTP client of the protocol.
+//! - `protos` (feature `grpc`): the admin gRPC API's generated messages, server and client.
 
 pub mod appointment;
 #[cfg(feature = "client")]
@@ -17,5 +18,7 @@ pub mod constants;
 pub mod cryptography;
 pub mod errors;
 pub mod protocol;
+#[cfg(feature = "grpc")]
+pub mod protos;
 pub mod receipts;
 pub mod ser;

@@ -98,6 +98,30 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
         .block_on(tokio::net::TcpListener::bind(&api_addr))
         .with_context(|| format!("cannot listen on {api_addr} (api_bind/api_port)"))?;
     let api_local: SocketAddr = listener.local_addr()?;
+    // --- admin gRPC API for teos-cli (mTLS; teosd/src/api/admin.rs) — wired by the admin helper ---
+    let admin_server = runtime
+        .block_on(crate::api::admin::AdminServer::bind(
+            &config.rpc_address(),
+            &config.data_dir,
+        ))
+        .with_context(|| format!("cannot start the admin API on {}", config.rpc_address()))?;
+    let admin_local = admin_server.local_addr();
+    let admin = {
+        let state = crate::api::admin::AdminState {
+            store: store.clone(),
+            view: view.clone(),
+            tower_id: key.id(),
+            bitcoind_reachable: reachable.clone(),
+            addresses: vec![(config.api_bind.clone(), api_local.port())],
+            shutdown: shutdown.clone(),
+            started: std::time::Instant::now(),
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        let shutdown = shutdown.clone();
+        runtime.spawn(admin_server.serve(state, async move { shutdown.wait().await }))
+    };
+    tracing::info!("admin API on {admin_local}");
+    // --- end admin API ---
     let tower = Arc::new(Tower::new(
         store.clone(),
         view,
@@ -153,6 +177,13 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
             Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e}"),
             Ok(Err(e)) => tracing::warn!("HTTP server task: {e}"),
             Err(_) => tracing::warn!("in-flight HTTP requests did not finish in {HTTP_DRAIN:?}"),
+        }
+        // admin API: let calls in flight (e.g. the `stop` answer) finish.
+        match tokio::time::timeout(HTTP_DRAIN, admin).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("admin API: {e}"),
+            Ok(Err(e)) => tracing::warn!("admin API task: {e}"),
+            Err(_) => tracing::warn!("admin API calls did not finish in {HTTP_DRAIN:?}"),
         }
     });
     let _ = processor_thread.join();

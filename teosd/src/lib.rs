@@ -16,5 +16,6 @@ pub mod logging;
 pub mod responder;
 pub mod shutdown;
 pub mod storage;
+pub mod tls;
 pub mod tower;
 pub mod watcher;

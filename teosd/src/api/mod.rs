@@ -6,6 +6,7 @@
 //! core does the semantic checks (signatures, subscriptions, blob size, `to_self_delay`) and answers
 //! with the protocol types or an [`ApiError`] whose code picks the HTTP status.
 
+pub mod admin;
 pub mod http;
 
 use std::future::Future;

@@ -249,6 +249,13 @@ impl TowerProcess {
         wait_exit(&mut child, timeout)
     }
 
+    /// Waits (bounded) for teosd to exit on its own (e.g. after the admin `stop` call) and returns
+    /// its exit status.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("teosd not running");
+        wait_exit(&mut child, timeout)
+    }
+
     /// SIGKILL: no chance to clean up.
     pub fn kill(&mut self) {
         let mut child = self.child.take().expect("teosd not running");

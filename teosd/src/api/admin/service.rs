@@ -1,0 +1,242 @@
+//! The `teos.v2.PrivateTowerServices` calls (ADMIN_RPC.md), on live data.
+//!
+//! Errors: a malformed locator, user id or cursor is `InvalidArgument`; an unknown user `NotFound`;
+//! a database failure `Internal` (logged), or `Unavailable` once the database is closing. Nothing here
+//! unwraps client input, so no request can make the server panic.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bitcoin::hashes::Hash;
+use rusqlite::Connection;
+use teos_common::appointment::{Locator, UserId};
+use teos_common::protos::common::teos::v2::AppointmentData;
+use teos_common::protos::teos::v2::network_address::AddressType;
+use teos_common::protos::teos::v2::private_tower_services_server::PrivateTowerServices;
+use teos_common::protos::teos::v2::{
+    GetAllAppointmentsRequest, GetAllAppointmentsResponse, GetAppointmentsRequest,
+    GetAppointmentsResponse, GetTowerInfoResponse, GetUserRequest, GetUserResponse,
+    GetUsersRequest, GetUsersResponse, NetworkAddress,
+};
+use tonic::{Request, Response, Status};
+
+use super::AdminState;
+use super::convert::{self, count32};
+use super::paging::{self, AllCursor};
+use crate::storage::{StorageError, appointments, trackers, users};
+
+/// The gRPC service: a shared handle on the [`AdminState`].
+pub struct AdminService {
+    state: Arc<AdminState>,
+}
+
+impl AdminService {
+    /// Wraps the state for tonic.
+    pub fn new(state: AdminState) -> AdminService {
+        AdminService {
+            state: Arc::new(state),
+        }
+    }
+
+    /// Runs `op` on a pooled read connection (one consistent snapshot), mapping storage failures.
+    async fn read<T, F>(&self, op: F) -> Result<T, Status>
+    where
+        F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.state.store.read(op).await.map_err(storage_status)
+    }
+}
+
+/// `Unavailable` while the database is closing (shutdown), `Internal` for anything else.
+fn storage_status(error: StorageError) -> Status {
+    match error {
+        StorageError::Closed => Status::unavailable("the tower is shutting down"),
+        other => {
+            tracing::error!("admin API: database read failed: {other}");
+            Status::internal("database error; see the tower's log")
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl PrivateTowerServices for AdminService {
+    /// Watched appointments then trackers, in uuid order; paged when `limit > 0`.
+    async fn get_all_appointments(
+        &self,
+        request: Request<GetAllAppointmentsRequest>,
+    ) -> Result<Response<GetAllAppointmentsResponse>, Status> {
+        let request = request.into_inner();
+        let cursor = AllCursor::decode(&request.cursor).map_err(Status::invalid_argument)?;
+        let size = paging::page_size(request.limit);
+        let (appointments, next) = self.read(move |conn| all_page(conn, cursor, size)).await?;
+        tracing::debug!("admin API: get_all_appointments -> {}", appointments.len());
+        Ok(Response::new(GetAllAppointmentsResponse {
+            appointments,
+            next_cursor: next.map(|c| c.encode()).unwrap_or_default(),
+        }))
+    }
+
+    /// Every appointment filed under the locator (any user): watched ones, then trackers. An unknown
+    /// locator gives an empty list (rust-teos behaviour), a malformed one `InvalidArgument`.
+    async fn get_appointments(
+        &self,
+        request: Request<GetAppointmentsRequest>,
+    ) -> Result<Response<GetAppointmentsResponse>, Status> {
+        let locator = Locator::from_slice(&request.into_inner().locator)
+            .map_err(|e| Status::invalid_argument(format!("invalid locator: {e}")))?;
+        let appointments = self.read(move |conn| by_locator(conn, &locator)).await?;
+        tracing::debug!(
+            "admin API: get_appointments {locator} -> {}",
+            appointments.len()
+        );
+        Ok(Response::new(GetAppointmentsResponse { appointments }))
+    }
+
+    async fn get_tower_info(
+        &self,
+        _request: Request<()>,
+    ) -> Result<Response<GetTowerInfoResponse>, Status> {
+        let (users, watched, trackers) = self
+            .read(|conn| {
+                Ok((
+                    users::count(conn)?,
+                    appointments::count_watched(conn)?,
+                    trackers::count(conn)?,
+                ))
+            })
+            .await?;
+        let state = &self.state;
+        let (height, hash) = state.view.tip();
+        let addresses = state
+            .addresses
+            .iter()
+            .map(|(address, port)| NetworkAddress {
+                address_type: AddressType::IpV4 as i32,
+                address: address.clone(),
+                port: u32::from(*port),
+            })
+            .collect();
+        Ok(Response::new(GetTowerInfoResponse {
+            tower_id: state.tower_id.to_bytes().to_vec(),
+            n_registered_users: count32(users),
+            n_watcher_appointments: count32(watched),
+            n_responder_trackers: count32(trackers),
+            bitcoind_reachable: state.bitcoind_reachable.load(Ordering::SeqCst),
+            addresses,
+            best_block_height: height,
+            best_block_hash: hash.to_byte_array().to_vec(),
+            version: state.version.to_owned(),
+            uptime_secs: state.started.elapsed().as_secs(),
+        }))
+    }
+
+    /// User ids in byte order; paged when `limit > 0`.
+    async fn get_users(
+        &self,
+        request: Request<GetUsersRequest>,
+    ) -> Result<Response<GetUsersResponse>, Status> {
+        let request = request.into_inner();
+        let after =
+            paging::decode_user_cursor(&request.cursor).map_err(Status::invalid_argument)?;
+        let size = paging::page_size(request.limit);
+        let mut ids = self
+            .read(move |conn| users::list_ids_after(conn, after.as_ref(), size.saturating_add(1)))
+            .await?;
+        let mut next_cursor = Vec::new();
+        if ids.len() as u64 > u64::from(size) {
+            ids.truncate(size as usize);
+            if let Some(last) = ids.last() {
+                next_cursor = last.to_bytes().to_vec();
+            }
+        }
+        Ok(Response::new(GetUsersResponse {
+            user_ids: ids.iter().map(|id| id.to_bytes().to_vec()).collect(),
+            next_cursor,
+        }))
+    }
+
+    /// The user's subscription and the uuids of its appointments (rust-teos puts uuids here).
+    async fn get_user(
+        &self,
+        request: Request<GetUserRequest>,
+    ) -> Result<Response<GetUserResponse>, Status> {
+        let user_id = UserId::from_slice(&request.into_inner().user_id)
+            .map_err(|e| Status::invalid_argument(format!("invalid user id: {e}")))?;
+        let found = self
+            .read(move |conn| {
+                let Some(record) = users::get(conn, &user_id)? else {
+                    return Ok(None);
+                };
+                Ok(Some((record, appointments::ids_of_user(conn, &user_id)?)))
+            })
+            .await?;
+        let Some((record, uuids)) = found else {
+            return Err(Status::not_found(format!("user {user_id} not found")));
+        };
+        Ok(Response::new(GetUserResponse {
+            available_slots: record.available_slots,
+            subscription_expiry: record.subscription_expiry,
+            appointments: uuids.iter().map(|u| u.as_bytes().to_vec()).collect(),
+        }))
+    }
+
+    /// Starts the graceful shutdown (as SIGTERM) and answers at once; the tower stops after the
+    /// answer is sent (the server drains calls in flight).
+    async fn stop(&self, _request: Request<()>) -> Result<Response<()>, Status> {
+        tracing::info!("stop requested through the admin API");
+        self.state.shutdown.trigger();
+        Ok(Response::new(()))
+    }
+}
+
+/// One page of `get_all_appointments` starting at `cursor`, at most `size` items, with the cursor of
+/// the next page (`None` when nothing follows).
+fn all_page(
+    conn: &Connection,
+    cursor: AllCursor,
+    size: u32,
+) -> Result<(Vec<AppointmentData>, Option<AllCursor>), StorageError> {
+    let size = size.max(1);
+    let mut items = Vec::new();
+    let tracker_after = match cursor {
+        AllCursor::Watched(after) => {
+            let mut watched =
+                appointments::list_watched(conn, after.as_ref(), size.saturating_add(1))?;
+            if watched.len() as u64 > u64::from(size) {
+                watched.truncate(size as usize);
+                let last = watched.last().map(|r| r.uuid);
+                items.extend(watched.into_iter().map(convert::watched));
+                return Ok((items, Some(AllCursor::Watched(last))));
+            }
+            items.extend(watched.into_iter().map(convert::watched));
+            None
+        }
+        AllCursor::Trackers(after) => after,
+    };
+    let room = size - u32::try_from(items.len()).unwrap_or(size);
+    let mut tracked = trackers::list(conn, tracker_after.as_ref(), room.saturating_add(1))?;
+    let mut next = None;
+    if tracked.len() as u64 > u64::from(room) {
+        tracked.truncate(room as usize);
+        next = Some(AllCursor::Trackers(
+            tracked.last().map(|t| t.uuid).or(tracker_after),
+        ));
+    }
+    items.extend(tracked.iter().map(convert::tracker));
+    Ok((items, next))
+}
+
+/// The appointments filed under `locator`: watched first, then those with a tracker.
+fn by_locator(conn: &Connection, locator: &Locator) -> Result<Vec<AppointmentData>, StorageError> {
+    let mut watched = Vec::new();
+    let mut responded = Vec::new();
+    for record in appointments::by_locator(conn, locator)? {
+        match trackers::get(conn, &record.uuid)? {
+            Some(tracker) => responded.push(convert::tracker(&tracker)),
+            None => watched.push(convert::watched(record)),
+        }
+    }
+    watched.extend(responded);
+    Ok(watched)
+}

@@ -74,6 +74,25 @@ pub struct Config {
     pub polling_delta: u16,
     /// Recent blocks whose locators are kept to answer appointments for already-mined disputes, ≥ 1.
     pub locator_cache_size: u32,
+    /// Most connections the public API serves at once (≥ 1); more wait to be accepted.
+    pub api_max_connections: u32,
+    /// Seconds a client gets to send a request's headers; also the idle limit of a keep-alive
+    /// connection (≥ 1).
+    pub api_header_timeout: u16,
+    /// Seconds a client gets to send a request's body after its headers (≥ 1); then 408.
+    pub api_body_timeout: u16,
+    /// `/register` requests per minute per client IP (0 = unlimited); over it: 429.
+    pub register_rate_limit: u32,
+    /// `/register` requests an IP may send at once before [`Config::register_rate_limit`] applies (≥ 1).
+    pub register_rate_burst: u32,
+    /// `/add_appointment` requests per minute per client IP (0 = unlimited); over it: 429.
+    pub add_appointment_rate_limit: u32,
+    /// `/add_appointment` requests an IP may send at once (≥ 1).
+    pub add_appointment_rate_burst: u32,
+    /// Registered users the tower accepts (0 = no cap); a new user over it gets 503 / code 32.
+    pub max_users: u32,
+    /// Appointments the tower holds (0 = no cap); a new appointment over it gets 503 / code 32.
+    pub max_appointments: u32,
     /// Log teosd at debug level at least.
     pub debug: bool,
     /// Log dependencies at debug level (otherwise warn).
@@ -147,6 +166,15 @@ impl Config {
             max_encrypted_blob_size: d::MAX_ENCRYPTED_BLOB_SIZE,
             polling_delta: d::POLLING_DELTA,
             locator_cache_size: d::LOCATOR_CACHE_SIZE,
+            api_max_connections: d::API_MAX_CONNECTIONS,
+            api_header_timeout: d::API_HEADER_TIMEOUT,
+            api_body_timeout: d::API_BODY_TIMEOUT,
+            register_rate_limit: d::REGISTER_RATE_LIMIT,
+            register_rate_burst: d::REGISTER_RATE_BURST,
+            add_appointment_rate_limit: d::ADD_APPOINTMENT_RATE_LIMIT,
+            add_appointment_rate_burst: d::ADD_APPOINTMENT_RATE_BURST,
+            max_users: d::MAX_USERS,
+            max_appointments: d::MAX_APPOINTMENTS,
             debug: false,
             deps_debug: false,
             log_level: d::LOG_LEVEL.into(),

@@ -3,10 +3,11 @@
 //! Every function here runs inside a storage op, so slot accounting is atomic with the appointment
 //! write it pays for.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use teos_common::appointment::UserId;
 use teos_common::errors::{ApiError, ErrorCode};
 
+use crate::config::{Config, defaults};
 use crate::storage::records::UserRecord;
 use crate::storage::{StorageError, users};
 
@@ -107,4 +108,81 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         storage_error(e)
     }
+}
+
+// ---- Capacity: caps on users and appointments (RELIABILITY.md, "Limits") -------------------------
+
+/// How many users and appointments the tower holds at most **(ours)**; 0 = no cap. python-teos
+/// capped appointments at 1,000,000 (`MAX_APPOINTMENTS`); rust-teos had no cap.
+///
+/// Only growth is refused: renewing an existing subscription or updating an existing appointment
+/// always passes. A refusal is 503 / code 32 (SERVICE_UNAVAILABLE), as python-teos answered
+/// "appointment rejected" with 503 when full: the request was well-formed and authentic, the tower
+/// cannot take it now, and a client should try later or use another tower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    /// Most registered users (`max_users`).
+    pub max_users: u32,
+    /// Most stored appointments, watched or triggered (`max_appointments`).
+    pub max_appointments: u32,
+}
+
+impl Default for Capacity {
+    /// The `teos.toml` defaults: 1,000,000 of each.
+    fn default() -> Capacity {
+        Capacity {
+            max_users: defaults::MAX_USERS,
+            max_appointments: defaults::MAX_APPOINTMENTS,
+        }
+    }
+}
+
+impl Capacity {
+    /// `max_users` and `max_appointments` of `config`.
+    pub fn from_config(config: &Config) -> Capacity {
+        Capacity {
+            max_users: config.max_users,
+            max_appointments: config.max_appointments,
+        }
+    }
+}
+
+/// What [`check_capacity`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    /// Rows of `users`.
+    Users,
+    /// Rows of `appointments`.
+    Appointments,
+}
+
+/// Refuses a write op that made `what` grow past `cap` (0 = no cap). Call it inside the write op,
+/// after inserting a new row: the op's `Err` rolls its savepoint back, so nothing of the refused request
+/// is stored. Counts come from the `counters` table (migration V2), kept exact by triggers.
+///
+/// Errors: over the cap → 503 / code 32 with a message saying the tower is full; storage → 32.
+pub fn check_capacity(conn: &Connection, what: Counted, cap: u32) -> Result<(), ApiError> {
+    if cap == 0 {
+        return Ok(());
+    }
+    let (name, message) = match what {
+        Counted::Users => (
+            "users",
+            "Registration rejected: the tower is not accepting new users (user limit reached)",
+        ),
+        Counted::Appointments => (
+            "appointments",
+            "Appointment rejected: the tower is full (appointment limit reached)",
+        ),
+    };
+    let count: Option<i64> = conn
+        .prepare_cached("SELECT value FROM counters WHERE name = ?1")
+        .and_then(|mut stmt| stmt.query_row([name], |row| row.get(0)).optional())
+        .map_err(storage_error)?;
+    let count = count.unwrap_or(0);
+    if count > i64::from(cap) {
+        tracing::warn!(what = name, count, cap, "capacity reached: request refused");
+        return Err(ApiError::new(ErrorCode::ServiceUnavailable, message));
+    }
+    Ok(())
 }

@@ -16,8 +16,9 @@ use teos_common::receipts::{AppointmentReceipt, RegistrationReceipt};
 
 use crate::api::TowerApi;
 use crate::chain_view::SharedChainView;
-use crate::gatekeeper::{self, SubscriptionParams, storage_error};
+use crate::gatekeeper::{self, Capacity, Counted, SubscriptionParams, storage_error};
 use crate::shutdown::Wakeup;
+use crate::storage::users;
 use crate::storage::{Store, appointments, trackers};
 use crate::watcher::{self, AppointmentRules};
 
@@ -54,6 +55,8 @@ pub struct Tower {
     rules: AppointmentRules,
     reachable: Arc<AtomicBool>,
     wakeup: Arc<Wakeup>,
+    /// Caps on users and appointments ([`Capacity::default`] unless [`Tower::with_capacity`]).
+    capacity: Capacity,
 }
 
 impl Tower {
@@ -74,7 +77,15 @@ impl Tower {
             rules,
             reachable,
             wakeup,
+            capacity: Capacity::default(),
         }
+    }
+
+    /// This tower with the caps on users and appointments set to `capacity` (`max_users`,
+    /// `max_appointments`; see [`Capacity`]).
+    pub fn with_capacity(mut self, capacity: Capacity) -> Tower {
+        self.capacity = capacity;
+        self
     }
 
     /// The tower id.
@@ -110,9 +121,17 @@ impl TowerApi for Tower {
     async fn register(&self, user_id: UserId) -> Result<RegisterResponse, ApiError> {
         self.check_available()?;
         let (view, params) = (self.view.clone(), self.subscription);
+        let max_users = self.capacity.max_users;
         let user = self
             .store
-            .write(move |conn| gatekeeper::register(conn, &user_id, view.height(), &params))
+            .write(move |conn| {
+                let new = users::get(conn, &user_id).map_err(storage_error)?.is_none();
+                let user = gatekeeper::register(conn, &user_id, view.height(), &params)?;
+                if new {
+                    gatekeeper::check_capacity(conn, Counted::Users, max_users)?;
+                }
+                Ok::<_, ApiError>(user)
+            })
             .await?;
         let receipt = RegistrationReceipt {
             user_id,
@@ -144,17 +163,26 @@ impl TowerApi for Tower {
         )?;
         let (view, rules, locator) = (self.view.clone(), self.rules, appointment.locator);
         let user_signature = signature.clone();
+        let max_appointments = self.capacity.max_appointments;
+        let uuid = AppointmentId::new(&locator, &user_id);
         let accepted = self
             .store
             .write(move |conn| {
-                watcher::store_appointment(
+                let new = appointments::get(conn, &uuid)
+                    .map_err(storage_error)?
+                    .is_none();
+                let accepted = watcher::store_appointment(
                     conn,
                     &view,
                     &user_id,
                     &appointment,
                     &user_signature,
                     &rules,
-                )
+                )?;
+                if new {
+                    gatekeeper::check_capacity(conn, Counted::Appointments, max_appointments)?;
+                }
+                Ok::<_, ApiError>(accepted)
             })
             .await?;
         if accepted.late_breach {

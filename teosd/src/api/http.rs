@@ -8,22 +8,30 @@
 //! | POST without `Content-Length` (chunked included) | 411 |
 //! | `Content-Length` over the endpoint's limit (87/2048/178/127 bytes) | 413 |
 //! | unknown path / known path with another method | 404 / 405 |
+//! | body slower than the body timeout / over the per-IP rate | 408 / 429 (see [`super::limits`]) |
 //!
-//! **(ours)** 404, 405, 411 and 413 also carry a JSON error body with code 6 (INVALID_REQUEST_FORMAT), so
+//! **(ours)** 404, 405, 408, 411 and 413 also carry a JSON error body with code 6 (INVALID_REQUEST_FORMAT), so
 //! every non-200 answer has the same shape; rust-teos sent plain text there. All bodies except ping's
 //! are `Content-Type: application/json`.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tower::ServiceExt;
 
 use teos_common::constants::{
     ADD_APPOINTMENT_BODY_LIMIT, GET_APPOINTMENT_BODY_LIMIT, GET_SUBSCRIPTION_INFO_BODY_LIMIT,
@@ -33,25 +41,186 @@ use teos_common::errors::{ApiError, ErrorCode};
 use teos_common::protocol;
 
 use super::TowerApi;
+use super::limits::{ConnectionSlots, HttpLimits, PRUNE_EVERY, RateLimiters};
 
-/// Serves the public API on `listener` until `shutdown` completes, then stops accepting connections and
-/// returns once the requests in flight are answered (axum graceful shutdown; idle keep-alive
-/// connections are closed).
+/// Serves the public API on `listener` with the default [`HttpLimits`] until `shutdown` completes;
+/// see [`serve_with_limits`].
 ///
-/// Errors: none in practice — accept errors are retried by axum; the `io::Result` is axum's signature.
+/// Errors: none in practice (accept errors are logged and retried); the `io::Result` is kept for
+/// callers that treat the server as fallible.
 pub async fn serve<T: TowerApi>(
     listener: TcpListener,
     tower: Arc<T>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_limits(listener, tower, HttpLimits::default(), shutdown).await
+}
+
+/// Serves the public API on `listener` (HTTP/1.1) under `limits` until `shutdown` completes, then
+/// closes the listener, lets the requests in flight finish (idle keep-alive connections are closed)
+/// and returns once every connection is closed.
+///
+/// Each accepted connection holds one of `limits.max_connections` slots; the accept loop waits for a
+/// free slot before accepting (mini-redis's listener). Headers must arrive within
+/// `limits.header_timeout` (hyper's `header_read_timeout`, also applied while a keep-alive connection
+/// waits for its next request), bodies within `limits.body_timeout` (408). `/register` and
+/// `/add_appointment` are rate limited per peer IP address (429). See [`super::limits`].
+///
+/// Errors: none in practice (accept errors are logged and retried after 100 ms, e.g. EMFILE).
+pub async fn serve_with_limits<T: TowerApi>(
+    listener: TcpListener,
+    tower: Arc<T>,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "public API listening");
+        tracing::info!(%addr, ?limits, "public API listening");
     }
-    axum::serve(listener, router(tower))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let server = Arc::new(Server {
+        router: router(tower),
+        rates: RateLimiters::new(&limits),
+        limits,
+    });
+    let slots = ConnectionSlots::new(limits.max_connections);
+    // Dropping `stop` (when this function leaves the loop) tells every connection to shut down.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let pruner = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PRUNE_EVERY);
+            loop {
+                every.tick().await;
+                server.rates.prune();
+            }
+        })
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = accept(&listener, &slots) => accepted,
+        };
+        let Some((stream, peer, permit)) = accepted else {
+            continue;
+        };
+        let (server, stopped) = (server.clone(), stopped.clone());
+        tokio::spawn(async move {
+            server.connection(stream, peer, stopped).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    drop(stop);
+    pruner.abort();
+    slots.wait_all_closed().await;
     tracing::info!("public API stopped");
     Ok(())
+}
+
+/// Waits for a connection slot, then for a connection. `None` after an accept error (logged; the
+/// caller retries, after a pause so that EMFILE does not spin).
+async fn accept(
+    listener: &TcpListener,
+    slots: &ConnectionSlots,
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let permit = slots.acquire().await?;
+    match listener.accept().await {
+        Ok((stream, peer)) => Some((stream, peer, permit)),
+        Err(error) => {
+            tracing::warn!(%error, "cannot accept a connection");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            None
+        }
+    }
+}
+
+/// What every connection task shares.
+struct Server {
+    router: Router,
+    rates: RateLimiters,
+    limits: HttpLimits,
+}
+
+impl Server {
+    /// Serves one connection until the client closes it, a timeout fires, or shutdown starts (then
+    /// the request in flight is finished first).
+    async fn connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mut stopped: tokio::sync::watch::Receiver<()>,
+    ) {
+        let server = self.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let server = server.clone();
+            async move { Ok::<_, Infallible>(server.request(request, peer).await) }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_timeout)
+            .max_buf_size(MAX_BUF_SIZE);
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let mut connection = std::pin::pin!(connection);
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = stopped.changed(), if !stopping => {
+                    stopping = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+
+    /// Rate limit, then the router with the body deadline.
+    async fn request(&self, request: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
+        if request.method() == Method::POST
+            && let Err(wait) = self.rates.check(request.uri().path(), peer.ip())
+        {
+            tracing::debug!(%peer, path = request.uri().path(), "rate limited");
+            return too_many_requests(wait);
+        }
+        let mut request = request.map(Body::new);
+        request
+            .extensions_mut()
+            .insert(BodyDeadline(self.limits.body_timeout));
+        match self.router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// Largest buffer hyper keeps for one connection's unparsed bytes (headers included). hyper's minimum
+/// is 8 KiB; the largest valid request is ~2.3 KiB.
+const MAX_BUF_SIZE: usize = 16 * 1024;
+
+/// The time a handler gets to read its body, put in each request's extensions by the server.
+#[derive(Clone, Copy)]
+struct BodyDeadline(Duration);
+
+/// 429 with `Retry-After` (whole seconds, rounded up) and code 32: the client is told to come back.
+fn too_many_requests(wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        &ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            format!("Too many requests from this address; retry in {seconds} s"),
+        )
+        .to_response(),
+    );
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// The routes of the public API over `tower` (what [`serve`] serves; exposed for tests and embedding).
@@ -226,7 +395,29 @@ async fn read_body(request: Request, limit: usize) -> Result<Vec<u8>, Response> 
             )));
         }
     }
-    match axum::body::to_bytes(request.into_body(), limit).await {
+    // Without a deadline (the router used on its own, as in tests) the body is read without one.
+    let deadline = request.extensions().get::<BodyDeadline>().map(|d| d.0);
+    let read = axum::body::to_bytes(request.into_body(), limit);
+    let read = match deadline {
+        Some(deadline) => match tokio::time::timeout(deadline, read).await {
+            Ok(read) => read,
+            Err(_) => {
+                let mut response = plain_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "The request body did not arrive within {} s",
+                        deadline.as_secs()
+                    ),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return Err(response);
+            }
+        },
+        None => read.await,
+    };
+    match read {
         Ok(bytes) => Ok(bytes.to_vec()),
         Err(error) => Err(error_response(&ApiError::invalid_request_format(format!(
             "Cannot read the request body: {error}"
@@ -234,7 +425,7 @@ async fn read_body(request: Request, limit: usize) -> Result<Vec<u8>, Response> 
     }
 }
 
-/// A 404/405/411/413 answer: `status` with a JSON body carrying code 6 (see the module docs).
+/// A 404/405/408/411/413 answer: `status` with a JSON body carrying code 6 (see the module docs).
 fn plain_error(status: StatusCode, message: &str) -> Response {
     json_response(
         status,

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod http;
+pub mod limits;
 
 use std::future::Future;
 

@@ -15,7 +15,8 @@ const AFTER_HELP: &str = "\
 Configuration sources, later ones winning: built-in defaults, <datadir>/teos.toml, TEOS_* environment \
 variables (TEOS_<KEY> sets the teos.toml key <key>, e.g. TEOS_API_PORT=9000, TEOS_BTC_RPC_USER=alice), \
 then these flags. Keys without a flag (subscription_slots, subscription_duration, expiry_delta, \
-min_to_self_delay, max_encrypted_blob_size, locator_cache_size, internal_api_bind, internal_api_port) \
+min_to_self_delay, max_encrypted_blob_size, locator_cache_size, the api_* limits, the *_rate_* limits, \
+max_users, max_appointments, internal_api_bind, internal_api_port) \
 are set in the file or the environment. An unknown key, an unknown TEOS_* variable or a bad value stops \
 startup. See contrib/teos.toml.example.";
 

@@ -31,6 +31,28 @@ pub const MAX_ENCRYPTED_BLOB_SIZE: usize = 2048;
 pub const POLLING_DELTA: u16 = 60;
 /// `locator_cache_size`: recent blocks whose locators are kept to answer late appointments.
 pub const LOCATOR_CACHE_SIZE: u32 = 6;
+/// `api_max_connections`: most HTTP connections the public API holds open at once; further clients
+/// wait in the kernel's accept queue (mini-redis's `MAX_CONNECTIONS` pattern).
+pub const API_MAX_CONNECTIONS: u32 = 256;
+/// `api_header_timeout`: seconds a client gets to send a request's headers, also the most a
+/// keep-alive connection stays idle between requests (slowloris protection).
+pub const API_HEADER_TIMEOUT: u16 = 10;
+/// `api_body_timeout`: seconds a client gets to send a request's body once its headers are in.
+pub const API_BODY_TIMEOUT: u16 = 10;
+/// `register_rate_limit`: `/register` requests per minute per client IP address (0 = no limit).
+pub const REGISTER_RATE_LIMIT: u32 = 60;
+/// `register_rate_burst`: `/register` requests one IP address may send at once before the rate applies.
+pub const REGISTER_RATE_BURST: u32 = 20;
+/// `add_appointment_rate_limit`: `/add_appointment` requests per minute per client IP address
+/// (0 = no limit).
+pub const ADD_APPOINTMENT_RATE_LIMIT: u32 = 6000;
+/// `add_appointment_rate_burst`: `/add_appointment` requests one IP address may send at once.
+pub const ADD_APPOINTMENT_RATE_BURST: u32 = 1000;
+/// `max_users`: registered users the tower accepts (0 = no cap); renewals are always accepted.
+pub const MAX_USERS: u32 = 1_000_000;
+/// `max_appointments`: appointments the tower holds (0 = no cap; python-teos's `MAX_APPOINTMENTS`);
+/// updates of an existing appointment are always accepted.
+pub const MAX_APPOINTMENTS: u32 = 1_000_000;
 /// `log_level`: level of teosd's own log lines.
 pub const LOG_LEVEL: &str = "info";
 /// `internal_api_bind` (accepted for compatibility, unused).

@@ -69,6 +69,30 @@ impl Config {
                 number(self.max_encrypted_blob_size as u64),
             ),
             ("locator_cache_size", number(self.locator_cache_size.into())),
+            (
+                "api_max_connections",
+                number(self.api_max_connections.into()),
+            ),
+            ("api_header_timeout", number(self.api_header_timeout.into())),
+            ("api_body_timeout", number(self.api_body_timeout.into())),
+            (
+                "register_rate_limit",
+                number(self.register_rate_limit.into()),
+            ),
+            (
+                "register_rate_burst",
+                number(self.register_rate_burst.into()),
+            ),
+            (
+                "add_appointment_rate_limit",
+                number(self.add_appointment_rate_limit.into()),
+            ),
+            (
+                "add_appointment_rate_burst",
+                number(self.add_appointment_rate_burst.into()),
+            ),
+            ("max_users", number(self.max_users.into())),
+            ("max_appointments", number(self.max_appointments.into())),
             ("log_level", text(&self.log_level)),
             ("debug", Shown::Flag(self.debug)),
             ("deps_debug", Shown::Flag(self.deps_debug)),

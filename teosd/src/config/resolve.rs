@@ -10,7 +10,10 @@
 //! - `btc_rpc_port` 0 → the network's default port.
 //! - `btc_zmq_hashblock`: empty, `tcp://HOST:PORT` or `ipc://PATH`.
 //! - `subscription_slots`, `subscription_duration`, `max_encrypted_blob_size`, `polling_delta`,
-//!   `locator_cache_size` ≥ 1; `expiry_delta` and `min_to_self_delay` may be 0.
+//!   `locator_cache_size`, `api_max_connections`, `api_header_timeout`, `api_body_timeout`,
+//!   `register_rate_burst`, `add_appointment_rate_burst` ≥ 1; `expiry_delta`, `min_to_self_delay`,
+//!   `register_rate_limit`, `add_appointment_rate_limit`, `max_users` and `max_appointments` may be 0
+//!   (0 = no limit for the last four).
 //! - `log_level` ∈ {off, error, warn, info, debug, trace}, any case.
 //! - `tor_support = true` → [`ConfigError::Unsupported`].
 
@@ -80,6 +83,34 @@ pub(crate) fn resolve(
             "locator_cache_size",
             take(l.locator_cache_size, d::LOCATOR_CACHE_SIZE),
         )?,
+        api_max_connections: positive(
+            "api_max_connections",
+            take(l.api_max_connections, d::API_MAX_CONNECTIONS),
+        )?,
+        api_header_timeout: positive(
+            "api_header_timeout",
+            take(l.api_header_timeout, d::API_HEADER_TIMEOUT),
+        )?,
+        api_body_timeout: positive(
+            "api_body_timeout",
+            take(l.api_body_timeout, d::API_BODY_TIMEOUT),
+        )?,
+        register_rate_limit: take(l.register_rate_limit, d::REGISTER_RATE_LIMIT).value,
+        register_rate_burst: positive(
+            "register_rate_burst",
+            take(l.register_rate_burst, d::REGISTER_RATE_BURST),
+        )?,
+        add_appointment_rate_limit: take(
+            l.add_appointment_rate_limit,
+            d::ADD_APPOINTMENT_RATE_LIMIT,
+        )
+        .value,
+        add_appointment_rate_burst: positive(
+            "add_appointment_rate_burst",
+            take(l.add_appointment_rate_burst, d::ADD_APPOINTMENT_RATE_BURST),
+        )?,
+        max_users: take(l.max_users, d::MAX_USERS).value,
+        max_appointments: take(l.max_appointments, d::MAX_APPOINTMENTS).value,
         debug: take(l.debug, false).value,
         deps_debug: take(l.deps_debug, false).value,
         log_level: log_level(take(l.log_level, d::LOG_LEVEL.into()))?,

@@ -1,0 +1,309 @@
+//! Limits of the public API (issue 6, item 4): connection cap, header and body timeouts (slowloris),
+//! per-IP rate limits, caps on users and appointments. A real tower (real SQLite) behind the real
+//! server on 127.0.0.1:0; slow and idle clients are raw TCP sockets.
+//!
+//! Body limits per endpoint are covered by `http_api.rs` (`bodies_over_each_limit_get_413...`).
+
+mod reliability_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use reliability_support::*;
+use teosd::api::limits::{HttpLimits, RateLimit};
+use teosd::gatekeeper::Capacity;
+use teosd::storage::users;
+
+/// Reads until the server closes the connection or `deadline` passes; returns the bytes and whether
+/// the server closed it.
+fn read_until_closed(stream: &mut TcpStream, deadline: Duration) -> (String, bool) {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let end = Instant::now() + deadline;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        match stream.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&answer).into_owned(), true),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return (String::from_utf8_lossy(&answer).into_owned(), true),
+        }
+    }
+    (String::from_utf8_lossy(&answer).into_owned(), false)
+}
+
+/// One ping on a fresh connection with `Connection: close`; the status line, or `None` if no answer
+/// came within `within`.
+fn ping(tower: &LocalTower, within: Duration) -> Option<String> {
+    let mut stream = TcpStream::connect(tower.addr).unwrap();
+    stream
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (answer, _) = read_until_closed(&mut stream, within);
+    answer.lines().next().map(str::to_owned)
+}
+
+#[test]
+fn connections_over_the_cap_wait_until_a_slot_frees() {
+    let limits = HttpLimits {
+        max_connections: 2,
+        ..relaxed_limits()
+    };
+    let tower = LocalTower::start(limits, Capacity::default());
+    // Two idle connections take both slots (the header timeout is 30 s).
+    let first = TcpStream::connect(tower.addr).unwrap();
+    let _second = TcpStream::connect(tower.addr).unwrap();
+    // Wait until the server has accepted both (a ping now gets no answer).
+    let mut third = TcpStream::connect(tower.addr).unwrap();
+    third
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (answer, _) = read_until_closed(&mut third, Duration::from_millis(700));
+    assert_eq!(
+        answer, "",
+        "a third connection is not served while two are open"
+    );
+    drop(first);
+    let (answer, closed) = read_until_closed(&mut third, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(closed);
+}
+
+#[test]
+fn slow_headers_and_idle_connections_are_closed_after_the_header_timeout() {
+    let limits = HttpLimits {
+        header_timeout: Duration::from_secs(1),
+        ..relaxed_limits()
+    };
+    let tower = LocalTower::start(limits, Capacity::default());
+
+    let mut idle = TcpStream::connect(tower.addr).unwrap();
+    let mut slow = TcpStream::connect(tower.addr).unwrap();
+    slow.write_all(b"POST /register HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let (_, idle_closed) = read_until_closed(&mut idle, Duration::from_secs(10));
+    let (_, slow_closed) = read_until_closed(&mut slow, Duration::from_secs(10));
+    assert!(idle_closed, "an idle connection is closed");
+    assert!(
+        slow_closed,
+        "a connection with unfinished headers is closed"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+
+    // A keep-alive connection that goes idle after one request is closed too.
+    let mut keep_alive = TcpStream::connect(tower.addr).unwrap();
+    keep_alive
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut keep_alive, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(closed, "an idle keep-alive connection is closed");
+}
+
+#[test]
+fn a_body_slower_than_the_body_timeout_gets_408() {
+    let limits = HttpLimits {
+        body_timeout: Duration::from_secs(1),
+        ..relaxed_limits()
+    };
+    let tower = LocalTower::start(limits, Capacity::default());
+    let mut stream = TcpStream::connect(tower.addr).unwrap();
+    stream
+        .write_all(b"POST /register HTTP/1.1\r\nHost: t\r\nContent-Length: 80\r\n\r\n{\"user_id\":")
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut stream, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains(r#""error_code":6"#), "{answer:?}");
+    assert!(closed, "the connection is closed after a 408");
+    assert_eq!(tower.counts(), (0, 0));
+}
+
+#[test]
+fn a_swarm_of_slow_clients_does_not_lock_out_a_good_client() {
+    let limits = HttpLimits {
+        max_connections: 8,
+        header_timeout: Duration::from_secs(1),
+        body_timeout: Duration::from_secs(1),
+        ..relaxed_limits()
+    };
+    let tower = LocalTower::start(limits, Capacity::default());
+    // 24 slowloris connections: three times the cap, each sending a header byte now and then.
+    let mut swarm: Vec<TcpStream> = (0..24)
+        .map(|_| {
+            let mut s = TcpStream::connect(tower.addr).unwrap();
+            let _ = s.write_all(b"POST /register HTTP/1.1\r\n");
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    let mut served = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        for s in &mut swarm {
+            let _ = s.write_all(b"X: y\r\n");
+        }
+        if let Some(status) = ping(&tower, Duration::from_millis(500)) {
+            served = Some(status);
+            break;
+        }
+    }
+    let status = served.expect("the good client was never served");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // Slots are freed by the timeouts, so it is served within a few header timeouts.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn registrations_over_the_per_ip_rate_get_429_with_retry_after_and_other_calls_pass() {
+    let limits = HttpLimits {
+        register_rate: RateLimit::per_minute(1, 3),
+        add_appointment_rate: RateLimit::per_minute(1, 2),
+        ..relaxed_limits()
+    };
+    let tower = LocalTower::start(limits, Capacity::default());
+    for seed in 1..=3 {
+        let (status, _) = tower.post("/register", register_body(&user_key(seed).1));
+        assert_eq!(status, 200);
+    }
+    let (status, headers, json) = tower.post_full("/register", register_body(&user_key(4).1));
+    assert_eq!(status, 429);
+    assert_eq!(code(&json), Some(32));
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        tower.counts().0,
+        3,
+        "the refused registration stored nothing"
+    );
+
+    let (sk, _) = user_key(1);
+    for n in 0..2 {
+        let (status, json) = tower.post("/add_appointment", add_body(&appointment(n, 100), &sk));
+        assert_eq!(status, 200, "{json}");
+    }
+    let (status, json) = tower.post("/add_appointment", add_body(&appointment(9, 100), &sk));
+    assert_eq!((status, code(&json)), (429, Some(32)));
+    assert_eq!(tower.counts().1, 2);
+    // get_subscription_info is not rate limited.
+    let info = serde_json::json!({
+        "signature": teos_common::cryptography::sign(b"get subscription info", &sk)
+    });
+    for _ in 0..5 {
+        assert_eq!(
+            tower.post("/get_subscription_info", info.to_string()).0,
+            200
+        );
+    }
+}
+
+#[test]
+fn new_users_over_max_users_get_503_while_renewals_pass() {
+    let capacity = Capacity {
+        max_users: 2,
+        max_appointments: 0,
+    };
+    let tower = LocalTower::start(relaxed_limits(), capacity);
+    for seed in [1, 2] {
+        assert_eq!(
+            tower.post("/register", register_body(&user_key(seed).1)).0,
+            200
+        );
+    }
+    let (status, json) = tower.post("/register", register_body(&user_key(3).1));
+    assert_eq!((status, code(&json)), (503, Some(32)));
+    assert!(
+        json["error"].as_str().unwrap().contains("new users"),
+        "{json}"
+    );
+    assert_eq!(tower.counts(), (2, 0), "the refused user was not stored");
+    let (status, json) = tower.post("/register", register_body(&user_key(1).1));
+    assert_eq!(status, 200, "a renewal is not growth: {json}");
+    assert_eq!(json["available_slots"], 20);
+    assert_eq!(tower.counters(), tower.counts());
+}
+
+#[test]
+fn new_appointments_over_max_appointments_get_503_while_updates_pass() {
+    let capacity = Capacity {
+        max_users: 0,
+        max_appointments: 3,
+    };
+    let tower = LocalTower::start(relaxed_limits(), capacity);
+    let (sk1, u1) = user_key(1);
+    let (sk2, u2) = user_key(2);
+    tower.post("/register", register_body(&u1));
+    tower.post("/register", register_body(&u2));
+    for n in 0..3 {
+        let (status, json) = tower.post("/add_appointment", add_body(&appointment(n, 100), &sk1));
+        assert_eq!(status, 200, "{json}");
+    }
+    let (status, json) = tower.post("/add_appointment", add_body(&appointment(3, 100), &sk2));
+    assert_eq!((status, code(&json)), (503, Some(32)));
+    assert!(json["error"].as_str().unwrap().contains("full"), "{json}");
+    assert_eq!(tower.counts(), (2, 3));
+    // The refused request charged nothing.
+    let info = serde_json::json!({
+        "signature": teos_common::cryptography::sign(b"get subscription info", &sk2)
+    });
+    let (_, json) = tower.post("/get_subscription_info", info.to_string());
+    assert_eq!(json["available_slots"], 10);
+    assert_eq!(json["locators"], serde_json::json!([]));
+    // Updating an existing appointment is not growth.
+    let mut update = appointment(1, 300);
+    update.to_self_delay = 50;
+    let (status, json) = tower.post("/add_appointment", add_body(&update, &sk1));
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(tower.counters(), tower.counts());
+}
+
+#[test]
+fn the_counters_follow_cascading_deletes_so_freed_room_is_usable_again() {
+    let capacity = Capacity {
+        max_users: 2,
+        max_appointments: 2,
+    };
+    let tower = LocalTower::start(relaxed_limits(), capacity);
+    let (sk1, u1) = user_key(1);
+    let (_, u2) = user_key(2);
+    tower.post("/register", register_body(&u1));
+    tower.post("/register", register_body(&u2));
+    for n in 0..2 {
+        assert_eq!(
+            tower
+                .post("/add_appointment", add_body(&appointment(n, 10), &sk1))
+                .0,
+            200
+        );
+    }
+    // The Gatekeeper deletes both users as outdated (expiry 1500 + delta 6): the cascade removes the
+    // appointments, and the triggers keep the counts exact.
+    let deleted = tower
+        .store
+        .write_blocking(|conn| users::delete_outdated(conn, HEIGHT + 2000, 6))
+        .unwrap();
+    assert_eq!(deleted.len(), 2);
+    assert_eq!(tower.counters(), (0, 0));
+    let (sk3, u3) = user_key(3);
+    assert_eq!(tower.post("/register", register_body(&u3)).0, 200);
+    for n in 10..12 {
+        assert_eq!(
+            tower
+                .post("/add_appointment", add_body(&appointment(n, 10), &sk3))
+                .0,
+            200
+        );
+    }
+    assert_eq!(tower.counters(), tower.counts());
+    assert_eq!(tower.counts(), (1, 2));
+}

@@ -1,0 +1,227 @@
+//! The `chain` scenario's environment: bitcoind-sim in this process with a funded test wallet,
+//! breach pairs, a filler set for big blocks, a prefilled tower database, and teosd started and
+//! stopped around it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bitcoin::{Amount, ScriptBuf};
+use bitcoind_sim::wallet::{Breach, TestWallet};
+use bitcoind_sim::{SimConfig, Simulator};
+use teos_common::appointment::{Appointment, Locator};
+use teos_common::cryptography;
+
+use crate::blocks::{Fillers, mine};
+use crate::clients::{BenchUser, TO_SELF_DELAY};
+use crate::error::BenchError;
+use crate::events::EventLog;
+use crate::http::HttpConn;
+use crate::prefill::{PrefillSpec, prefill};
+use crate::tower::{LogLine, TowerConfig, TowerProcess, log_field};
+
+/// How long teosd may take to get ready (a cold start on a big database included).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long anything the tower should do "at once" may take before the run fails.
+const SOON: Duration = Duration::from_secs(60);
+/// Value of each breached channel's `to_local` output.
+const BREACH_VALUE: Amount = Amount::from_sat(1_000_000);
+
+/// The scenario's knobs.
+#[derive(Clone, Debug)]
+pub struct ChainOptions {
+    /// Appointments stored before teosd starts.
+    pub appointments: u64,
+    /// Users those appointments belong to.
+    pub users: u64,
+    /// Transactions per big block, coinbase included.
+    pub block_txs: usize,
+    /// Breach blocks mined (one measurement each).
+    pub rounds: usize,
+    /// Breached channels per breach block (each with a watched appointment).
+    pub breaches_per_block: usize,
+    /// Big blocks mined while teosd is stopped, then caught up.
+    pub catchup_blocks: u32,
+    /// Restarts timed at the end.
+    pub startup_runs: usize,
+    /// Blob size of the prefilled appointments (bytes).
+    pub blob_size: usize,
+    /// The teosd binary.
+    pub teosd: PathBuf,
+    /// Echo teosd's log.
+    pub echo: bool,
+}
+
+/// bitcoind-sim, its wallet and fillers, and teosd's data dir.
+pub struct ChainEnv {
+    pub options: ChainOptions,
+    pub sim: Simulator,
+    pub events: EventLog,
+    breaches: Vec<Breach>,
+    fillers: Fillers,
+    miner: ScriptBuf,
+    pub config: TowerConfig,
+    _dir: tempfile::TempDir,
+}
+
+/// One breach block's measurements.
+#[derive(Clone, Debug)]
+pub struct BreachRound {
+    /// Block connected in bitcoind-sim → first penalty of the block in its mempool.
+    pub first: Duration,
+    /// Block connected → last penalty of the block in its mempool.
+    pub last: Duration,
+    /// teosd's own time for the block (`connect_block`: scan, decrypt, respond, commit), ms.
+    pub connect_ms: Option<u64>,
+}
+
+/// How a start of teosd went, from the timestamps of its log lines.
+#[derive(Clone, Debug)]
+pub struct Startup {
+    /// Spawn → "Tower ready".
+    pub ready: Duration,
+    /// Spawn → "last processed block" (database opened, key loaded, bitcoind reached).
+    pub to_tip: Duration,
+}
+
+impl ChainEnv {
+    /// Starts bitcoind-sim, funds the wallet, builds every breach pair, mines the fan-out block and
+    /// prefills teosd's database (users `0..users` with `appointments` appointments).
+    pub fn prepare(options: &ChainOptions) -> Result<ChainEnv, BenchError> {
+        let dir = tempfile::tempdir().map_err(|e| BenchError::io("creating a temp dir", e))?;
+        let sim = Simulator::start(SimConfig::new(dir.path().join("bitcoind")))
+            .map_err(BenchError::sim)?;
+        let node = sim.node();
+        let breach_count = options.rounds * options.breaches_per_block;
+        let wallet = TestWallet::new(11);
+        wallet
+            .fund(&node, breach_count + 1)
+            .map_err(BenchError::sim)?;
+        let breaches = wallet
+            .build_breaches(&node, breach_count, BREACH_VALUE, TO_SELF_DELAY as u16)
+            .map_err(BenchError::sim)?;
+        let coin = wallet
+            .spendable(&node)
+            .into_iter()
+            .next()
+            .ok_or_else(|| BenchError::Sim("no coin left for the fillers".into()))?;
+        let miner = Simulator::mining_address().script_pubkey();
+        let width = options.block_txs.saturating_sub(1).max(1);
+        let (fillers, _) = Fillers::fan_out(&node, &coin, width, &miner)?;
+        let events = EventLog::subscribe(&node)?;
+
+        let config = TowerConfig::new(&dir.path().join("teosd"), true)?;
+        config.write(&sim)?;
+        let spec = PrefillSpec {
+            users: options.users,
+            appointments: options.appointments,
+            blob_size: options.blob_size,
+            start: node.block_count(),
+        };
+        let took = prefill(&config.db_path(), &spec)?;
+        println!(
+            "prefill: {} appointments of {} users written in {:.1} s (direct SQLite inserts through teosd::storage)",
+            options.appointments,
+            options.users,
+            took.as_secs_f64()
+        );
+        Ok(ChainEnv {
+            options: options.clone(),
+            sim,
+            events,
+            breaches,
+            fillers,
+            miner,
+            config,
+            _dir: dir,
+        })
+    }
+
+    /// Spawns teosd and waits for "Tower ready".
+    pub fn start_tower(&self) -> Result<(TowerProcess, Startup), BenchError> {
+        let mut tower = TowerProcess::spawn(&self.options.teosd, &self.config, self.options.echo)?;
+        let tip = tower.wait_for("last processed block", READY_TIMEOUT)?;
+        let ready = tower.wait_for("Tower ready", READY_TIMEOUT)?;
+        let startup = Startup {
+            ready: ready.at - tower.started,
+            to_tip: tip.at - tower.started,
+        };
+        Ok((tower, startup))
+    }
+
+    /// Sends the appointment of every breach pair over HTTP, breach `i` by prefilled user
+    /// `i % users`.
+    pub fn send_breach_appointments(&self) -> Result<(), BenchError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| BenchError::io("starting a client runtime", e))?;
+        let users = self.options.users.max(1);
+        runtime.block_on(async {
+            let mut conn = HttpConn::connect(self.config.api_addr()).await?;
+            for (i, breach) in self.breaches.iter().enumerate() {
+                let txid = breach.commitment.compute_txid();
+                let appointment = Appointment {
+                    locator: Locator::new(&txid),
+                    encrypted_blob: cryptography::encrypt(&breach.penalty, &txid),
+                    to_self_delay: TO_SELF_DELAY,
+                };
+                let body = BenchUser::new(i as u64 % users).add_appointment_body(&appointment)?;
+                conn.post_ok("/add_appointment", body).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Mines breach block `round` (its breached commitments plus fillers, `block_txs` in all) and
+    /// measures how long the penalties take to reach the mempool.
+    pub fn breach_round(
+        &mut self,
+        tower: &mut TowerProcess,
+        round: usize,
+    ) -> Result<BreachRound, BenchError> {
+        let k = self.options.breaches_per_block;
+        let pairs = &self.breaches[round * k..(round + 1) * k];
+        let fillers = self.options.block_txs.saturating_sub(1 + k);
+        let mut txs = self.fillers.take(fillers)?;
+        txs.extend(pairs.iter().map(|b| b.commitment.clone()));
+        let node = self.sim.node();
+        let height = node.block_count() + 1;
+        let cursor = tower.log_len();
+        let hash = mine(&node, txs, &self.miner)?;
+        let connected = self.events.block_connected(&hash, SOON)?;
+        let mut added = Vec::with_capacity(k);
+        for pair in pairs {
+            added.push(self.events.tx_added(&pair.penalty.compute_txid(), SOON)?);
+        }
+        let line =
+            tower.wait_for_from(cursor, &format!("block connected height={height} "), SOON)?;
+        let since = |at: Option<&Instant>| at.map_or(Duration::ZERO, |at| *at - connected);
+        Ok(BreachRound {
+            first: since(added.iter().min()),
+            last: since(added.iter().max()),
+            connect_ms: connect_ms(&line),
+        })
+    }
+
+    /// Mines `n` blocks of fillers only (`block_txs` transactions each).
+    pub fn mine_fillers(&mut self, n: u32) -> Result<(), BenchError> {
+        let node = self.sim.node();
+        for _ in 0..n {
+            let txs = self
+                .fillers
+                .take(self.options.block_txs.saturating_sub(1))?;
+            mine(&node, txs, &self.miner)?;
+        }
+        Ok(())
+    }
+
+    /// The active chain's height in bitcoind-sim.
+    pub fn height(&self) -> u32 {
+        self.sim.node().block_count()
+    }
+}
+
+/// The `elapsed_ms` of a "block connected" log line.
+pub fn connect_ms(line: &LogLine) -> Option<u64> {
+    log_field(&line.text, "elapsed_ms").and_then(|v| v.parse().ok())
+}

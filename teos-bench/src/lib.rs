@@ -1,0 +1,24 @@
+//! teos-bench: a load generator and end-to-end benchmarks of teosd (issue 7).
+//!
+//! * `load` ([`load`]): users register, then pre-signed `add_appointment` requests go over N
+//!   keep-alive HTTP connections; throughput and latency percentiles (HdrHistogram), and a durability
+//!   check (SIGKILL, then every receipt must be a row).
+//! * `chain` ([`chain_scenario`]): bitcoind-sim in this process, the real teosd binary, a database
+//!   prefilled with many appointments; breach-to-broadcast latency on big blocks, teosd's block
+//!   processing time, RSS, catch-up after downtime, restart time.
+//!
+//! Figures are printed as text and, with `--markdown`, as rows of the `BENCHMARKS.md` table
+//! ([`targets`]).
+
+pub mod blocks;
+pub mod chain;
+pub mod chain_scenario;
+pub mod clients;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod load;
+pub mod prefill;
+pub mod stats;
+pub mod targets;
+pub mod tower;

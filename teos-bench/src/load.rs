@@ -1,0 +1,322 @@
+//! The `load` scenario: many users send pre-signed appointments over HTTP at a fixed number of
+//! connections; prints throughput and latency percentiles, and (when it started the tower itself)
+//! checks that every receipt survived a SIGKILL.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bitcoind_sim::{SimConfig, Simulator};
+use bytes::Bytes;
+
+use crate::clients::{BenchUser, presign};
+use crate::error::BenchError;
+use crate::http::HttpConn;
+use crate::prefill::{PrefillSpec, count_appointments, prefill};
+use crate::stats::{Latencies, ms};
+use crate::tower::{TowerConfig, TowerProcess};
+
+/// Users of the load start at this number, so they never collide with prefilled users (0..).
+const LOAD_USER_BASE: u64 = 1 << 40;
+/// Slots one registration grants with teosd's default config (`subscription_slots`).
+const SLOTS_PER_REGISTRATION: usize = 10_000;
+
+/// How to run the load.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Concurrent HTTP connections, each sending one request at a time.
+    pub connections: usize,
+    /// Appointments sent and timed (after the warm-up).
+    pub appointments: usize,
+    /// Appointments sent first and not timed.
+    pub warmup: usize,
+    /// Users the appointments are spread over (raised so nobody runs out of slots).
+    pub users: usize,
+    /// Encrypted blob size (bytes).
+    pub blob_size: usize,
+    /// Appointments stored (prefilled) before teosd starts, over 10,000 users.
+    pub prefill: u64,
+    /// Tokio worker threads of the load generator.
+    pub client_threads: usize,
+    /// An already running tower to load instead of starting bitcoind-sim + teosd.
+    pub url: Option<SocketAddr>,
+    /// The teosd binary to start.
+    pub teosd: PathBuf,
+    /// Echo teosd's log.
+    pub echo: bool,
+    /// Seed of the random appointments.
+    pub seed: u64,
+}
+
+/// What one load run measured.
+#[derive(Debug)]
+pub struct LoadReport {
+    /// Timed requests answered 200.
+    pub accepted: u64,
+    /// Timed requests answered otherwise, by status.
+    pub refused: BTreeMap<u16, u64>,
+    /// Requests that failed below HTTP (connection errors).
+    pub transport_errors: u64,
+    /// Wall time of the timed phase.
+    pub elapsed: Duration,
+    /// Latency of every timed request, request sent to answer read.
+    pub latencies: Latencies,
+    /// teosd's RSS after the load (KiB), when it was started here.
+    pub rss_kib: Option<u64>,
+    /// `(receipts given, appointments found after SIGKILL)` when the tower was started here.
+    pub durability: Option<(u64, u64)>,
+    /// Time to sign every request before the run.
+    pub presign: Duration,
+}
+
+impl LoadReport {
+    /// Accepted appointments per second of the timed phase.
+    pub fn throughput(&self) -> f64 {
+        self.accepted as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Human-readable lines.
+    pub fn print(&self, options: &LoadOptions) {
+        println!(
+            "add_appointment: {} accepted in {:.2} s with {} connections = {:.0} appointments/s",
+            self.accepted,
+            self.elapsed.as_secs_f64(),
+            options.connections,
+            self.throughput()
+        );
+        println!("latency: {}", self.latencies.summary());
+        if !self.refused.is_empty() || self.transport_errors > 0 {
+            println!(
+                "refused: {:?}, transport errors: {}",
+                self.refused, self.transport_errors
+            );
+        }
+        if let Some(rss) = self.rss_kib {
+            println!("teosd RSS after the load: {:.1} MiB", rss as f64 / 1024.0);
+        }
+        if let Some((receipts, stored)) = self.durability {
+            println!(
+                "durability: {receipts} receipts given (incl. warm-up and prefill), {stored} appointments in the database after SIGKILL"
+            );
+        }
+        println!(
+            "(pre-signing {} requests took {})",
+            options.appointments + options.warmup,
+            ms(self.presign)
+        );
+    }
+}
+
+/// Runs the scenario: start bitcoind-sim + teosd (unless `url`), register users, pre-sign, warm up,
+/// time the load, then SIGKILL teosd and count what it stored.
+pub fn run(options: &LoadOptions) -> Result<LoadReport, BenchError> {
+    let total = options.appointments + options.warmup;
+    let users_needed = total
+        .div_ceil(SLOTS_PER_REGISTRATION)
+        .max(options.users)
+        .max(1);
+    let users: Vec<BenchUser> = (0..users_needed as u64)
+        .map(|n| BenchUser::new(LOAD_USER_BASE + n))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let signing = Instant::now();
+    let bodies = Arc::new(presign(
+        &users,
+        total,
+        options.blob_size,
+        options.seed,
+        threads,
+    )?);
+    let presign_time = signing.elapsed();
+
+    let mut env = match options.url {
+        Some(addr) => Env::External(addr),
+        None => Env::start(options)?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.client_threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| BenchError::io("starting the client runtime", e))?;
+    let addr = env.addr();
+    let (phase, mut conns) = runtime.block_on(async {
+        register(addr, &users).await?;
+        let mut conns = Vec::with_capacity(options.connections);
+        for _ in 0..options.connections.max(1) {
+            conns.push(HttpConn::connect(addr).await?);
+        }
+        let (warm, conns) = run_phase(conns, bodies.clone(), 0..options.warmup).await;
+        let (phase, conns) = run_phase(conns, bodies.clone(), options.warmup..total).await;
+        Ok::<_, BenchError>(((warm.accepted, phase), conns))
+    })?;
+    let (warm_accepted, phase) = phase;
+    conns.clear();
+    drop(runtime);
+
+    let mut report = LoadReport {
+        accepted: phase.accepted,
+        refused: phase.refused,
+        transport_errors: phase.transport_errors,
+        elapsed: phase.elapsed,
+        latencies: phase.latencies,
+        rss_kib: None,
+        durability: None,
+        presign: presign_time,
+    };
+    if let Env::Own { tower, config, .. } = &mut env {
+        report.rss_kib = Some(tower.rss_kib()?);
+        // A crash right after the last receipt: everything acknowledged must be on disk.
+        tower.kill()?;
+        let stored = count_appointments(&config.db_path())?;
+        // Every receipt of both phases, plus the prefill.
+        let receipts = warm_accepted + phase.accepted + options.prefill;
+        report.durability = Some((receipts, stored));
+    }
+    Ok(report)
+}
+
+/// Registers every user once (sequentially, on one connection).
+async fn register(addr: SocketAddr, users: &[BenchUser]) -> Result<(), BenchError> {
+    let mut conn = HttpConn::connect(addr).await?;
+    for user in users {
+        conn.post_ok("/register", user.register_body()?).await?;
+    }
+    Ok(())
+}
+
+/// Counters of one phase.
+struct Phase {
+    accepted: u64,
+    refused: BTreeMap<u16, u64>,
+    transport_errors: u64,
+    elapsed: Duration,
+    latencies: Latencies,
+}
+
+/// Sends `bodies[range]` over `conns`, each connection taking the next unsent request as soon as its
+/// previous answer arrived. Returns the counters and the connections still usable.
+async fn run_phase(
+    conns: Vec<HttpConn>,
+    bodies: Arc<Vec<Bytes>>,
+    range: std::ops::Range<usize>,
+) -> (Phase, Vec<HttpConn>) {
+    let next = Arc::new(AtomicUsize::new(range.start));
+    let end = range.end;
+    let started = Instant::now();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| {
+            let (next, bodies) = (next.clone(), bodies.clone());
+            tokio::spawn(async move {
+                let mut latencies = Latencies::new();
+                let mut refused: BTreeMap<u16, u64> = BTreeMap::new();
+                let (mut accepted, mut errors) = (0u64, 0u64);
+                let mut alive = true;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= end {
+                        break;
+                    }
+                    let sent = Instant::now();
+                    match conn.post_json("/add_appointment", bodies[i].clone()).await {
+                        Ok(answer) if answer.status == 200 => {
+                            latencies.record(sent.elapsed());
+                            accepted += 1;
+                        }
+                        Ok(answer) => {
+                            latencies.record(sent.elapsed());
+                            *refused.entry(answer.status).or_default() += 1;
+                        }
+                        Err(_) => {
+                            errors += 1;
+                            alive = false;
+                            break;
+                        }
+                    }
+                }
+                (latencies, refused, accepted, errors, alive.then_some(conn))
+            })
+        })
+        .collect();
+    let mut phase = Phase {
+        accepted: 0,
+        refused: BTreeMap::new(),
+        transport_errors: 0,
+        elapsed: Duration::ZERO,
+        latencies: Latencies::new(),
+    };
+    let mut conns = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok((latencies, refused, accepted, errors, conn)) => {
+                phase.latencies.merge(&latencies);
+                for (status, n) in refused {
+                    *phase.refused.entry(status).or_default() += n;
+                }
+                phase.accepted += accepted;
+                phase.transport_errors += errors;
+                conns.extend(conn);
+            }
+            Err(_) => phase.transport_errors += 1,
+        }
+    }
+    phase.elapsed = started.elapsed();
+    (phase, conns)
+}
+
+/// Where the load goes.
+enum Env {
+    /// A tower someone else runs.
+    External(SocketAddr),
+    /// bitcoind-sim and teosd started here (kept alive until the end of the run).
+    Own {
+        _sim: Simulator,
+        tower: TowerProcess,
+        config: TowerConfig,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl Env {
+    /// Starts bitcoind-sim (one block mined) and teosd in a temp dir, prefilled as asked.
+    fn start(options: &LoadOptions) -> Result<Env, BenchError> {
+        let dir = tempfile::tempdir().map_err(|e| BenchError::io("creating a temp dir", e))?;
+        let sim = Simulator::start(SimConfig::new(dir.path().join("bitcoind")))
+            .map_err(BenchError::sim)?;
+        let height = sim.node().block_count();
+        let config = TowerConfig::new(&dir.path().join("teosd"), false)?;
+        config.write(&sim)?;
+        if options.prefill > 0 {
+            let spec = PrefillSpec {
+                users: 10_000,
+                appointments: options.prefill,
+                blob_size: options.blob_size,
+                start: height,
+            };
+            let took = prefill(&config.db_path(), &spec)?;
+            println!(
+                "prefilled {} appointments of 10000 users in {:.1} s",
+                options.prefill,
+                took.as_secs_f64()
+            );
+        }
+        let mut tower = TowerProcess::spawn(&options.teosd, &config, options.echo)?;
+        tower.wait_for("Tower ready", Duration::from_secs(300))?;
+        Ok(Env::Own {
+            _sim: sim,
+            tower,
+            config,
+            _dir: dir,
+        })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Env::External(addr) => *addr,
+            Env::Own { config, .. } => config.api_addr(),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! `teos-bench`: see the library docs and `BENCHMARKS.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use teos_bench::chain::ChainOptions;
+use teos_bench::error::BenchError;
+use teos_bench::load::LoadOptions;
+use teos_bench::targets::{Row, chain_rows, load_rows};
+use teos_bench::tower::default_teosd_path;
+use teos_bench::{chain_scenario, clients, load};
+
+#[derive(Parser)]
+#[command(
+    name = "teos-bench",
+    about = "Load generator and end-to-end benchmarks of teosd"
+)]
+struct Cli {
+    /// The teosd binary (default: `teosd` next to this executable).
+    #[arg(long, global = true)]
+    teosd: Option<PathBuf>,
+    /// Echo teosd's log lines to stderr.
+    #[arg(long, global = true)]
+    echo: bool,
+    /// Also print the figures as markdown table rows (for BENCHMARKS.md).
+    #[arg(long, global = true)]
+    markdown: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// add_appointment throughput and latency over HTTP.
+    Load {
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Appointments timed.
+        #[arg(long, default_value_t = 200_000)]
+        appointments: usize,
+        /// Appointments sent first, not timed.
+        #[arg(long, default_value_t = 10_000)]
+        warmup: usize,
+        /// Users the appointments are spread over (at least one per 10,000 appointments).
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
+        /// Encrypted blob size in bytes.
+        #[arg(long, default_value_t = 250)]
+        blob_size: usize,
+        /// Appointments stored in the database before teosd starts.
+        #[arg(long, default_value_t = 0)]
+        prefill: u64,
+        /// Tokio worker threads of the load generator.
+        #[arg(long, default_value_t = 2)]
+        client_threads: usize,
+        /// Load an already running tower at this address instead of starting one.
+        #[arg(long)]
+        url: Option<SocketAddr>,
+        /// Seed of the random appointments (random if not given).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Breach-to-broadcast latency, block processing, memory, catch-up and restarts.
+    Chain {
+        /// Appointments stored before teosd starts.
+        #[arg(long, default_value_t = 1_000_000)]
+        appointments: u64,
+        /// Users those appointments belong to.
+        #[arg(long, default_value_t = 10_000)]
+        users: u64,
+        /// Transactions per block, coinbase included.
+        #[arg(long, default_value_t = 4_000)]
+        block_txs: usize,
+        /// Breach blocks to time.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// Breached channels per breach block.
+        #[arg(long, default_value_t = 1)]
+        breaches_per_block: usize,
+        /// Blocks mined while teosd is down, then caught up (0 = skip).
+        #[arg(long, default_value_t = 100)]
+        catchup_blocks: u32,
+        /// Restarts to time at the end.
+        #[arg(long, default_value_t = 3)]
+        startup_runs: usize,
+        /// Blob size of the prefilled appointments (bytes).
+        #[arg(long, default_value_t = 250)]
+        blob_size: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(rows) => {
+            for row in rows {
+                println!("{}", row.markdown());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("teos-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command; returns the markdown rows to print (none without `--markdown`).
+fn run(cli: Cli) -> Result<Vec<Row>, BenchError> {
+    let teosd = match cli.teosd {
+        Some(path) => path,
+        None => default_teosd_path()?,
+    };
+    let rows = match cli.command {
+        Command::Load {
+            connections,
+            appointments,
+            warmup,
+            users,
+            blob_size,
+            prefill,
+            client_threads,
+            url,
+            seed,
+        } => {
+            let options = LoadOptions {
+                connections,
+                appointments,
+                warmup,
+                users,
+                blob_size,
+                prefill,
+                client_threads,
+                url,
+                teosd,
+                echo: cli.echo,
+                seed: seed.unwrap_or_else(clients::random_seed),
+            };
+            let report = load::run(&options)?;
+            report.print(&options);
+            load_rows(&report, &options)
+        }
+        Command::Chain {
+            appointments,
+            users,
+            block_txs,
+            rounds,
+            breaches_per_block,
+            catchup_blocks,
+            startup_runs,
+            blob_size,
+        } => {
+            let options = ChainOptions {
+                appointments,
+                users: users.max(1),
+                block_txs: block_txs.max(2 + breaches_per_block),
+                rounds,
+                breaches_per_block,
+                catchup_blocks,
+                startup_runs,
+                blob_size,
+                teosd,
+                echo: cli.echo,
+            };
+            let report = chain_scenario::run(&options)?;
+            report.print(&options);
+            chain_rows(&report, &options)
+        }
+    };
+    Ok(if cli.markdown { rows } else { Vec::new() })
+}

@@ -1,0 +1,154 @@
+//! The targets of issue 7 and the markdown rows comparing measured figures with them.
+
+use std::time::Duration;
+
+use crate::chain::ChainOptions;
+use crate::chain_scenario::ChainReport;
+use crate::load::{LoadOptions, LoadReport};
+use crate::stats::ms;
+
+/// add_appointment throughput target (appointments per second, 16 connections).
+pub const THROUGHPUT: f64 = 10_000.0;
+/// add_appointment p99 latency target.
+pub const P99: Duration = Duration::from_millis(25);
+/// Breach-to-broadcast median target.
+pub const BREACH: Duration = Duration::from_millis(100);
+/// Block processing target (4,000-tx block against 1,000,000 appointments).
+pub const BLOCK: Duration = Duration::from_millis(50);
+/// Catch-up target (blocks per second).
+pub const CATCHUP: f64 = 100.0;
+/// Memory target (KiB): 150 MB.
+pub const RSS_KIB: u64 = 150 * 1000 * 1000 / 1024;
+/// Startup target.
+pub const STARTUP: Duration = Duration::from_secs(2);
+
+/// One line of the figures table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// What was measured.
+    pub figure: String,
+    /// The measured value.
+    pub value: String,
+    /// The issue's target.
+    pub target: String,
+    /// Whether the value meets the target.
+    pub met: bool,
+}
+
+impl Row {
+    fn new(figure: impl Into<String>, value: String, target: &str, met: bool) -> Row {
+        Row {
+            figure: figure.into(),
+            value,
+            target: target.to_owned(),
+            met,
+        }
+    }
+
+    /// `| figure | value | target | met |`
+    pub fn markdown(&self) -> String {
+        format!(
+            "| {} | {} | {} | {} |",
+            self.figure,
+            self.value,
+            self.target,
+            if self.met { "met" } else { "**missed**" }
+        )
+    }
+}
+
+/// Rows of a load run.
+pub fn load_rows(report: &LoadReport, options: &LoadOptions) -> Vec<Row> {
+    let p99 = report.latencies.quantile(0.99);
+    let mut rows = vec![
+        Row::new(
+            format!(
+                "add_appointment throughput, {} connections, {} stored before",
+                options.connections, options.prefill
+            ),
+            format!("{:.0} /s", report.throughput()),
+            "≥ 10,000 /s",
+            report.throughput() >= THROUGHPUT,
+        ),
+        Row::new(
+            "add_appointment latency p50 / p99 / max",
+            format!(
+                "{} / {} / {}",
+                ms(report.latencies.quantile(0.5)),
+                ms(p99),
+                ms(report.latencies.max())
+            ),
+            "p99 < 25 ms",
+            p99 < P99,
+        ),
+    ];
+    if let Some((receipts, stored)) = report.durability {
+        rows.push(Row::new(
+            "receipts durable after SIGKILL (receipts / rows found)",
+            format!("{receipts} / {stored}"),
+            "all",
+            stored >= receipts,
+        ));
+    }
+    rows
+}
+
+/// Rows of a chain run.
+pub fn chain_rows(report: &ChainReport, options: &ChainOptions) -> Vec<Row> {
+    let stored = format!(
+        "{} appointments, {} users, {}-tx blocks",
+        options.appointments, options.users, options.block_txs
+    );
+    let mut rows = Vec::new();
+    if let Some(m) = report.breach_median() {
+        rows.push(Row::new(
+            format!(
+                "breach-to-broadcast median ({stored}, {} blocks)",
+                report.rounds.len()
+            ),
+            ms(m),
+            "< 100 ms",
+            m < BREACH,
+        ));
+    }
+    if let Some(m) = report.connect_median() {
+        rows.push(Row::new(
+            format!("block processing median, teosd connect_block ({stored})"),
+            ms(m),
+            "< 50 ms",
+            m < BLOCK,
+        ));
+    }
+    if let Some(c) = &report.catchup {
+        rows.push(Row::new(
+            format!("catch-up after downtime ({} blocks, {stored})", c.blocks),
+            format!("{:.1} blocks/s", c.rate()),
+            "≥ 100 blocks/s",
+            c.rate() >= CATCHUP,
+        ));
+    }
+    let peak = [
+        Some(report.rss_ready_kib),
+        Some(report.rss_after_breaches_kib),
+        report.rss_after_catchup_kib,
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(0);
+    rows.push(Row::new(
+        format!("teosd RSS, highest sample ({stored})"),
+        format!("{:.1} MB", peak as f64 * 1024.0 / 1e6),
+        "< 150 MB",
+        peak < RSS_KIB,
+    ));
+    if let Some(m) = report.restart_median() {
+        rows.push(Row::new(
+            format!("restart to \"Tower ready\" median ({stored})"),
+            ms(m),
+            "< 2 s",
+            m < STARTUP,
+        ));
+    }
+    rows
+}

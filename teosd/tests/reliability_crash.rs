@@ -171,6 +171,9 @@ fn check_breaches(chain: &Chain, users: &[User], breaches: &[BreachCase]) {
         if chain.confirmations(&dispute) == 0 {
             continue; // still in the mempool: not a breach yet
         }
+        if chain.confirmations(&b.penalty) >= IRREVOCABLY_RESOLVED {
+            continue; // completed: the tower deleted it, as it should
+        }
         wait_until("the penalty broadcast", SOON, || {
             chain.in_mempool(&b.penalty) || chain.confirmations(&b.penalty) > 0
         });

@@ -1,0 +1,317 @@
+//! Reorg torture (issue 6, item 2): random sequences of blocks, breaches, forks 1–20 blocks deep
+//! (branches that carry the mempool, so a dispute is confirmed on one branch and on the other too, or
+//! empty branches, so a dispute or a penalty goes back to the mempool), restarts of teosd (SIGTERM or
+//! SIGKILL) and of bitcoind-sim (keeping or dropping its mempool) in the middle.
+//!
+//! After each step the test waits until the tower has processed bitcoind's tip, then at the end mines
+//! until things settle (a penalty dropped from the mempool is rebroadcast after 6 blocks). Invariants:
+//! - every breach whose dispute is on the active chain ends with its penalty confirmed, and
+//!   get_appointment answers it as responded;
+//! - nothing stale is tracked: every tracker in the database belongs to a breach whose dispute and
+//!   penalty are confirmed on the active chain, and the database's tip is bitcoind's;
+//! - the outcome with the restarts equals the outcome of the same sequence without the teosd restarts.
+//!
+//! proptest with a fixed seed; CI runs [`CI_CASES`] sequences (each starts processes twice);
+//! `PROPTEST_CASES` and `PROPTEST_RNG_SEED` run more (RELIABILITY.md has the figures).
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bitcoin::{Transaction, Txid};
+use bitcoind_sim::wallet::TestWallet;
+use common::*;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use teos_common::appointment::Appointment;
+use teos_common::client::ClientError;
+use teos_common::protocol::GetAppointmentResponse;
+use teosd::storage::{StorageError, Store, chain as chain_rows, trackers};
+
+const CI_CASES: u32 = 5;
+const CI_SEED: u64 = 0x0e05_2026;
+/// Most settle rounds (one block each) before the invariants must hold.
+const SETTLE_ROUNDS: u32 = 14;
+
+/// One step of a sequence.
+#[derive(Clone, Debug)]
+enum Op {
+    /// Mine 1–3 blocks taking the mempool.
+    Mine(u32),
+    /// A new breach: its appointment is sent (and acknowledged), its commitment broadcast.
+    Breach,
+    /// Invalidate the block `depth` below the tip and mine a branch `depth + extra` blocks long, with
+    /// the mempool or `empty` (then the disconnected transactions stay in the mempool).
+    Fork { depth: u32, extra: u32, empty: bool },
+    /// Restart teosd: SIGKILL if `kill`, else SIGTERM.
+    RestartTower { kill: bool },
+    /// Restart bitcoind-sim, keeping its mempool or not.
+    RestartSim { keep_mempool: bool },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (1u32..=3).prop_map(Op::Mine),
+        3 => Just(Op::Breach),
+        3 => (1u32..=20, 1u32..=2, any::<bool>())
+            .prop_map(|(depth, extra, empty)| Op::Fork { depth, extra, empty }),
+        2 => any::<bool>().prop_map(|kill| Op::RestartTower { kill }),
+        1 => any::<bool>().prop_map(|keep_mempool| Op::RestartSim { keep_mempool }),
+    ]
+}
+
+/// What happened to one breach, comparable between two runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct BreachOutcome {
+    dispute_confirmed: bool,
+    penalty_confirmed: bool,
+    tracked: bool,
+}
+
+struct Breach {
+    appointment: Appointment,
+    dispute: Txid,
+    penalty: Txid,
+}
+
+/// A sequence being played against one chain and one tower.
+struct Run {
+    chain: Chain,
+    tower: TowerProcess,
+    user: User,
+    breaches: Vec<Breach>,
+    /// Blocks mined on top of the funding blocks (forks never go below them).
+    mined: u32,
+    forks: u64,
+}
+
+impl Run {
+    fn start(dir: &Path) -> Run {
+        let chain = Chain::start(12);
+        let tower = TowerProcess::start(&chain, dir, &TowerOptions::default());
+        let user = User::new(&tower.url(), 3);
+        user.register().unwrap();
+        Run {
+            chain,
+            tower,
+            user,
+            breaches: Vec::new(),
+            mined: 0,
+            forks: 0,
+        }
+    }
+
+    /// Waits until the tower has processed bitcoind's tip (hash included).
+    fn wait_for_tip(&self) {
+        let node = self.chain.sim().node();
+        let (height, hash) = (node.block_count(), node.best_block_hash());
+        let needle = format!("block connected height={height} hash={hash} ");
+        let tower = &self.tower;
+        wait_until("the tower at bitcoind's tip", SOON, || {
+            tower.has_log(&needle)
+                || tower.has_log(&format!("last processed block: {height} ({hash})"))
+        });
+    }
+
+    fn play(&mut self, op: &Op, restarts: bool) {
+        match *op {
+            Op::Mine(n) => {
+                self.chain.mine(n);
+                self.mined += n;
+            }
+            Op::Breach => {
+                if self.breaches.len() >= 10 {
+                    return; // the wallet was funded for 10
+                }
+                let (commitment, penalty): (Transaction, Transaction) = self.chain.breach();
+                let appointment = appointment_for(&commitment, &penalty);
+                retried(|| self.user.add(&appointment)).unwrap();
+                self.chain.broadcast(&commitment);
+                self.breaches.push(Breach {
+                    appointment,
+                    dispute: commitment.compute_txid(),
+                    penalty: penalty.compute_txid(),
+                });
+            }
+            Op::Fork {
+                depth,
+                extra,
+                empty,
+            } => {
+                let depth = depth.min(self.mined);
+                if depth == 0 {
+                    return;
+                }
+                let node = self.chain.sim().node();
+                let target = node.block_hash(node.block_count() - depth + 1).unwrap();
+                node.invalidate_block(&target).unwrap();
+                // Another miner, a distinct script per branch: a rebuilt block is never identical to
+                // an invalidated one.
+                self.forks += 1;
+                let script = TestWallet::new(1000 + self.forks).script_pubkey();
+                for _ in 0..depth + extra {
+                    if empty {
+                        node.generate_block(&script, Vec::new()).unwrap();
+                    } else {
+                        node.generate_to_script(1, &script).unwrap();
+                    }
+                }
+                self.mined += extra;
+            }
+            Op::RestartTower { kill } => {
+                if !restarts {
+                    return;
+                }
+                let (datadir, port) = (self.tower.datadir.clone(), self.tower.api_port);
+                if kill {
+                    self.tower.kill();
+                } else {
+                    let status = self.tower.stop();
+                    assert!(status.success(), "teosd exited with {status}");
+                }
+                self.tower = TowerProcess::spawn(&datadir, port, &[]);
+            }
+            Op::RestartSim { keep_mempool } => self.chain.restart(keep_mempool),
+        }
+        self.wait_for_tip();
+    }
+
+    fn confirmed(&self, txid: &Txid) -> bool {
+        self.chain.confirmations(txid) > 0
+    }
+
+    /// Whether every breach with its dispute on the active chain has its penalty confirmed.
+    fn settled(&self) -> bool {
+        self.breaches
+            .iter()
+            .all(|b| !self.confirmed(&b.dispute) || self.confirmed(&b.penalty))
+    }
+
+    /// Mines one block at a time until [`Run::settled`], at most [`SETTLE_ROUNDS`] blocks.
+    fn settle(&mut self) {
+        for _ in 0..SETTLE_ROUNDS {
+            if self.settled() {
+                break;
+            }
+            self.chain.mine(1);
+            self.wait_for_tip();
+        }
+        // One more block: anything the tower still had to send is mined.
+        self.chain.mine(1);
+        self.wait_for_tip();
+    }
+
+    /// Checks the invariants, stops the tower and returns the outcome of each breach.
+    fn finish(mut self) -> Vec<BreachOutcome> {
+        self.settle();
+        for b in &self.breaches {
+            if self.confirmed(&b.dispute) {
+                assert!(
+                    self.confirmed(&b.penalty),
+                    "dispute {} on the active chain but its penalty {} is not confirmed",
+                    b.dispute,
+                    b.penalty
+                );
+                match retried(|| self.user.get(&b.appointment.locator)) {
+                    Ok(GetAppointmentResponse::DisputeResponded(t)) => {
+                        assert_eq!(t.penalty_txid, b.penalty)
+                    }
+                    other => panic!("breach {} not answered: {other:?}", b.dispute),
+                }
+            }
+        }
+        let datadir = self.tower.datadir.clone();
+        let status = self.tower.stop();
+        assert!(status.success(), "teosd exited with {status}");
+        let store = Store::open(&datadir.join("regtest").join("teos_db.sql3")).unwrap();
+        let (rows, tip) = store
+            .read_blocking(|conn| -> Result<_, StorageError> {
+                Ok((
+                    trackers::list(conn, None, u32::MAX)?,
+                    chain_rows::tip(conn)?,
+                ))
+            })
+            .unwrap();
+        store.close().unwrap();
+        let node = self.chain.sim().node();
+        assert_eq!(
+            tip,
+            Some((node.block_count(), node.best_block_hash())),
+            "tower tip"
+        );
+        for t in &rows {
+            assert!(
+                self.confirmed(&t.dispute_txid) && self.confirmed(&t.penalty_txid),
+                "stale tracker: dispute {} penalty {}",
+                t.dispute_txid,
+                t.penalty_txid
+            );
+        }
+        self.breaches
+            .iter()
+            .map(|b| BreachOutcome {
+                dispute_confirmed: self.confirmed(&b.dispute),
+                penalty_confirmed: self.confirmed(&b.penalty),
+                tracked: rows.iter().any(|t| t.penalty_txid == b.penalty),
+            })
+            .collect()
+    }
+}
+
+/// Retries a call that failed in transport (a pooled connection to a restarted process).
+fn retried<T>(mut call: impl FnMut() -> Result<T, ClientError>) -> Result<T, ClientError> {
+    for _ in 0..3 {
+        match call() {
+            Err(ClientError::Transport(_)) => std::thread::sleep(Duration::from_millis(50)),
+            other => return other,
+        }
+    }
+    call()
+}
+
+fn run(ops: &[Op], restarts: bool) -> Vec<BreachOutcome> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = Run::start(dir.path());
+    for op in ops {
+        run.play(op, restarts);
+    }
+    run.finish()
+}
+
+fn config() -> ProptestConfig {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    ProptestConfig {
+        cases: env("PROPTEST_CASES").map_or(CI_CASES, |c| c as u32),
+        rng_seed: RngSeed::Fixed(env("PROPTEST_RNG_SEED").unwrap_or(CI_SEED)),
+        failure_persistence: None,
+        // Each case starts processes: keep shrinking short.
+        max_shrink_iters: 16,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn breaches_survive_random_reorgs_and_restarts(
+        ops in prop::collection::vec(op(), 6..18)
+            .prop_map(|mut ops| { ops.insert(0, Op::Breach); ops.insert(1, Op::Mine(1)); ops }),
+    ) {
+        let with = run(&ops, true);
+        let without = run(&ops, false);
+        let forks: Vec<u32> = ops.iter().filter_map(|o| match o { Op::Fork { depth, .. } => Some(*depth), _ => None }).collect();
+        let restarts = ops.iter().filter(|o| matches!(o, Op::RestartTower { .. })).count();
+        let sim_restarts = ops.iter().filter(|o| matches!(o, Op::RestartSim { .. })).count();
+        eprintln!(
+            "reorg torture: {} steps, {} forks (requested depths {forks:?}), {restarts} teosd restarts, \
+             {sim_restarts} bitcoind-sim restarts, {} of {} breaches answered",
+            ops.len(),
+            forks.len(),
+            with.iter().filter(|o| o.penalty_confirmed).count(),
+            with.len()
+        );
+        prop_assert_eq!(with, without, "restarts changed the outcome of {:?}", ops);
+    }
+}

@@ -199,6 +199,12 @@ impl BitcoindClient {
     ) -> Result<T, RpcError> {
         let client = self.client()?;
         let result = f(&client).map_err(map_error);
+        if let Err(e) = &result {
+            let code = e
+                .code()
+                .map_or_else(|| "transport".to_owned(), |c| c.to_string());
+            metrics::counter!(crate::metrics::BITCOIND_ERRORS, "code" => code).increment(1);
+        }
         if matches!(result, Err(RpcError::Transport(_))) {
             // bitcoind may have restarted with a new cookie, or the connection broke: start afresh.
             self.reset();

@@ -23,6 +23,8 @@ use crate::bitcoind::{BitcoindRpc, RpcError, codes};
 use crate::carrier::{Carrier, Interrupted};
 use crate::chain_view::SharedChainView;
 use crate::gatekeeper::{self, SubscriptionParams};
+use crate::metrics as m;
+use crate::notify::Heartbeat;
 use crate::responder::{Breach, Responder, TrackerChange};
 use crate::shutdown::{Shutdown, Wakeup};
 use crate::storage::records::{AppointmentRecord, TrackerRecord, TrackerStatus};
@@ -73,6 +75,7 @@ pub struct BlockProcessor<B: BitcoindRpc> {
     params: SubscriptionParams,
     shutdown: Arc<Shutdown>,
     reachable: Arc<AtomicBool>,
+    heartbeat: Arc<Heartbeat>,
     tip: (u32, BlockHash),
 }
 
@@ -85,9 +88,13 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         params: SubscriptionParams,
         shutdown: Arc<Shutdown>,
         reachable: Arc<AtomicBool>,
+        heartbeat: Arc<Heartbeat>,
     ) -> BlockProcessor<B> {
         let tip = view.tip();
-        let carrier = || Carrier::new(rpc.clone(), reachable.clone(), shutdown.clone());
+        let carrier = || {
+            Carrier::new(rpc.clone(), reachable.clone(), shutdown.clone())
+                .with_heartbeat(heartbeat.clone())
+        };
         BlockProcessor {
             fetcher: carrier(),
             responder: Responder::new(carrier()),
@@ -96,6 +103,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             params,
             shutdown,
             reachable,
+            heartbeat,
             tip,
         }
     }
@@ -147,6 +155,9 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                     let best_height = self
                         .fetch(|rpc| rpc.chain_info())?
                         .map_or(height + 1, |i| i.blocks);
+                    metrics::gauge!(m::BLOCKS_BEHIND)
+                        .set(f64::from(best_height.saturating_sub(height + 1)));
+                    self.heartbeat.beat();
                     progress(height + 1, best_height);
                 }
                 // bitcoind's chain no longer builds on our tip (previous-hash mismatch, or its chain is now
@@ -195,11 +206,15 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         // 2. Watcher: decrypt what matched. 3. Responder: answer breaches, follow trackers.
         let (breaches, mut changes) =
             watcher::find_breaches(scan.appointments, &by_locator, height);
+        metrics::counter!(m::APPOINTMENTS_TRIGGERED).increment(breaches.len() as u64);
         for breach in breaches {
-            changes.push(
-                self.responder
-                    .handle_breach(breach, height, Some(&txid_set))?,
-            );
+            let change = self
+                .responder
+                .handle_breach(breach, height, Some(&txid_set))?;
+            if matches!(&change, TrackerChange::Track(t) if t.status == TrackerStatus::InMempool) {
+                metrics::histogram!(m::BREACH_RESPONSE).record(started.elapsed().as_secs_f64());
+            }
+            changes.push(change);
         }
         changes.extend(
             self.responder
@@ -223,6 +238,8 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                 Ok(())
             })?;
         self.tip = (height, hash);
+        metrics::histogram!(m::BLOCK_PROCESSING).record(started.elapsed().as_secs_f64());
+        metrics::gauge!(m::BEST_HEIGHT).set(f64::from(height));
         tracing::debug!(height, %hash, txs = txids.len(), elapsed_ms = started.elapsed().as_millis() as u64, "block connected");
         Ok(())
     }
@@ -339,7 +356,8 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
     }
 
     /// The thread's main loop: sync whenever woken (ZMQ, poller, late appointment) or every
-    /// `poll_interval`, until shutdown. Fatal errors stop the tower (`on_fatal`).
+    /// `poll_interval`, until shutdown. Fatal errors stop the tower (`on_fatal`). The heartbeat is beaten
+    /// at least once a second while the loop is healthy (systemd watchdog, see `notify`).
     pub fn run(
         mut self,
         wakeup: Arc<Wakeup>,
@@ -347,10 +365,13 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         on_fatal: impl Fn(&ProcessError),
     ) {
         while !self.shutdown.is_triggered() {
+            self.heartbeat.beat();
             let result = self
                 .sync(|height, best| {
                     if best > height {
-                        tracing::info!("catching up: block {height} of {best}");
+                        let status = format!("catching up: block {height} of {best}");
+                        tracing::info!("{status}");
+                        crate::notify::Notifier::status(&status);
                     }
                 })
                 .and_then(|()| self.handle_pending_breaches());
@@ -368,7 +389,13 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                     continue;
                 }
             }
-            wakeup.wait(poll_interval);
+            let slept = Instant::now();
+            while !wakeup.wait(Duration::from_secs(1)) && slept.elapsed() < poll_interval {
+                self.heartbeat.beat();
+                if self.shutdown.is_triggered() {
+                    break;
+                }
+            }
         }
         tracing::info!("block processor stopped at height {}", self.tip.0);
     }

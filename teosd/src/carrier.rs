@@ -12,6 +12,7 @@ use std::time::Duration;
 use bitcoin::Transaction;
 
 use crate::bitcoind::{BitcoindRpc, RpcError, codes};
+use crate::notify::Heartbeat;
 use crate::shutdown::Shutdown;
 
 /// What bitcoind did with a transaction.
@@ -48,6 +49,8 @@ pub struct Carrier<B: BitcoindRpc> {
     reachable: Arc<AtomicBool>,
     shutdown: Arc<Shutdown>,
     max_backoff: Duration,
+    /// Beaten while waiting for bitcoind: waiting is alive, not hung (see `notify`).
+    heartbeat: Option<Arc<Heartbeat>>,
 }
 
 impl<B: BitcoindRpc> Carrier<B> {
@@ -58,7 +61,14 @@ impl<B: BitcoindRpc> Carrier<B> {
             reachable,
             shutdown,
             max_backoff: Duration::from_secs(5),
+            heartbeat: None,
         }
+    }
+
+    /// Beats `heartbeat` on every retry.
+    pub fn with_heartbeat(mut self, heartbeat: Arc<Heartbeat>) -> Carrier<B> {
+        self.heartbeat = Some(heartbeat);
+        self
     }
 
     /// Sends `tx` and classifies the answer. Blocks (retrying with backoff from 100 ms up to 5 s) while
@@ -91,6 +101,9 @@ impl<B: BitcoindRpc> Carrier<B> {
     ) -> Result<Result<T, RpcError>, Interrupted> {
         let mut backoff = Duration::from_millis(100);
         loop {
+            if let Some(heartbeat) = &self.heartbeat {
+                heartbeat.beat();
+            }
             match call(&self.rpc) {
                 Err(e) if e.is_transient() => {
                     if self.reachable.swap(false, Ordering::SeqCst) {

@@ -87,6 +87,8 @@ fn listen(socket: zmq::Socket, wakeup: &Wakeup, shutdown: &Shutdown) {
                 if let Some(hash) = frames.get(1).and_then(|body| hash_from_display_bytes(body)) {
                     tracing::debug!(%hash, "zmq hashblock");
                 }
+                metrics::counter!(crate::metrics::CHAIN_NOTIFICATIONS, "source" => "zmq")
+                    .increment(1);
                 wakeup.wake();
             }
             Err(zmq::Error::EAGAIN) => {}
@@ -122,6 +124,8 @@ fn poll<B: BitcoindRpc>(
                 }
                 if last != Some(best) {
                     last = Some(best);
+                    metrics::counter!(crate::metrics::CHAIN_NOTIFICATIONS, "source" => "poll")
+                        .increment(1);
                     wakeup.wake();
                 }
             }

@@ -99,6 +99,12 @@ pub struct Config {
     pub deps_debug: bool,
     /// teosd's log level: "off", "error", "warn", "info", "debug" or "trace" (lowercase).
     pub log_level: String,
+    /// Log line format: `auto`, `human`, `journald` or `json` (JSON lines).
+    pub log_format: String,
+    /// Log to this file instead of stderr (reopened on SIGHUP, for logrotate); `None` = stderr.
+    pub log_file: Option<PathBuf>,
+    /// Address (`IP:port`) of the Prometheus `/metrics` endpoint; `None` (the default) = off.
+    pub metrics_bind: Option<std::net::SocketAddr>,
     /// Replace the tower key with a new one at startup (changes the tower id).
     pub overwrite_key: bool,
     /// Start even if blocks since the last run were pruned, skipping them (research/rust-teos.md §1.4).
@@ -178,6 +184,9 @@ impl Config {
             debug: false,
             deps_debug: false,
             log_level: d::LOG_LEVEL.into(),
+            log_format: d::LOG_FORMAT.into(),
+            log_file: None,
+            metrics_bind: None,
             overwrite_key: false,
             force_update: false,
             data_dir,

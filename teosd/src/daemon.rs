@@ -11,12 +11,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use secp256k1::SecretKey;
 
-use crate::bitcoind::{Auth, BitcoindClient, BitcoindRpc, RpcError};
+use crate::bitcoind::{Auth, BitcoindClient, BitcoindRpc};
 use crate::block_processor::{BlockProcessor, ProcessError};
 use crate::chain_monitor::ChainMonitor;
 use crate::chain_view::SharedChainView;
 use crate::config::{BtcAuth, Config};
 use crate::gatekeeper::SubscriptionParams;
+use crate::notify::{Heartbeat, Notifier};
 use crate::shutdown::{Shutdown, Wakeup};
 use crate::storage::{Store, chain, keys};
 use crate::tower::{Tower, TowerKey};
@@ -65,11 +66,32 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
             (height, hash)
         }
     };
+    let tip = check_pruning(&*rpc, &store, tip, config)?;
     tracing::info!("last processed block: {} ({})", tip.0, tip.1);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("teosd-api")
+        .build()
+        .context("cannot start the async runtime")?;
+    let metrics_refresher = match config.metrics_bind {
+        Some(addr) => {
+            let _guard = runtime.enter();
+            crate::metrics::install(addr)
+                .with_context(|| format!("cannot serve metrics on {addr} (metrics_bind)"))?;
+            tracing::info!("Prometheus metrics on http://{addr}/metrics");
+            Some(crate::metrics::spawn_refresher(
+                store.clone(),
+                shutdown.clone(),
+            )?)
+        }
+        None => None,
+    };
 
     let view = SharedChainView::new(tip.0, tip.1, config.locator_cache_size as usize);
     let reachable = Arc::new(AtomicBool::new(true));
     let wakeup = Arc::new(Wakeup::new());
+    let heartbeat = Arc::new(Heartbeat::new());
     let params = SubscriptionParams {
         slots: config.subscription_slots,
         duration: config.subscription_duration,
@@ -82,17 +104,13 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
         params,
         shutdown.clone(),
         reachable.clone(),
+        heartbeat.clone(),
     );
     match catch_up(&mut processor, config) {
         Err(ProcessError::Interrupted) => return Ok(()),
         other => other?,
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("teosd-api")
-        .build()
-        .context("cannot start the async runtime")?;
     let api_addr = config.api_address();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(&api_addr))
@@ -167,9 +185,13 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     };
 
     tracing::info!("Tower ready (tower id {tower_id}, API on {api_local})");
+    Notifier::ready();
+    Notifier::status(&format!("ready: tower {tower_id} serving on {api_local}"));
+    let watchdog = crate::notify::spawn_watchdog(heartbeat, shutdown.clone());
     while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
 
     tracing::info!("Shutting down tower");
+    Notifier::stopping();
     wakeup.wake();
     runtime.block_on(async {
         match tokio::time::timeout(HTTP_DRAIN, http).await {
@@ -188,6 +210,9 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     });
     let _ = processor_thread.join();
     monitor.join();
+    for thread in [watchdog, metrics_refresher].into_iter().flatten() {
+        let _ = thread.join();
+    }
     runtime.shutdown_timeout(Duration::from_secs(1));
     if let Some(reason) = fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
         bail!(reason);
@@ -214,44 +239,104 @@ fn tower_key(store: &Store, overwrite: bool) -> anyhow::Result<TowerKey> {
     Ok(TowerKey::new(secret))
 }
 
-/// Waits until bitcoind answers, is on the configured network and out of initial block download.
-/// Returns false if shutdown was requested meanwhile. A network mismatch is an error (never waited out).
+/// What the tower makes of bitcoind's `getblockchaininfo` at startup.
+#[derive(Debug, PartialEq, Eq)]
+enum Readiness {
+    /// Serve.
+    Ready,
+    /// Wait and ask again (the reason goes to the log and systemd's STATUS).
+    Wait(String),
+    /// Refuse to start: an operator must act.
+    Refuse(String),
+}
+
+/// Network must match (never waited out); initial block download (blocks behind headers) is waited out.
+fn readiness(info: &crate::bitcoind::ChainInfo, config: &Config) -> Readiness {
+    let expected = config.btc_network.chain_name();
+    if info.chain != expected {
+        return Readiness::Refuse(format!(
+            "bitcoind at {} is on network '{}' but teosd is configured for '{expected}' (btc_network)",
+            config.btc_rpc_url(),
+            info.chain
+        ));
+    }
+    if info.initial_block_download && info.blocks < info.headers {
+        return Readiness::Wait(format!(
+            "bitcoind is in initial block download: block {} of {}",
+            info.blocks, info.headers
+        ));
+    }
+    Readiness::Ready
+}
+
+/// Waits until bitcoind answers (also through -28 warm-up), is on the configured network and out of
+/// initial block download. Returns false if shutdown was requested meanwhile.
 fn wait_for_bitcoind(
     rpc: &impl BitcoindRpc,
     config: &Config,
     shutdown: &Shutdown,
 ) -> anyhow::Result<bool> {
     let mut backoff = Duration::from_millis(250);
-    let mut logged = false;
+    let mut last_reason = String::new();
     loop {
-        match rpc.chain_info() {
-            Ok(info) if info.chain != config.btc_network.chain_name() => bail!(
-                "bitcoind at {} is on network '{}' but teosd is configured for '{}' (btc_network)",
-                config.btc_rpc_url(),
-                info.chain,
-                config.btc_network.chain_name()
-            ),
-            Ok(info) if info.initial_block_download && info.blocks < info.headers => {
-                tracing::info!(
-                    "bitcoind is in initial block download ({} of {} blocks), waiting",
-                    info.blocks,
-                    info.headers
-                );
-            }
-            Ok(_) => return Ok(true),
-            Err(e @ (RpcError::Transport(_) | RpcError::Rpc { .. })) => {
-                if !logged || backoff >= Duration::from_secs(30) {
-                    tracing::warn!("waiting for bitcoind at {}: {e}", config.btc_rpc_url());
-                    logged = true;
-                }
-            }
-            Err(e) => tracing::warn!("bitcoind answered something unexpected: {e}"),
+        let reason = match rpc.chain_info() {
+            Ok(info) => match readiness(&info, config) {
+                Readiness::Ready => return Ok(true),
+                Readiness::Refuse(message) => bail!(message),
+                Readiness::Wait(reason) => reason,
+            },
+            Err(e) => format!("waiting for bitcoind at {}: {e}", config.btc_rpc_url()),
+        };
+        if reason != last_reason || backoff >= Duration::from_secs(30) {
+            tracing::warn!("{reason}");
+            Notifier::status(&reason);
+            last_reason = reason;
         }
         if shutdown.wait_timeout(backoff) {
             return Ok(false);
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
+}
+
+/// When bitcoind pruned blocks the tower has not processed yet: the first height it still has.
+fn pruned_beyond(info: &crate::bitcoind::ChainInfo, tip_height: u32) -> Option<u32> {
+    let prune_height = info.prune_height.filter(|_| info.pruned)?;
+    (prune_height > tip_height + 1).then_some(prune_height)
+}
+
+/// Refuses to start when bitcoind pruned blocks the tower still needs, unless `force_update`, which
+/// restarts the tower's chain at bitcoind's tip (breaches in the skipped blocks are missed).
+fn check_pruning(
+    rpc: &impl BitcoindRpc,
+    store: &Store,
+    tip: (u32, bitcoin::BlockHash),
+    config: &Config,
+) -> anyhow::Result<(u32, bitcoin::BlockHash)> {
+    let info = rpc.chain_info()?;
+    let Some(prune_height) = pruned_beyond(&info, tip.0) else {
+        return Ok(tip);
+    };
+    if !config.force_update {
+        bail!(
+            "bitcoind pruned blocks the tower still needs: the tower last processed block {} but bitcoind \
+             only keeps blocks from {prune_height}. Point teosd to a node that still has them (an unpruned \
+             node, or a larger prune= setting), or restart with --forceupdate to skip the missing blocks \
+             (breaches in them would go unanswered).",
+            tip.0
+        );
+    }
+    let (height, hash) = (info.blocks, info.best_block_hash);
+    tracing::warn!(
+        "--forceupdate: skipping blocks {}..{} that bitcoind pruned; breaches in them are not answered",
+        tip.0 + 1,
+        prune_height
+    );
+    store.write_blocking(move |conn| {
+        chain::pop(conn, 0)?;
+        chain::push(conn, height, &hash, crate::block_processor::KEPT_BLOCKS)
+    })?;
+    Ok((height, hash))
 }
 
 fn catch_up(
@@ -311,7 +396,61 @@ fn map_zmq_host(address: &str, rpc_host: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::map_zmq_host;
+    use super::*;
+    use crate::bitcoind::ChainInfo;
+    use crate::config::{BtcAuth, BtcNetwork};
+    use bitcoin::hashes::Hash;
+
+    fn info(chain: &str, blocks: u32, headers: u32, ibd: bool) -> ChainInfo {
+        ChainInfo {
+            chain: chain.into(),
+            blocks,
+            headers,
+            best_block_hash: bitcoin::BlockHash::all_zeros(),
+            initial_block_download: ibd,
+            pruned: false,
+            prune_height: None,
+        }
+    }
+
+    fn regtest_config() -> Config {
+        Config::new(
+            "/tmp/x".into(),
+            BtcNetwork::Regtest,
+            BtcAuth::UserPass("u".into(), "p".into()),
+        )
+    }
+
+    #[test]
+    fn wrong_network_is_refused_and_initial_block_download_waited_out() {
+        let config = regtest_config();
+        assert!(
+            matches!(readiness(&info("main", 10, 10, false), &config), Readiness::Refuse(m) if m.contains("'main'"))
+        );
+        assert!(
+            matches!(readiness(&info("regtest", 10, 900, true), &config), Readiness::Wait(m) if m.contains("block 10 of 900"))
+        );
+        // A fresh regtest chain reports IBD with nothing to download: not waited on.
+        assert_eq!(
+            readiness(&info("regtest", 0, 0, true), &config),
+            Readiness::Ready
+        );
+        assert_eq!(
+            readiness(&info("regtest", 10, 10, false), &config),
+            Readiness::Ready
+        );
+    }
+
+    #[test]
+    fn pruning_beyond_the_tower_tip_is_detected() {
+        let mut pruned = info("main", 1000, 1000, false);
+        assert_eq!(pruned_beyond(&pruned, 500), None, "not pruned");
+        pruned.pruned = true;
+        pruned.prune_height = Some(501);
+        assert_eq!(pruned_beyond(&pruned, 500), None, "next block still there");
+        pruned.prune_height = Some(700);
+        assert_eq!(pruned_beyond(&pruned, 500), Some(700));
+    }
 
     #[test]
     fn wildcard_and_loopback_zmq_hosts_map_to_the_rpc_host() {

@@ -13,6 +13,8 @@ pub mod daemon;
 pub mod gatekeeper;
 pub mod locator_cache;
 pub mod logging;
+pub mod metrics;
+pub mod notify;
 pub mod responder;
 pub mod shutdown;
 pub mod storage;

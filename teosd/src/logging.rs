@@ -1,26 +1,196 @@
-//! Log output: human-readable lines on stderr, level from `--debug` / `log_level` / `RUST_LOG`.
+//! Log output (tracing): human-readable on a terminal, journald-friendly under systemd, or JSON lines;
+//! to stderr or to a file that SIGHUP reopens (for logrotate).
+//!
+//! journald style (`log_format = "journald"`, or `auto` when `JOURNAL_STREAM` is set): no timestamp
+//! (the journal adds its own) and a `<N>` syslog priority prefix per line, which journald reads as the
+//! entry's priority (sd-daemon(3)): error 3, warn 4, info 6, debug/trace 7.
+//!
+//! Secrets never reach the log: the config's `Debug` masks the RPC password, the tower key is never
+//! formatted, decrypted penalties are only referred to by txid.
 
-use std::io::IsTerminal;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::Config;
 
-/// Installs the global subscriber. `debug` raises teosd's own modules to debug; `deps_debug` raises
-/// dependencies too. `RUST_LOG`, when set, wins.
-pub fn init(config: &Config) {
-    let own = if config.debug {
-        "debug"
-    } else {
-        config.log_level.as_str()
+/// The log file, when one is configured; [`reopen`] swaps its handle.
+static LOG_FILE: OnceLock<Arc<ReopenableFile>> = OnceLock::new();
+
+/// Installs the global subscriber. `RUST_LOG`, when set, overrides the configured levels.
+///
+/// Errors: the log file cannot be opened (the caller reports it on stderr and exits).
+pub fn init(config: &Config) -> io::Result<()> {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(config.log_filter()));
+    let format = match config.log_format.as_str() {
+        "auto" if std::env::var_os("JOURNAL_STREAM").is_some() && config.log_file.is_none() => {
+            "journald"
+        }
+        "auto" => "human",
+        other => other,
     };
-    let deps = if config.deps_debug { "debug" } else { "warn" };
-    let default = format!("{deps},teosd={own},teos_common={own}");
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let file = match &config.log_file {
+        Some(path) => {
+            let file = Arc::new(ReopenableFile::open(path)?);
+            let _ = LOG_FILE.set(file.clone());
+            Some(file)
+        }
+        None => None,
+    };
+    let ansi = file.is_none() && io::stderr().is_terminal();
+    let writer = LogWriter { file };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: journald and log files get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(writer);
+    let _ = match format {
+        "json" => builder.json().try_init(),
+        "journald" => builder.event_format(JournaldFormat).try_init(),
+        _ => builder.with_ansi(ansi).try_init(),
+    };
+    Ok(())
+}
+
+/// Reopens the log file (after logrotate moved it). No-op when logging to stderr.
+pub fn reopen() {
+    if let Some(file) = LOG_FILE.get() {
+        match file.reopen() {
+            Ok(()) => tracing::info!("log file reopened"),
+            Err(e) => eprintln!(
+                "teosd: cannot reopen the log file {}: {e}",
+                file.path.display()
+            ),
+        }
+    }
+}
+
+/// An append-mode file whose handle can be replaced while writers use it.
+struct ReopenableFile {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl ReopenableFile {
+    fn open(path: &Path) -> io::Result<ReopenableFile> {
+        Ok(ReopenableFile {
+            path: path.to_path_buf(),
+            file: Mutex::new(Self::open_file(path)?),
+        })
+    }
+
+    fn open_file(path: &Path) -> io::Result<File> {
+        OpenOptions::new().create(true).append(true).open(path)
+    }
+
+    fn reopen(&self) -> io::Result<()> {
+        let new = Self::open_file(&self.path)?;
+        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = new;
+        Ok(())
+    }
+}
+
+/// Where log lines go: the reopenable file, or stderr.
+#[derive(Clone)]
+struct LogWriter {
+    file: Option<Arc<ReopenableFile>>,
+}
+
+/// One log line's writer.
+enum LineWriter {
+    File(Arc<ReopenableFile>),
+    Stderr(io::Stderr),
+}
+
+impl Write for LineWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            LineWriter::File(f) => f.file.lock().unwrap_or_else(|e| e.into_inner()).write(buf),
+            LineWriter::Stderr(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            LineWriter::File(f) => f.file.lock().unwrap_or_else(|e| e.into_inner()).flush(),
+            LineWriter::Stderr(s) => s.flush(),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = LineWriter;
+    fn make_writer(&'a self) -> LineWriter {
+        match &self.file {
+            Some(file) => LineWriter::File(file.clone()),
+            None => LineWriter::Stderr(io::stderr()),
+        }
+    }
+}
+
+/// `<priority>target: message key=value...` — for the systemd journal.
+struct JournaldFormat;
+
+impl<S, N> FormatEvent<S, N> for JournaldFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        write!(writer, "<{}>{}: ", priority(meta.level()), meta.target())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// syslog priority of a tracing level.
+fn priority(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_map_to_syslog_priorities() {
+        assert_eq!(priority(&Level::ERROR), 3);
+        assert_eq!(priority(&Level::WARN), 4);
+        assert_eq!(priority(&Level::INFO), 6);
+        assert_eq!(priority(&Level::DEBUG), 7);
+    }
+
+    #[test]
+    fn reopen_writes_to_the_new_file_after_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("teosd.log");
+        let file = Arc::new(ReopenableFile::open(&path).unwrap());
+        let mut writer = LineWriter::File(file.clone());
+        writer.write_all(b"before\n").unwrap();
+        std::fs::rename(&path, dir.path().join("teosd.log.1")).unwrap();
+        file.reopen().unwrap();
+        writer.write_all(b"after\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("teosd.log.1")).unwrap(),
+            "before\n"
+        );
+    }
 }

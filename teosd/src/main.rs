@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use teosd::config::{Config, ConfigError};
 use teosd::shutdown::Shutdown;
 
@@ -21,7 +21,10 @@ fn main() -> ExitCode {
         println!("{}", config.masked());
         return ExitCode::SUCCESS;
     }
-    teosd::logging::init(&config);
+    if let Err(e) = teosd::logging::init(&config) {
+        eprintln!("teosd: cannot open the log file: {e}");
+        return ExitCode::from(2);
+    }
 
     let shutdown = Arc::new(Shutdown::new());
     if let Err(e) = watch_signals(shutdown.clone()) {
@@ -40,9 +43,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// SIGINT/SIGTERM start a graceful shutdown; a second one exits at once.
+/// SIGINT/SIGTERM start a graceful shutdown; a second one exits at once. SIGHUP reopens the log file.
 fn watch_signals(shutdown: Arc<Shutdown>) -> std::io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

@@ -78,6 +78,21 @@ pub(crate) struct Cli {
         help = format!("Seconds between two polls of bitcoind's best block [default: {}]", d::POLLING_DELTA))]
     polling_delta: Option<String>,
 
+    #[arg(long = "logformat", value_name = "FORMAT",
+        help = format!("Log format: auto, human, journald or json [default: {}]", d::LOG_FORMAT))]
+    log_format: Option<String>,
+    #[arg(
+        long = "logfile",
+        value_name = "PATH",
+        help = "Log to this file instead of stderr; SIGHUP reopens it [default: stderr]"
+    )]
+    log_file: Option<String>,
+    #[arg(
+        long = "metricsbind",
+        value_name = "IP:PORT",
+        help = "Serve Prometheus metrics on http://IP:PORT/metrics [default: off]"
+    )]
+    metrics_bind: Option<String>,
     #[arg(long = "loglevel", value_name = "LEVEL",
         help = format!("Level of teosd's logs: error, warn, info, debug, trace or off [default: {}]", d::LOG_LEVEL))]
     log_level: Option<String>,
@@ -146,6 +161,9 @@ impl Cli {
             ),
             ("polling_delta", "--pollingdelta", self.polling_delta.take()),
             ("log_level", "--loglevel", self.log_level.take()),
+            ("log_format", "--logformat", self.log_format.take()),
+            ("log_file", "--logfile", self.log_file.take()),
+            ("metrics_bind", "--metricsbind", self.metrics_bind.take()),
             ("debug", "--debug", self.debug.take()),
             ("deps_debug", "--depsdebug", self.deps_debug.take()),
             ("overwrite_key", "--overwritekey", self.overwrite_key.take()),
@@ -216,6 +234,9 @@ mod tests {
             "btc_rpc_connect" => layer.btc_rpc_connect.is_some(),
             "btc_zmq_hashblock" => layer.btc_zmq_hashblock.is_some(),
             "log_level" => layer.log_level.is_some(),
+            "log_format" => layer.log_format.is_some(),
+            "log_file" => layer.log_file.is_some(),
+            "metrics_bind" => layer.metrics_bind.is_some(),
             _ => false,
         }
     }

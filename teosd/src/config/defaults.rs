@@ -55,6 +55,9 @@ pub const MAX_USERS: u32 = 1_000_000;
 pub const MAX_APPOINTMENTS: u32 = 1_000_000;
 /// `log_level`: level of teosd's own log lines.
 pub const LOG_LEVEL: &str = "info";
+/// `log_format`: `auto` = human-readable on a terminal, journald-style (`<priority>` prefixes, no
+/// timestamps) when stderr goes to the journal (`JOURNAL_STREAM` set), human otherwise.
+pub const LOG_FORMAT: &str = "auto";
 /// `internal_api_bind` (accepted for compatibility, unused).
 pub const INTERNAL_API_BIND: &str = "127.0.0.1";
 /// `internal_api_port` (accepted for compatibility, unused).

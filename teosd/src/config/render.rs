@@ -94,6 +94,21 @@ impl Config {
             ("max_users", number(self.max_users.into())),
             ("max_appointments", number(self.max_appointments.into())),
             ("log_level", text(&self.log_level)),
+            ("log_format", text(&self.log_format)),
+            (
+                "log_file",
+                text(
+                    &self
+                        .log_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                ),
+            ),
+            (
+                "metrics_bind",
+                text(&self.metrics_bind.map(|a| a.to_string()).unwrap_or_default()),
+            ),
             ("debug", Shown::Flag(self.debug)),
             ("deps_debug", Shown::Flag(self.deps_debug)),
             ("overwrite_key", Shown::Flag(self.overwrite_key)),

@@ -114,6 +114,9 @@ pub(crate) fn resolve(
         debug: take(l.debug, false).value,
         deps_debug: take(l.deps_debug, false).value,
         log_level: log_level(take(l.log_level, d::LOG_LEVEL.into()))?,
+        log_format: log_format(take(l.log_format, d::LOG_FORMAT.into()))?,
+        log_file: optional_path("log_file", take(l.log_file, String::new()), home)?,
+        metrics_bind: metrics_bind(take(l.metrics_bind, String::new()))?,
         overwrite_key: take(l.overwrite_key, false).value,
         force_update: take(l.force_update, false).value,
         data_dir,
@@ -323,6 +326,52 @@ fn zmq_endpoint(setting: Setting<String>) -> Result<Option<String>, ConfigError>
             ),
         )),
     }
+}
+
+/// `log_format`, lowercased: auto, human, journald or json.
+fn log_format(setting: Setting<String>) -> Result<String, ConfigError> {
+    let format = setting.value.to_ascii_lowercase();
+    match format.as_str() {
+        "auto" | "human" | "journald" | "json" => Ok(format),
+        _ => Err(ConfigError::invalid(
+            "log_format",
+            &setting.origin,
+            format!(
+                "expected auto, human, journald or json, found {:?}",
+                setting.value
+            ),
+        )),
+    }
+}
+
+/// An optional path (`~` expanded with `home`); empty = unset.
+fn optional_path(
+    key: &'static str,
+    setting: Setting<String>,
+    home: Option<&Path>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let text = setting.value.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    expand_tilde(key, &setting.origin, text, home).map(Some)
+}
+
+/// `metrics_bind`: empty = off, else an `IP:port` socket address (IPv6 in brackets).
+fn metrics_bind(setting: Setting<String>) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    let text = setting.value.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        ConfigError::invalid(
+            "metrics_bind",
+            &setting.origin,
+            format!(
+                "expected IP:PORT (e.g. 127.0.0.1:9815) or empty for no metrics, found {text:?}"
+            ),
+        )
+    })
 }
 
 /// `log_level`, lowercased.

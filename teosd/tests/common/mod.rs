@@ -137,34 +137,28 @@ pub struct TowerProcess {
 impl TowerProcess {
     /// Writes the config for `chain` and starts teosd, waiting for "Tower ready".
     pub fn start(chain: &Chain, datadir: &Path, options: &TowerOptions) -> TowerProcess {
-        std::fs::create_dir_all(datadir).unwrap();
-        let api_port = free_port();
-        let sim = chain.sim();
-        let mut config = format!(
-            "btc_network = \"regtest\"\nbtc_rpc_connect = \"127.0.0.1\"\nbtc_rpc_port = {}\n\
-             btc_rpc_cookie = \"{}\"\napi_bind = \"127.0.0.1\"\napi_port = {}\nrpc_port = {}\npolling_delta = 1\n",
-            sim.rpc_port(),
-            sim.cookie_path().display(),
-            api_port,
-            free_port(),
-        );
-        if let Some(zmq) = sim.zmq_endpoint() {
-            config.push_str(&format!("btc_zmq_hashblock = \"{zmq}\"\n"));
-        }
-        for line in &options.extra {
-            config.push_str(line);
-            config.push('\n');
-        }
-        std::fs::write(datadir.join("teos.toml"), config).unwrap();
+        let api_port = Self::configure(chain, datadir, options);
         Self::spawn(datadir, api_port, &[])
     }
 
     /// Starts teosd on an existing data dir (config already written).
     pub fn spawn(datadir: &Path, api_port: u16, args: &[&str]) -> TowerProcess {
+        Self::spawn_with(datadir, api_port, args, &[], "Tower ready")
+    }
+
+    /// Like [`TowerProcess::spawn`] with extra environment variables, waiting for `ready` in the log.
+    pub fn spawn_with(
+        datadir: &Path,
+        api_port: u16,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        ready: &str,
+    ) -> TowerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_teosd"))
             .arg("--datadir")
             .arg(datadir)
             .args(args)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "info,teosd=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -188,8 +182,40 @@ impl TowerProcess {
             api_port,
             logs,
         };
-        tower.wait_for_log("Tower ready", Duration::from_secs(60));
+        if !ready.is_empty() {
+            tower.wait_for_log(ready, Duration::from_secs(60));
+        }
         tower
+    }
+
+    /// Writes the config for `chain` (see [`TowerProcess::start`]) without starting teosd; returns the API port.
+    pub fn configure(chain: &Chain, datadir: &Path, options: &TowerOptions) -> u16 {
+        std::fs::create_dir_all(datadir).unwrap();
+        let api_port = free_port();
+        let sim = chain.sim();
+        let mut config = format!(
+            "btc_network = \"regtest\"\nbtc_rpc_connect = \"127.0.0.1\"\nbtc_rpc_port = {}\n\
+             btc_rpc_cookie = \"{}\"\napi_bind = \"127.0.0.1\"\napi_port = {}\nrpc_port = {}\npolling_delta = 1\n",
+            sim.rpc_port(),
+            sim.cookie_path().display(),
+            api_port,
+            free_port(),
+        );
+        if let Some(zmq) = sim.zmq_endpoint() {
+            config.push_str(&format!("btc_zmq_hashblock = \"{zmq}\"\n"));
+        }
+        for line in &options.extra {
+            config.push_str(line);
+            config.push('\n');
+        }
+        std::fs::write(datadir.join("teos.toml"), config).unwrap();
+        api_port
+    }
+
+    /// Waits (bounded) for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("teosd not running");
+        wait_exit(&mut child, timeout)
     }
 
     /// Restarts on the same data dir and port.

@@ -1,0 +1,109 @@
+//! systemd readiness and watchdog (the sd_notify protocol), used when `NOTIFY_SOCKET` is set.
+//!
+//! - `READY=1` once the tower serves its API (after catching up with bitcoind);
+//! - `STATUS=...` lines while waiting for bitcoind or catching up ("catching up: block X of Y");
+//! - `WATCHDOG=1` only while the block-processing pipeline is alive: the block processor beats a
+//!   [`Heartbeat`] each loop iteration and while it waits for bitcoind; a watchdog thread pings systemd only
+//!   if the last beat is recent, so a hung pipeline gets the service restarted (`WatchdogSec=`);
+//! - `STOPPING=1` when teardown starts.
+//!
+//! Without `NOTIFY_SOCKET` every call is a no-op.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+
+use crate::shutdown::Shutdown;
+
+/// Sends sd_notify messages; errors are logged, never fatal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Notifier;
+
+impl Notifier {
+    fn send(state: NotifyState<'_>) {
+        if let Err(e) = sd_notify::notify(&[state]) {
+            tracing::debug!("sd_notify failed: {e}");
+        }
+    }
+
+    /// `READY=1`.
+    pub fn ready() {
+        Self::send(NotifyState::Ready);
+    }
+
+    /// `STATUS=<text>`: a one-line state shown by `systemctl status`.
+    pub fn status(text: &str) {
+        Self::send(NotifyState::Status(text));
+    }
+
+    /// `STOPPING=1`.
+    pub fn stopping() {
+        Self::send(NotifyState::Stopping);
+    }
+}
+
+/// Proof of life of the block-processing pipeline: milliseconds since `start` of the last beat.
+pub struct Heartbeat {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat::new()
+    }
+}
+
+impl Heartbeat {
+    pub fn new() -> Heartbeat {
+        Heartbeat {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Records that the pipeline is alive now.
+    pub fn beat(&self) {
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Time since the last beat.
+    pub fn age(&self) -> Duration {
+        let now = self.start.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// The watchdog interval systemd asked for (`WATCHDOG_USEC`), if any.
+pub fn watchdog_interval() -> Option<Duration> {
+    sd_notify::watchdog_enabled()
+}
+
+/// Pings `WATCHDOG=1` every `interval / 2` while `heartbeat` is younger than `interval`, until
+/// shutdown. Returns `None` when systemd asked for no watchdog.
+pub fn spawn_watchdog(
+    heartbeat: Arc<Heartbeat>,
+    shutdown: Arc<Shutdown>,
+) -> Option<JoinHandle<()>> {
+    let interval = watchdog_interval()?;
+    let period = (interval / 2).max(Duration::from_millis(50));
+    std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || {
+            while !shutdown.wait_timeout(period) {
+                if heartbeat.age() < interval {
+                    Notifier::send(NotifyState::Watchdog);
+                } else {
+                    tracing::error!(
+                        "block processing has not made progress for {:?}; withholding the systemd watchdog ping",
+                        heartbeat.age()
+                    );
+                }
+            }
+        })
+        .ok()
+}

@@ -165,6 +165,14 @@ fn metrics_move_with_a_breach() {
     assert!(sample(metrics_port, "teosd_block_processing_seconds_count").unwrap() >= 1.0);
     assert!(sample(metrics_port, "teosd_chain_notifications_total").is_some());
     assert!(sample(metrics_port, "teosd_db_size_bytes").unwrap() > 0.0);
+    assert!(
+        sample(
+            metrics_port,
+            "teosd_http_requests_total{endpoint=\"add_appointment\",status=\"200\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
     drop(tower);
 }
 

@@ -181,6 +181,18 @@ impl Server {
 
     /// Rate limit, then the router with the body deadline.
     async fn request(&self, request: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
+        let endpoint = endpoint_label(request.uri().path());
+        let response = self.route(request, peer).await;
+        metrics::counter!(
+            crate::metrics::HTTP_REQUESTS,
+            "endpoint" => endpoint,
+            "status" => response.status().as_u16().to_string()
+        )
+        .increment(1);
+        response
+    }
+
+    async fn route(&self, request: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
         if request.method() == Method::POST
             && let Err(wait) = self.rates.check(request.uri().path(), peer.ip())
         {
@@ -195,6 +207,19 @@ impl Server {
             Ok(response) => response,
             Err(never) => match never {},
         }
+    }
+}
+
+/// The `endpoint` label of the request metric: the protocol's paths, anything else as `other` (so a
+/// scanner cannot grow the label set).
+fn endpoint_label(path: &str) -> &'static str {
+    match path {
+        "/register" => "register",
+        "/add_appointment" => "add_appointment",
+        "/get_appointment" => "get_appointment",
+        "/get_subscription_info" => "get_subscription_info",
+        "/ping" => "ping",
+        _ => "other",
     }
 }
 

@@ -41,10 +41,27 @@ pub fn run(config: Config, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
     result.and(closed)
 }
 
+/// Handles shared by the tower's parts (one owner each; see ARCHITECTURE.md).
+struct Shared {
+    store: Store,
+    view: SharedChainView,
+    reachable: Arc<AtomicBool>,
+    wakeup: Arc<Wakeup>,
+    heartbeat: Arc<Heartbeat>,
+    shutdown: Arc<Shutdown>,
+    params: SubscriptionParams,
+}
+
+/// The servers running on the tokio runtime.
+struct Servers {
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    admin: tokio::task::JoinHandle<Result<(), crate::api::admin::AdminError>>,
+    api_local: SocketAddr,
+}
+
 fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
     let key = tower_key(&store, config.overwrite_key)?;
     tracing::info!("tower id: {}", key.id());
-
     let auth = match config.btc_auth() {
         BtcAuth::UserPass(user, pass) => Auth::UserPass(user, pass),
         BtcAuth::Cookie(path) => Auth::Cookie(path),
@@ -53,7 +70,100 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     if !wait_for_bitcoind(&*rpc, config, &shutdown)? {
         return Ok(());
     }
+    let tip = starting_tip(&*rpc, &store, config)?;
+    tracing::info!("last processed block: {} ({})", tip.0, tip.1);
 
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("teosd-api")
+        .build()
+        .context("cannot start the async runtime")?;
+    let metrics_refresher = start_metrics(&runtime, config, &store, &shutdown)?;
+    let shared = Shared {
+        store,
+        view: SharedChainView::new(tip.0, tip.1, config.locator_cache_size as usize),
+        reachable: Arc::new(AtomicBool::new(true)),
+        wakeup: Arc::new(Wakeup::new()),
+        heartbeat: Arc::new(Heartbeat::new()),
+        shutdown,
+        params: SubscriptionParams {
+            slots: config.subscription_slots,
+            duration: config.subscription_duration,
+            expiry_delta: config.expiry_delta,
+        },
+    };
+    let mut processor = BlockProcessor::new(
+        rpc.clone(),
+        shared.store.clone(),
+        shared.view.clone(),
+        shared.params,
+        shared.shutdown.clone(),
+        shared.reachable.clone(),
+        shared.heartbeat.clone(),
+    );
+    match catch_up(&mut processor, config) {
+        Err(ProcessError::Interrupted) => return Ok(()),
+        other => other?,
+    }
+
+    let tower_id = key.id();
+    let servers = start_servers(&runtime, config, &shared, key)?;
+    let polling = Duration::from_secs(u64::from(config.polling_delta).max(1));
+    let monitor = ChainMonitor::start(
+        rpc.clone(),
+        zmq_endpoint(&*rpc, config),
+        polling,
+        shared.wakeup.clone(),
+        shared.reachable.clone(),
+        shared.shutdown.clone(),
+    )?;
+    let fatal = Arc::new(std::sync::Mutex::new(None::<String>));
+    let processor_thread = {
+        let (wakeup, shutdown, fatal) = (
+            shared.wakeup.clone(),
+            shared.shutdown.clone(),
+            fatal.clone(),
+        );
+        std::thread::Builder::new()
+            .name("block-processor".into())
+            .spawn(move || {
+                processor.run(wakeup, polling, |e| {
+                    *fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    shutdown.trigger();
+                })
+            })?
+    };
+
+    let api_local = servers.api_local;
+    tracing::info!("Tower ready (tower id {tower_id}, API on {api_local})");
+    Notifier::ready();
+    Notifier::status(&format!("ready: tower {tower_id} serving on {api_local}"));
+    let watchdog = crate::notify::spawn_watchdog(shared.heartbeat.clone(), shared.shutdown.clone());
+    while !shared.shutdown.wait_timeout(Duration::from_secs(3600)) {}
+
+    tracing::info!("Shutting down tower");
+    Notifier::stopping();
+    shared.wakeup.wake();
+    drain(&runtime, servers);
+    let _ = processor_thread.join();
+    monitor.join();
+    for thread in [watchdog, metrics_refresher].into_iter().flatten() {
+        let _ = thread.join();
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(reason) = fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        bail!(reason);
+    }
+    Ok(())
+}
+
+/// The block the tower resumes from: the stored tip, or bitcoind's best block on a fresh start;
+/// refused (or skipped forward with --forceupdate) when bitcoind pruned what comes after it.
+fn starting_tip(
+    rpc: &impl BitcoindRpc,
+    store: &Store,
+    config: &Config,
+) -> anyhow::Result<(u32, bitcoin::BlockHash)> {
     let tip = match store.read_blocking(chain::tip)? {
         Some(tip) => tip,
         None => {
@@ -66,57 +176,41 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
             (height, hash)
         }
     };
-    let tip = check_pruning(&*rpc, &store, tip, config)?;
-    tracing::info!("last processed block: {} ({})", tip.0, tip.1);
+    check_pruning(rpc, store, tip, config)
+}
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("teosd-api")
-        .build()
-        .context("cannot start the async runtime")?;
-    let metrics_refresher = match config.metrics_bind {
-        Some(addr) => {
-            let _guard = runtime.enter();
-            crate::metrics::install(addr)
-                .with_context(|| format!("cannot serve metrics on {addr} (metrics_bind)"))?;
-            tracing::info!("Prometheus metrics on http://{addr}/metrics");
-            Some(crate::metrics::spawn_refresher(
-                store.clone(),
-                shutdown.clone(),
-            )?)
-        }
-        None => None,
+/// Serves `/metrics` when `metrics_bind` is set; returns the gauge refresher thread.
+fn start_metrics(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    store: &Store,
+    shutdown: &Arc<Shutdown>,
+) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+    let Some(addr) = config.metrics_bind else {
+        return Ok(None);
     };
-
-    let view = SharedChainView::new(tip.0, tip.1, config.locator_cache_size as usize);
-    let reachable = Arc::new(AtomicBool::new(true));
-    let wakeup = Arc::new(Wakeup::new());
-    let heartbeat = Arc::new(Heartbeat::new());
-    let params = SubscriptionParams {
-        slots: config.subscription_slots,
-        duration: config.subscription_duration,
-        expiry_delta: config.expiry_delta,
-    };
-    let mut processor = BlockProcessor::new(
-        rpc.clone(),
+    let _guard = runtime.enter();
+    crate::metrics::install(addr)
+        .with_context(|| format!("cannot serve metrics on {addr} (metrics_bind)"))?;
+    tracing::info!("Prometheus metrics on http://{addr}/metrics");
+    Ok(Some(crate::metrics::spawn_refresher(
         store.clone(),
-        view.clone(),
-        params,
         shutdown.clone(),
-        reachable.clone(),
-        heartbeat.clone(),
-    );
-    match catch_up(&mut processor, config) {
-        Err(ProcessError::Interrupted) => return Ok(()),
-        other => other?,
-    }
+    )?))
+}
 
+/// Binds and starts the public HTTP API and the admin gRPC API (mTLS, for teos-cli).
+fn start_servers(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    shared: &Shared,
+    key: TowerKey,
+) -> anyhow::Result<Servers> {
     let api_addr = config.api_address();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(&api_addr))
         .with_context(|| format!("cannot listen on {api_addr} (api_bind/api_port)"))?;
     let api_local: SocketAddr = listener.local_addr()?;
-    // --- admin gRPC API for teos-cli (mTLS; teosd/src/api/admin.rs) — wired by the admin helper ---
     let admin_server = runtime
         .block_on(crate::api::admin::AdminServer::bind(
             &config.rpc_address(),
@@ -124,100 +218,61 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
         ))
         .with_context(|| format!("cannot start the admin API on {}", config.rpc_address()))?;
     let admin_local = admin_server.local_addr();
-    let admin = {
-        let state = crate::api::admin::AdminState {
-            store: store.clone(),
-            view: view.clone(),
-            tower_id: key.id(),
-            bitcoind_reachable: reachable.clone(),
-            addresses: vec![(config.api_bind.clone(), api_local.port())],
-            shutdown: shutdown.clone(),
-            started: std::time::Instant::now(),
-            version: env!("CARGO_PKG_VERSION"),
-        };
-        let shutdown = shutdown.clone();
-        runtime.spawn(admin_server.serve(state, async move { shutdown.wait().await }))
+    let state = crate::api::admin::AdminState {
+        store: shared.store.clone(),
+        view: shared.view.clone(),
+        tower_id: key.id(),
+        bitcoind_reachable: shared.reachable.clone(),
+        addresses: vec![(config.api_bind.clone(), api_local.port())],
+        shutdown: shared.shutdown.clone(),
+        started: std::time::Instant::now(),
+        version: env!("CARGO_PKG_VERSION"),
     };
+    let shutdown = shared.shutdown.clone();
+    let admin = runtime.spawn(admin_server.serve(state, async move { shutdown.wait().await }));
     tracing::info!("admin API on {admin_local}");
-    // --- end admin API ---
+
     let tower = Arc::new(Tower::new(
-        store.clone(),
-        view,
+        shared.store.clone(),
+        shared.view.clone(),
         key,
-        params,
+        shared.params,
         AppointmentRules {
             min_to_self_delay: u32::from(config.min_to_self_delay),
             max_blob_size: config.max_encrypted_blob_size,
             slot_size: teos_common::constants::ENCRYPTED_BLOB_MAX_SIZE,
         },
-        reachable.clone(),
-        wakeup.clone(),
+        shared.reachable.clone(),
+        shared.wakeup.clone(),
     ));
-    let tower_id = tower.id();
-    let http = {
-        let shutdown = shutdown.clone();
-        runtime.spawn(crate::api::http::serve(listener, tower, async move {
-            shutdown.wait().await
-        }))
-    };
+    let shutdown = shared.shutdown.clone();
+    let http = runtime.spawn(crate::api::http::serve(listener, tower, async move {
+        shutdown.wait().await
+    }));
+    Ok(Servers {
+        http,
+        admin,
+        api_local,
+    })
+}
 
-    let zmq = zmq_endpoint(&*rpc, config);
-    let polling = Duration::from_secs(u64::from(config.polling_delta).max(1));
-    let monitor = ChainMonitor::start(
-        rpc.clone(),
-        zmq,
-        polling,
-        wakeup.clone(),
-        reachable,
-        shutdown.clone(),
-    )?;
-    let fatal = Arc::new(std::sync::Mutex::new(None::<String>));
-    let processor_thread = {
-        let (wakeup, shutdown, fatal) = (wakeup.clone(), shutdown.clone(), fatal.clone());
-        std::thread::Builder::new()
-            .name("block-processor".into())
-            .spawn(move || {
-                processor.run(wakeup, polling, |e| {
-                    *fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                    shutdown.trigger();
-                })
-            })?
-    };
-
-    tracing::info!("Tower ready (tower id {tower_id}, API on {api_local})");
-    Notifier::ready();
-    Notifier::status(&format!("ready: tower {tower_id} serving on {api_local}"));
-    let watchdog = crate::notify::spawn_watchdog(heartbeat, shutdown.clone());
-    while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
-
-    tracing::info!("Shutting down tower");
-    Notifier::stopping();
-    wakeup.wake();
+/// Lets in-flight HTTP requests and admin calls (e.g. the answer to `stop`) finish, bounded by
+/// [`HTTP_DRAIN`] each.
+fn drain(runtime: &tokio::runtime::Runtime, servers: Servers) {
     runtime.block_on(async {
-        match tokio::time::timeout(HTTP_DRAIN, http).await {
+        match tokio::time::timeout(HTTP_DRAIN, servers.http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e}"),
             Ok(Err(e)) => tracing::warn!("HTTP server task: {e}"),
             Err(_) => tracing::warn!("in-flight HTTP requests did not finish in {HTTP_DRAIN:?}"),
         }
-        // admin API: let calls in flight (e.g. the `stop` answer) finish.
-        match tokio::time::timeout(HTTP_DRAIN, admin).await {
+        match tokio::time::timeout(HTTP_DRAIN, servers.admin).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!("admin API: {e}"),
             Ok(Err(e)) => tracing::warn!("admin API task: {e}"),
             Err(_) => tracing::warn!("admin API calls did not finish in {HTTP_DRAIN:?}"),
         }
     });
-    let _ = processor_thread.join();
-    monitor.join();
-    for thread in [watchdog, metrics_refresher].into_iter().flatten() {
-        let _ = thread.join();
-    }
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    if let Some(reason) = fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        bail!(reason);
-    }
-    Ok(())
 }
 
 /// Loads the newest tower key, creating one on first start or when `overwrite` (old keys are kept).

@@ -268,3 +268,48 @@ fn deep_reorg_of_ten_blocks_is_followed_and_the_breach_answered_again() {
         GetAppointmentResponse::DisputeResponded(_)
     ));
 }
+
+#[test]
+fn penalty_lost_from_the_mempool_is_rebroadcast_after_six_blocks() {
+    let mut chain = Chain::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
+    let user = User::new(&tower.url(), 7);
+    user.register().unwrap();
+    let (commitment, penalty) = chain.breach();
+    user.add(&appointment_for(&commitment, &penalty)).unwrap();
+    chain.broadcast(&commitment);
+    chain.mine(1);
+    let penalty_txid = penalty.compute_txid();
+    wait_until("the penalty in the mempool", SOON, || {
+        chain.in_mempool(&penalty_txid)
+    });
+
+    // bitcoind restarts without its mempool: the penalty is gone, the dispute stays confirmed.
+    chain.restart(false);
+    assert!(!chain.in_mempool(&penalty_txid));
+    let other = bitcoind_sim::wallet::TestWallet::new(97);
+    chain
+        .sim()
+        .node()
+        .generate_to_script(5, &other.script_pubkey())
+        .unwrap();
+    let tip = chain.height();
+    wait_until("the tower at the tip", SOON, || {
+        tower_height_reached(&tower, tip)
+    });
+    assert!(
+        !chain.in_mempool(&penalty_txid),
+        "rebroadcast before 6 blocks"
+    );
+    chain
+        .sim()
+        .node()
+        .generate_to_script(1, &other.script_pubkey())
+        .unwrap();
+    wait_until("the penalty rebroadcast", SOON, || {
+        chain.in_mempool(&penalty_txid)
+    });
+    chain.mine(1);
+    assert_eq!(chain.confirmations(&penalty_txid), 1);
+}

@@ -55,10 +55,23 @@ fn user_exists(store: &Store, n: u32) -> bool {
         .is_some()
 }
 
+/// The highest `V<n>__*.sql` in `migrations/`: what a fresh database must end up at.
+fn latest_migration() -> u32 {
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            name.strip_prefix('V')?.split_once("__")?.0.parse().ok()
+        })
+        .max()
+        .expect("no migration files")
+}
+
 #[test]
-fn fresh_database_gets_schema_v1_and_reopening_applies_nothing_twice() {
+fn fresh_database_gets_the_latest_schema_and_reopening_applies_nothing_twice() {
     let (_dir, path, store) = open_temp();
-    assert_eq!(store.read_blocking(schema_version).unwrap(), Some(1));
+    let latest = latest_migration();
+    assert_eq!(store.read_blocking(schema_version).unwrap(), Some(latest));
     let tables: Vec<String> = store
         .read_blocking(|c| -> Result<_, StorageError> {
             let mut stmt =
@@ -94,8 +107,8 @@ fn fresh_database_gets_schema_v1_and_reopening_applies_nothing_twice() {
             Ok((schema_version(c)?, rows))
         })
         .unwrap();
-    assert_eq!(version, Some(1));
-    assert_eq!(rows, 1);
+    assert_eq!(version, Some(latest));
+    assert_eq!(rows, i64::from(latest), "one history row per migration, none applied twice");
 }
 
 #[test]
@@ -106,8 +119,8 @@ fn database_written_by_a_newer_schema_is_refused() {
     let conn = Connection::open(&path).unwrap();
     conn.execute(
         "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
-         VALUES (2, 'future', '2030-01-01T00:00:00Z', '1')",
-        [],
+         VALUES (?1, 'future', '2030-01-01T00:00:00Z', '1')",
+        [latest_migration() + 1],
     )
     .unwrap();
     drop(conn);

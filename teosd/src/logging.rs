@@ -48,9 +48,14 @@ pub fn init(config: &Config) -> io::Result<()> {
     };
     let ansi = file.is_none() && io::stderr().is_terminal();
     let writer = LogWriter { file };
+    // A log line that cannot be written (stderr's pipe closed: a log collector restarting,
+    // `teosd 2>&1 | head`) is dropped. tracing-subscriber would otherwise report it with `eprintln!`, which
+    // panics on the same closed pipe in whichever thread logged — e.g. the signals thread, before it
+    // triggers shutdown (reliability_signals.rs).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(writer)
+        .log_internal_errors(false);
     let _ = match format {
         "json" => builder.json().try_init(),
         "journald" => builder.event_format(JournaldFormat).try_init(),
@@ -64,10 +69,14 @@ pub fn reopen() {
     if let Some(file) = LOG_FILE.get() {
         match file.reopen() {
             Ok(()) => tracing::info!("log file reopened"),
-            Err(e) => eprintln!(
-                "teosd: cannot reopen the log file {}: {e}",
-                file.path.display()
-            ),
+            // Not eprintln!: it panics when stderr is gone.
+            Err(e) => {
+                let _ = writeln!(
+                    io::stderr(),
+                    "teosd: cannot reopen the log file {}: {e}",
+                    file.path.display()
+                );
+            }
         }
     }
 }

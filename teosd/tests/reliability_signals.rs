@@ -6,9 +6,8 @@
 //! `journald` restarting, `teosd 2>&1 | head`), the next log line makes tracing-subscriber report
 //! the failed write with `eprintln!`, which panics on EPIPE — in whichever thread logged. The
 //! `signals` thread logs first when SIGTERM arrives, dies before `shutdown.trigger()`, and teosd then
-//! ignores every further SIGTERM. Proposed fix (teosd/src/logging.rs, not owned by this suite):
-//! `.log_internal_errors(false)` on the fmt builder, or a stderr writer that drops lines it cannot
-//! write. Ignored until then; run it with `cargo test -p teosd --test reliability_signals -- --ignored`.
+//! ignores every further SIGTERM. Fixed in teosd/src/logging.rs: lines that cannot be written are
+//! dropped (`log_internal_errors(false)`).
 
 mod common;
 
@@ -19,7 +18,6 @@ use std::time::{Duration, Instant};
 use common::*;
 
 #[test]
-#[ignore = "fails until teosd/src/logging.rs stops panicking on a closed stderr (see the module doc)"]
 fn sigterm_stops_teosd_after_its_log_pipe_closed() {
     let chain = Chain::start(1);
     let dir = tempfile::tempdir().unwrap();

@@ -307,3 +307,30 @@ fn the_counters_follow_cascading_deletes_so_freed_room_is_usable_again() {
     assert_eq!(tower.counters(), tower.counts());
     assert_eq!(tower.counts(), (1, 2));
 }
+
+/// The limits and caps of `teos.toml` reach the running daemon (end to end, the real binary).
+#[test]
+#[ignore = "until daemon.rs passes HttpLimits::from_config and Capacity::from_config (see RELIABILITY.md)"]
+fn limits_and_caps_from_teos_toml_apply_to_the_running_daemon() {
+    #[path = "common/mod.rs"]
+    mod common;
+    use common::{Chain, TowerOptions, TowerProcess, User};
+
+    let chain = Chain::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let options = TowerOptions {
+        extra: vec!["max_users = 1".into(), "api_header_timeout = 1".into()],
+    };
+    let tower = TowerProcess::start(&chain, dir.path(), &options);
+    assert!(User::new(&tower.url(), 1).register().is_ok());
+    assert_eq!(
+        common::error_code(User::new(&tower.url(), 2).register()),
+        (503, 32)
+    );
+    let mut idle = TcpStream::connect(("127.0.0.1", tower.api_port)).unwrap();
+    let (_, closed) = read_until_closed(&mut idle, Duration::from_secs(8));
+    assert!(
+        closed,
+        "api_header_timeout = 1 did not close an idle connection"
+    );
+}

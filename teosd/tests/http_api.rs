@@ -683,3 +683,47 @@ async fn shutdown_stops_accepting_and_finishes_requests_in_flight() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn rate_limited_requests_get_429_before_reaching_the_tower() {
+    use teosd::api::http::serve_with_limits;
+    use teosd::api::limits::{HttpLimits, RateLimit};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tower = Arc::new(MockTower::default());
+    let limits = HttpLimits {
+        register_rate: RateLimit::per_minute(1, 1),
+        ..HttpLimits::default()
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve_with_limits(
+        listener,
+        tower.clone(),
+        limits,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/register");
+    let body = json!({"user_id": USER_ID}).to_string();
+    let first = http.post(&url).body(body.clone()).send().await.unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    let second = http.post(&url).body(body).send().await.unwrap();
+    assert_eq!(second.status().as_u16(), 429);
+    assert!(second.headers().contains_key("retry-after"));
+    let json: Value = second.json().await.unwrap();
+    assert_eq!(json["error_code"], 32);
+    assert_eq!(
+        tower.calls().len(),
+        1,
+        "the refused request never reached the tower"
+    );
+    stop.send(()).unwrap();
+    tokio::time::timeout(DEADLINE, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -20,6 +20,8 @@ use crate::error::BenchError;
 pub struct HttpConn {
     sender: SendRequest<Full<Bytes>>,
     host: String,
+    /// `Authorization` header value sent with every request, if any.
+    authorization: Option<String>,
 }
 
 /// A response: the status code and the whole body.
@@ -52,7 +54,16 @@ impl HttpConn {
         Ok(HttpConn {
             sender,
             host: addr.to_string(),
+            authorization: None,
         })
+    }
+
+    /// Sends `Authorization: Basic base64(user:password)` with every request (bitcoind's JSON-RPC).
+    pub fn with_basic_auth(mut self, user: &str, password: &str) -> HttpConn {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.authorization = Some(format!("Basic {token}"));
+        self
     }
 
     /// `POST path` with a JSON `body` (Content-Length set, as teosd requires: PROTOCOL.md
@@ -63,12 +74,16 @@ impl HttpConn {
             .ready()
             .await
             .map_err(|e| BenchError::Http(format!("connection lost: {e}")))?;
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri(path)
             .header(HOST, &self.host)
             .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_LENGTH, body.len())
+            .header(CONTENT_LENGTH, body.len());
+        if let Some(value) = &self.authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let request = request
             .body(Full::new(body))
             .map_err(|e| BenchError::Http(format!("request for {path}: {e}")))?;
         let response = self

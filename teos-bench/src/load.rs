@@ -17,7 +17,7 @@ use crate::error::BenchError;
 use crate::http::HttpConn;
 use crate::prefill::{PrefillSpec, count_appointments, prefill};
 use crate::stats::{Latencies, ms};
-use crate::tower::{TowerConfig, TowerProcess};
+use crate::tower::{TowerConfig, TowerProcess, log_field};
 
 /// Users of the load start at this number, so they never collide with prefilled users (0..).
 const LOAD_USER_BASE: u64 = 1 << 40;
@@ -49,6 +49,8 @@ pub struct LoadOptions {
     pub echo: bool,
     /// Seed of the random appointments.
     pub seed: u64,
+    /// Log teosd's group commits and report their number and size (costs a log line per commit).
+    pub commit_stats: bool,
 }
 
 /// What one load run measured.
@@ -70,6 +72,18 @@ pub struct LoadReport {
     pub durability: Option<(u64, u64)>,
     /// Time to sign every request before the run.
     pub presign: Duration,
+    /// teosd's group commits during the timed phase, when it was started here with `commit_stats`.
+    pub commits: Option<CommitStats>,
+}
+
+/// Group commits of the storage writer during the timed phase, from its debug log
+/// ("group committed ops=N").
+#[derive(Clone, Copy, Debug)]
+pub struct CommitStats {
+    /// Number of COMMITs (one fsync each with `synchronous=FULL`).
+    pub commits: u64,
+    /// Write ops in them.
+    pub ops: u64,
 }
 
 impl LoadReport {
@@ -100,6 +114,15 @@ impl LoadReport {
         if let Some((receipts, stored)) = self.durability {
             println!(
                 "durability: {receipts} receipts given (incl. warm-up and prefill), {stored} appointments in the database after SIGKILL"
+            );
+        }
+        if let Some(c) = self.commits {
+            println!(
+                "group commits: {} for {} write ops = {:.1} ops per commit, one commit every {}",
+                c.commits,
+                c.ops,
+                c.ops as f64 / c.commits.max(1) as f64,
+                ms(self.elapsed / u32::try_from(c.commits.max(1)).unwrap_or(u32::MAX))
             );
         }
         println!(
@@ -142,17 +165,19 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, BenchError> {
         .build()
         .map_err(|e| BenchError::io("starting the client runtime", e))?;
     let addr = env.addr();
-    let (phase, mut conns) = runtime.block_on(async {
+    let (warm_accepted, conns) = runtime.block_on(async {
         register(addr, &users).await?;
         let mut conns = Vec::with_capacity(options.connections);
         for _ in 0..options.connections.max(1) {
             conns.push(HttpConn::connect(addr).await?);
         }
         let (warm, conns) = run_phase(conns, bodies.clone(), 0..options.warmup).await;
-        let (phase, conns) = run_phase(conns, bodies.clone(), options.warmup..total).await;
-        Ok::<_, BenchError>(((warm.accepted, phase), conns))
+        Ok::<_, BenchError>((warm.accepted, conns))
     })?;
-    let (warm_accepted, phase) = phase;
+    let cursor = env.log_cursor();
+    let (phase, mut conns) =
+        runtime.block_on(run_phase(conns, bodies.clone(), options.warmup..total));
+    let commits = env.commit_stats(cursor);
     conns.clear();
     drop(runtime);
 
@@ -165,6 +190,7 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, BenchError> {
         rss_kib: None,
         durability: None,
         presign: presign_time,
+        commits,
     };
     if let Env::Own { tower, config, .. } = &mut env {
         report.rss_kib = Some(tower.rss_kib()?);
@@ -287,7 +313,10 @@ impl Env {
         let sim = Simulator::start(SimConfig::new(dir.path().join("bitcoind")))
             .map_err(BenchError::sim)?;
         let height = sim.node().block_count();
-        let config = TowerConfig::new(&dir.path().join("teosd"), false)?;
+        let mut config = TowerConfig::new(&dir.path().join("teosd"), false)?;
+        if options.commit_stats {
+            config.rust_log.push_str(",teosd::storage::writer=debug");
+        }
         config.write(&sim)?;
         if options.prefill > 0 {
             let spec = PrefillSpec {
@@ -311,6 +340,31 @@ impl Env {
             config,
             _dir: dir,
         })
+    }
+
+    /// Number of teosd log lines so far (0 for an external tower).
+    fn log_cursor(&self) -> usize {
+        match self {
+            Env::External(_) => 0,
+            Env::Own { tower, .. } => tower.log_len(),
+        }
+    }
+
+    /// Group commits logged since `cursor`, if teosd logs them.
+    fn commit_stats(&self, cursor: usize) -> Option<CommitStats> {
+        let Env::Own { tower, .. } = self else {
+            return None;
+        };
+        let mut stats = CommitStats { commits: 0, ops: 0 };
+        for line in tower.lines().iter().skip(cursor) {
+            if line.text.contains("group committed") {
+                stats.commits += 1;
+                stats.ops += log_field(&line.text, "ops")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        (stats.commits > 0).then_some(stats)
     }
 
     fn addr(&self) -> SocketAddr {

@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand};
 use teos_bench::chain::ChainOptions;
 use teos_bench::error::BenchError;
 use teos_bench::load::LoadOptions;
-use teos_bench::targets::{Row, chain_rows, load_rows};
+use teos_bench::targets::{Row, chain_rows, fsync_rows, load_rows, rpc_rows};
 use teos_bench::tower::default_teosd_path;
-use teos_bench::{chain_scenario, clients, load};
+use teos_bench::{chain_scenario, clients, fsync_probe, load, rpc_probe};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +62,27 @@ enum Command {
         /// Seed of the random appointments (random if not given).
         #[arg(long)]
         seed: Option<u64>,
+        /// Count teosd's group commits during the timed phase (from its debug log).
+        #[arg(long)]
+        commit_stats: bool,
+    },
+    /// getblock of a big block: teosd's bitcoind client against a whole-body HTTP read.
+    Rpc {
+        /// Transactions in the block, coinbase included.
+        #[arg(long, default_value_t = 4_000)]
+        block_txs: usize,
+        /// Fetches per client.
+        #[arg(long, default_value_t = 30)]
+        count: usize,
+    },
+    /// fsync latency of the disk holding `dir`: the floor of every durable commit.
+    Fsync {
+        /// Directory to probe (a temp file is written there and removed).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Syncs to time.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
     },
     /// Breach-to-broadcast latency, block processing, memory, catch-up and restarts.
     Chain {
@@ -125,6 +146,7 @@ fn run(cli: Cli) -> Result<Vec<Row>, BenchError> {
             client_threads,
             url,
             seed,
+            commit_stats,
         } => {
             let options = LoadOptions {
                 connections,
@@ -138,10 +160,21 @@ fn run(cli: Cli) -> Result<Vec<Row>, BenchError> {
                 teosd,
                 echo: cli.echo,
                 seed: seed.unwrap_or_else(clients::random_seed),
+                commit_stats,
             };
             let report = load::run(&options)?;
             report.print(&options);
             load_rows(&report, &options)
+        }
+        Command::Rpc { block_txs, count } => {
+            let report = rpc_probe::run(block_txs, count)?;
+            report.print();
+            rpc_rows(&report)
+        }
+        Command::Fsync { dir, count } => {
+            let report = fsync_probe::run(&dir, count)?;
+            report.print();
+            fsync_rows(&report)
         }
         Command::Chain {
             appointments,

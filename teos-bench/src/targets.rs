@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use crate::chain::ChainOptions;
 use crate::chain_scenario::ChainReport;
+use crate::fsync_probe::FsyncReport;
 use crate::load::{LoadOptions, LoadReport};
+use crate::rpc_probe::RpcReport;
 use crate::stats::ms;
 
 /// add_appointment throughput target (appointments per second, 16 connections).
@@ -31,8 +33,8 @@ pub struct Row {
     pub value: String,
     /// The target.
     pub target: String,
-    /// Whether the value meets the target.
-    pub met: bool,
+    /// Whether the value meets the target; `None` for context figures without a target.
+    pub met: Option<bool>,
 }
 
 impl Row {
@@ -41,7 +43,7 @@ impl Row {
             figure: figure.into(),
             value,
             target: target.to_owned(),
-            met,
+            met: Some(met),
         }
     }
 
@@ -52,7 +54,11 @@ impl Row {
             self.figure,
             self.value,
             self.target,
-            if self.met { "met" } else { "**missed**" }
+            match self.met {
+                Some(true) => "met",
+                Some(false) => "**missed**",
+                None => "–",
+            }
         )
     }
 }
@@ -151,4 +157,36 @@ pub fn chain_rows(report: &ChainReport, options: &ChainOptions) -> Vec<Row> {
         ));
     }
     rows
+}
+
+/// Rows of an fsync probe (no target: context for the throughput figure).
+pub fn fsync_rows(report: &FsyncReport) -> Vec<Row> {
+    vec![Row {
+        figure: "disk fdatasync latency p50 / p99 (4 KiB overwrite); bound 16 / p50".into(),
+        value: format!(
+            "{} / {}; {:.0} /s",
+            ms(report.overwrite.quantile(0.5)),
+            ms(report.overwrite.quantile(0.99)),
+            report.bound(16)
+        ),
+        target: "–".into(),
+        met: None,
+    }]
+}
+
+/// Rows of an RPC probe (context for the block figures).
+pub fn rpc_rows(report: &RpcReport) -> Vec<Row> {
+    vec![Row {
+        figure: format!(
+            "getblock of a {}-tx block ({} bytes): teosd's client / whole-body read, median",
+            report.txs, report.block_bytes
+        ),
+        value: format!(
+            "{} / {}",
+            ms(report.teosd_client.quantile(0.5)),
+            ms(report.whole_body.quantile(0.5))
+        ),
+        target: "–".into(),
+        met: None,
+    }]
 }

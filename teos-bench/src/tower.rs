@@ -12,6 +12,14 @@ use bitcoind_sim::Simulator;
 
 use crate::error::BenchError;
 
+/// `teos.toml` lines lifting the per-client limits (see [`TowerConfig::new`]).
+pub const BENCH_LIMITS: [&str; 4] = [
+    "register_rate_limit = 0",
+    "add_appointment_rate_limit = 0",
+    "max_users = 0",
+    "max_appointments = 0",
+];
+
 /// Where teosd finds bitcoind-sim and what else goes into its `teos.toml`.
 #[derive(Clone, Debug)]
 pub struct TowerConfig {
@@ -28,6 +36,10 @@ pub struct TowerConfig {
 impl TowerConfig {
     /// A config in `datadir` with a free API port, logging at info (teosd at debug when
     /// `block_logs`, so "block connected … elapsed_ms=" lines are printed).
+    ///
+    /// The tower's own protections against one client are lifted, because here one process on
+    /// 127.0.0.1 plays every user: no per-IP rate limit on `/register` and `/add_appointment`, and no
+    /// cap on users or appointments (whose 1,000,000 default a prefilled database reaches).
     pub fn new(datadir: &Path, block_logs: bool) -> Result<TowerConfig, BenchError> {
         let rust_log = if block_logs {
             "warn,teosd=debug,teosd::storage=info".to_owned()
@@ -37,7 +49,7 @@ impl TowerConfig {
         Ok(TowerConfig {
             datadir: datadir.to_path_buf(),
             api_port: free_port()?,
-            extra: Vec::new(),
+            extra: BENCH_LIMITS.iter().map(|l| (*l).to_owned()).collect(),
             rust_log,
         })
     }

@@ -181,25 +181,32 @@ impl Run {
         self.chain.confirmations(txid) > 0
     }
 
-    /// Whether every breach with its dispute on the active chain has its penalty confirmed.
-    fn settled(&self) -> bool {
-        self.breaches
-            .iter()
-            .all(|b| !self.confirmed(&b.dispute) || self.confirmed(&b.penalty))
+    fn in_mempool(&self, txid: &Txid) -> bool {
+        self.chain.in_mempool(txid)
     }
 
-    /// Mines one block at a time until [`Run::settled`], at most [`SETTLE_ROUNDS`] blocks.
+    /// Whether nothing is left to happen: every breach either has its dispute and penalty confirmed,
+    /// or its dispute is neither confirmed nor in the mempool (the breach never happened).
+    fn settled(&self) -> bool {
+        self.breaches.iter().all(|b| {
+            if self.confirmed(&b.dispute) {
+                self.confirmed(&b.penalty)
+            } else {
+                !self.in_mempool(&b.dispute)
+            }
+        })
+    }
+
+    /// Mines one block at a time until [`Run::settled`], at least one and at most
+    /// [`SETTLE_ROUNDS`] blocks (a dispute still in the mempool is mined by the first one).
     fn settle(&mut self) {
         for _ in 0..SETTLE_ROUNDS {
-            if self.settled() {
-                break;
-            }
             self.chain.mine(1);
             self.wait_for_tip();
+            if self.settled() {
+                return;
+            }
         }
-        // One more block: anything the tower still had to send is mined.
-        self.chain.mine(1);
-        self.wait_for_tip();
     }
 
     /// Checks the invariants, stops the tower and returns the outcome of each breach.
@@ -259,15 +266,23 @@ impl Run {
     }
 }
 
-/// Retries a call that failed in transport (a pooled connection to a restarted process).
+/// Retries a call that failed in transport (a pooled connection to a restarted process) or got
+/// 503 / code 32 (the tower refuses service until it sees bitcoind again after a bitcoind restart),
+/// for up to [`SOON`], as a client would.
 fn retried<T>(mut call: impl FnMut() -> Result<T, ClientError>) -> Result<T, ClientError> {
-    for _ in 0..3 {
-        match call() {
-            Err(ClientError::Transport(_)) => std::thread::sleep(Duration::from_millis(50)),
-            other => return other,
+    let deadline = std::time::Instant::now() + SOON;
+    loop {
+        let result = call();
+        let retry = match &result {
+            Err(ClientError::Transport(_)) => true,
+            Err(ClientError::Api { status: 503, .. }) => true,
+            _ => false,
+        };
+        if !retry || std::time::Instant::now() > deadline {
+            return result;
         }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    call()
 }
 
 fn run(ops: &[Op], restarts: bool) -> Vec<BreachOutcome> {
@@ -314,4 +329,53 @@ proptest! {
         );
         prop_assert_eq!(with, without, "restarts changed the outcome of {:?}", ops);
     }
+}
+
+/// The cases the issue names, in one fixed sequence: a penalty reorged out while its dispute stays,
+/// a dispute reorged back to the mempool, both then dropped by a bitcoind restart, a dispute confirmed
+/// again on a competing 22-block branch after a 20-deep reorg, and teosd killed and stopped between.
+#[test]
+fn the_named_reorg_cases_hold_in_a_fixed_sequence() {
+    let ops = [
+        Op::Breach,
+        Op::Mine(1), // the dispute confirms
+        Op::Mine(1), // the penalty confirms
+        Op::Fork {
+            depth: 1,
+            extra: 1,
+            empty: true,
+        }, // the penalty is reorged out, the dispute stays
+        Op::RestartTower { kill: true },
+        Op::Fork {
+            depth: 3,
+            extra: 1,
+            empty: true,
+        }, // the dispute goes back to the mempool
+        Op::RestartSim {
+            keep_mempool: false,
+        }, // and is forgotten by bitcoind: the tower must send it again
+        Op::Mine(2),
+        Op::Breach,
+        Op::Mine(3),
+        Op::Mine(3),
+        Op::Mine(3),
+        Op::Mine(3),
+        Op::Mine(3),
+        Op::Mine(3),
+        Op::Fork {
+            depth: 20,
+            extra: 2,
+            empty: false,
+        }, // deep reorg: both breaches confirmed again on the other branch
+        Op::RestartTower { kill: false },
+        Op::Mine(1),
+    ];
+    let with = run(&ops, true);
+    let without = run(&ops, false);
+    assert!(
+        with.iter()
+            .all(|o| o.dispute_confirmed && o.penalty_confirmed),
+        "{with:?}"
+    );
+    assert_eq!(with, without);
 }

@@ -273,11 +273,10 @@ fn retried<T>(mut call: impl FnMut() -> Result<T, ClientError>) -> Result<T, Cli
     let deadline = std::time::Instant::now() + SOON;
     loop {
         let result = call();
-        let retry = match &result {
-            Err(ClientError::Transport(_)) => true,
-            Err(ClientError::Api { status: 503, .. }) => true,
-            _ => false,
-        };
+        let retry = matches!(
+            &result,
+            Err(ClientError::Transport(_)) | Err(ClientError::Api { status: 503, .. })
+        );
         if !retry || std::time::Instant::now() > deadline {
             return result;
         }

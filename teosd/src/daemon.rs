@@ -232,23 +232,29 @@ fn start_servers(
     let admin = runtime.spawn(admin_server.serve(state, async move { shutdown.wait().await }));
     tracing::info!("admin API on {admin_local}");
 
-    let tower = Arc::new(Tower::new(
-        shared.store.clone(),
-        shared.view.clone(),
-        key,
-        shared.params,
-        AppointmentRules {
-            min_to_self_delay: u32::from(config.min_to_self_delay),
-            max_blob_size: config.max_encrypted_blob_size,
-            slot_size: teos_common::constants::ENCRYPTED_BLOB_MAX_SIZE,
-        },
-        shared.reachable.clone(),
-        shared.wakeup.clone(),
-    ));
+    let tower = Arc::new(
+        Tower::new(
+            shared.store.clone(),
+            shared.view.clone(),
+            key,
+            shared.params,
+            AppointmentRules {
+                min_to_self_delay: u32::from(config.min_to_self_delay),
+                max_blob_size: config.max_encrypted_blob_size,
+                slot_size: teos_common::constants::ENCRYPTED_BLOB_MAX_SIZE,
+            },
+            shared.reachable.clone(),
+            shared.wakeup.clone(),
+        )
+        .with_capacity(crate::gatekeeper::Capacity::from_config(config)),
+    );
     let shutdown = shared.shutdown.clone();
-    let http = runtime.spawn(crate::api::http::serve(listener, tower, async move {
-        shutdown.wait().await
-    }));
+    let http = runtime.spawn(crate::api::http::serve_with_limits(
+        listener,
+        tower,
+        crate::api::limits::HttpLimits::from_config(config),
+        async move { shutdown.wait().await },
+    ));
     Ok(Servers {
         http,
         admin,

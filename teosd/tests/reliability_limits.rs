@@ -310,7 +310,6 @@ fn the_counters_follow_cascading_deletes_so_freed_room_is_usable_again() {
 
 /// The limits and caps of `teos.toml` reach the running daemon (end to end, the real binary).
 #[test]
-#[ignore = "until daemon.rs passes HttpLimits::from_config and Capacity::from_config (see RELIABILITY.md)"]
 fn limits_and_caps_from_teos_toml_apply_to_the_running_daemon() {
     #[path = "common/mod.rs"]
     mod common;

@@ -108,7 +108,11 @@ fn fresh_database_gets_the_latest_schema_and_reopening_applies_nothing_twice() {
         })
         .unwrap();
     assert_eq!(version, Some(latest));
-    assert_eq!(rows, i64::from(latest), "one history row per migration, none applied twice");
+    assert_eq!(
+        rows,
+        i64::from(latest),
+        "one history row per migration, none applied twice"
+    );
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::error::BenchError;
 use crate::http::HttpConn;
 use crate::prefill::{PrefillSpec, count_appointments, prefill};
 use crate::stats::{Latencies, ms};
-use crate::tower::{TowerConfig, TowerProcess, log_field};
+use crate::tower::{TowerConfig, TowerProcess, cpu_delta, log_field, thread_cpu};
 
 /// Users of the load start at this number, so they never collide with prefilled users (0..).
 const LOAD_USER_BASE: u64 = 1 << 40;
@@ -74,6 +74,9 @@ pub struct LoadReport {
     pub presign: Duration,
     /// teosd's group commits during the timed phase, when it was started here with `commit_stats`.
     pub commits: Option<CommitStats>,
+    /// CPU time per thread name during the timed phase: teosd's threads (`teosd:` prefix, when
+    /// started here) and this process's (`bench:` prefix).
+    pub cpu: BTreeMap<String, Duration>,
 }
 
 /// Group commits of the storage writer during the timed phase, from its debug log
@@ -114,6 +117,21 @@ impl LoadReport {
         if let Some((receipts, stored)) = self.durability {
             println!(
                 "durability: {receipts} receipts given (incl. warm-up and prefill), {stored} appointments in the database after SIGKILL"
+            );
+        }
+        if !self.cpu.is_empty() {
+            let per = |d: &Duration| d.as_secs_f64() * 1e6 / self.accepted.max(1) as f64;
+            let total: f64 = self.cpu.values().map(per).sum();
+            let parts: Vec<String> = self
+                .cpu
+                .iter()
+                .filter(|(_, d)| per(d) >= 0.5)
+                .map(|(name, d)| format!("{name} {:.1}", per(d)))
+                .collect();
+            println!(
+                "CPU per accepted appointment: {total:.1} µs = {} (µs; 2 cores give {:.0} /s at most)",
+                parts.join(" + "),
+                2e6 / total.max(1e-9)
             );
         }
         if let Some(c) = self.commits {
@@ -175,8 +193,10 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, BenchError> {
         Ok::<_, BenchError>((warm.accepted, conns))
     })?;
     let cursor = env.log_cursor();
+    let cpu_before = env.cpu();
     let (phase, mut conns) =
         runtime.block_on(run_phase(conns, bodies.clone(), options.warmup..total));
+    let cpu = cpu_delta(&cpu_before, &env.cpu());
     let commits = env.commit_stats(cursor);
     conns.clear();
     drop(runtime);
@@ -191,6 +211,7 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, BenchError> {
         durability: None,
         presign: presign_time,
         commits,
+        cpu,
     };
     if let Env::Own { tower, config, .. } = &mut env {
         report.rss_kib = Some(tower.rss_kib()?);
@@ -340,6 +361,23 @@ impl Env {
             config,
             _dir: dir,
         })
+    }
+
+    /// CPU time per thread name of teosd (when started here) and of this process, prefixed
+    /// `teosd:` / `bench:`.
+    fn cpu(&self) -> BTreeMap<String, Duration> {
+        let mut all = BTreeMap::new();
+        if let Env::Own { tower, .. } = self
+            && let Ok(pid) = tower.pid()
+        {
+            for (name, d) in thread_cpu(pid) {
+                all.insert(format!("teosd:{name}"), d);
+            }
+        }
+        for (name, d) in thread_cpu(std::process::id()) {
+            all.insert(format!("bench:{name}"), d);
+        }
+        all
     }
 
     /// Number of teosd log lines so far (0 for an external tower).

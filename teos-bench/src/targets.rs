@@ -88,6 +88,28 @@ pub fn load_rows(report: &LoadReport, options: &LoadOptions) -> Vec<Row> {
             p99 < P99,
         ),
     ];
+    let refused: u64 = report.refused.values().sum();
+    if refused > 0 || report.transport_errors > 0 {
+        rows.push(Row {
+            figure: "add_appointment requests refused (by status) / transport errors".into(),
+            value: format!("{:?} / {}", report.refused, report.transport_errors),
+            target: "none".into(),
+            met: Some(false),
+        });
+    }
+    if !report.cpu.is_empty() {
+        let total: f64 = report
+            .cpu
+            .values()
+            .map(|d| d.as_secs_f64() * 1e6 / report.accepted.max(1) as f64)
+            .sum();
+        rows.push(Row {
+            figure: "CPU per accepted appointment (teosd + load generator); 2-core ceiling".into(),
+            value: format!("{total:.0} µs; {:.0} /s", 2e6 / total.max(1e-9)),
+            target: "–".into(),
+            met: None,
+        });
+    }
     if let Some((receipts, stored)) = report.durability {
         rows.push(Row::new(
             "receipts durable after SIGKILL (receipts / rows found)",

@@ -1,6 +1,7 @@
 //! The real `teosd` binary as a child process: its config, its log lines (timestamped on arrival),
 //! its resident memory, and how to stop it.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -327,6 +328,42 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
+}
+
+/// CPU time each thread of process `pid` has run so far, summed by thread name
+/// (`/proc/<pid>/task/*/comm` and `schedstat`, nanoseconds). Threads that already exited are not
+/// counted.
+pub fn thread_cpu(pid: u32) -> BTreeMap<String, Duration> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let ns = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+            .unwrap_or(0u64);
+        *by_name
+            .entry(name.trim().to_owned())
+            .or_insert(Duration::ZERO) += Duration::from_nanos(ns);
+    }
+    by_name
+}
+
+/// `after - before` per thread name (names missing before count from zero).
+pub fn cpu_delta(
+    before: &BTreeMap<String, Duration>,
+    after: &BTreeMap<String, Duration>,
+) -> BTreeMap<String, Duration> {
+    after
+        .iter()
+        .map(|(name, t)| {
+            let base = before.get(name).copied().unwrap_or(Duration::ZERO);
+            (name.clone(), t.saturating_sub(base))
+        })
+        .filter(|(_, d)| !d.is_zero())
+        .collect()
 }
 
 /// The value of `key=` in a tracing log line (`… key=value …`), e.g. `elapsed_ms`.

@@ -196,7 +196,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_appointment_and_no_breach() {
     let chain = Chain::start(iterations as usize * 2 + 4);
     let dir = tempfile::tempdir().unwrap();
     let options = TowerOptions {
-        // Once daemon.rs applies them, the load must not be rate limited.
+        // The load comes from one address: it must not be rate limited.
         extra: vec![
             "add_appointment_rate_limit = 0".into(),
             "register_rate_limit = 0".into(),

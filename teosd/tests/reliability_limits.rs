@@ -333,3 +333,25 @@ fn limits_and_caps_from_teos_toml_apply_to_the_running_daemon() {
         "api_header_timeout = 1 did not close an idle connection"
     );
 }
+
+#[test]
+fn oversized_request_heads_are_refused_without_buffering_them() {
+    let tower = LocalTower::start(relaxed_limits(), Capacity::default());
+    let mut stream = TcpStream::connect(tower.addr).unwrap();
+    let mut head = b"POST /register HTTP/1.1\r\nHost: t\r\n".to_vec();
+    // 64 KiB of headers, four times what the server buffers for one connection.
+    for i in 0..1024 {
+        head.extend_from_slice(format!("X-Pad-{i:04}: {}\r\n", "a".repeat(50)).as_bytes());
+    }
+    let _ = stream.write_all(&head);
+    let (answer, closed) = read_until_closed(&mut stream, Duration::from_secs(10));
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer:?}"
+    );
+    assert!(closed, "the connection is closed");
+    assert_eq!(
+        ping(&tower, Duration::from_secs(5)).as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+}

@@ -50,6 +50,8 @@ pub struct ChainOptions {
     pub teosd: PathBuf,
     /// Echo teosd's log.
     pub echo: bool,
+    /// Extra `teos.toml` lines.
+    pub tower_options: Vec<String>,
 }
 
 /// bitcoind-sim, its wallet and fillers, and teosd's data dir.
@@ -110,7 +112,8 @@ impl ChainEnv {
         let (fillers, _) = Fillers::fan_out(&node, &coin, width, &miner)?;
         let events = EventLog::subscribe(&node)?;
 
-        let config = TowerConfig::new(&dir.path().join("teosd"), true)?;
+        let mut config = TowerConfig::new(&dir.path().join("teosd"), true)?;
+        config.extra.extend(options.tower_options.iter().cloned());
         config.write(&sim)?;
         // The breach appointments arrive over HTTP later; together they make `appointments`.
         let spec = PrefillSpec {

@@ -51,6 +51,8 @@ pub struct LoadOptions {
     pub seed: u64,
     /// Log teosd's group commits and report their number and size (costs a log line per commit).
     pub commit_stats: bool,
+    /// Extra `teos.toml` lines.
+    pub tower_options: Vec<String>,
 }
 
 /// What one load run measured.
@@ -338,6 +340,7 @@ impl Env {
         if options.commit_stats {
             config.rust_log.push_str(",teosd::storage::writer=debug");
         }
+        config.extra.extend(options.tower_options.iter().cloned());
         config.write(&sim)?;
         if options.prefill > 0 {
             let spec = PrefillSpec {

@@ -27,6 +27,10 @@ struct Cli {
     /// Also print the figures as markdown table rows (for BENCHMARKS.md).
     #[arg(long, global = true)]
     markdown: bool,
+    /// An extra `teos.toml` line for the towers started here, e.g. `--tower-option
+    /// 'locator_cache_size = 1'` (repeatable).
+    #[arg(long = "tower-option", global = true)]
+    tower_options: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -161,6 +165,7 @@ fn run(cli: Cli) -> Result<Vec<Row>, BenchError> {
                 echo: cli.echo,
                 seed: seed.unwrap_or_else(clients::random_seed),
                 commit_stats,
+                tower_options: cli.tower_options.clone(),
             };
             let report = load::run(&options)?;
             report.print(&options);
@@ -197,6 +202,7 @@ fn run(cli: Cli) -> Result<Vec<Row>, BenchError> {
                 blob_size,
                 teosd,
                 echo: cli.echo,
+                tower_options: cli.tower_options.clone(),
             };
             let report = chain_scenario::run(&options)?;
             report.print(&options);

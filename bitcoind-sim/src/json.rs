@@ -7,12 +7,12 @@
 //! e.g. `0.49997180`; this prints the shortest equivalent, `0.4999718`).
 
 mod descriptor;
+pub mod hex_str;
 mod script;
 
 pub use descriptor::{checksum as descriptor_checksum, strip_checksum};
 pub use script::{ScriptPubKeyJson, ScriptType, asm, classify, script_pubkey_json};
 
-use bitcoin::consensus::encode::serialize_hex;
 use bitcoin::{Amount, Block, CompactTarget, Target, Transaction, TxIn};
 use serde::Serialize;
 
@@ -168,7 +168,7 @@ pub fn tx_json(tx: &Transaction, include_hex: bool) -> TxJson {
                 script_pubkey: script_pubkey_json(&o.script_pubkey),
             })
             .collect(),
-        hex: include_hex.then(|| serialize_hex(tx)),
+        hex: include_hex.then(|| hex_str::consensus_hex(tx, tx.total_size())),
         blockhash: None,
         confirmations: None,
         time: None,
@@ -320,19 +320,16 @@ fn coinbase_json(block: &Block) -> Option<CoinbaseJson> {
     })
 }
 
-/// Core's `blockToJSON`; `tx` renders each transaction (a txid, or a decoded transaction).
-pub fn block_json<T: Serialize>(
-    entry: &BlockEntry,
-    block: &Block,
-    tx: impl Fn(&Transaction) -> T,
-) -> BlockJson<T> {
+/// Core's `blockToJSON`; `tx` holds each transaction's rendering in block order (a txid, or a
+/// decoded transaction).
+pub fn block_json<T: Serialize>(entry: &BlockEntry, block: &Block, tx: Vec<T>) -> BlockJson<T> {
     BlockJson {
         header: header_json(entry),
         strippedsize: entry.stripped_size,
         size: entry.size,
         weight: entry.weight,
         coinbase_tx: coinbase_json(block),
-        tx: block.txdata.iter().map(tx).collect(),
+        tx,
     }
 }
 

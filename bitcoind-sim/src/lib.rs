@@ -358,6 +358,8 @@ fn start_instance(
         warmup: config.warmup,
         zmq: zmq.clone(),
         on_stop: stop_callback(&shutdown, stop_request),
+        #[cfg(test)]
+        before_method: None,
     });
     let (thread_node, datadir) = (node.clone(), config.datadir.clone());
     let thread = std::thread::Builder::new()

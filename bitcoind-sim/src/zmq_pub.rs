@@ -135,7 +135,7 @@ fn sequence_body(hash: [u8; 32], label: u8, mempool_sequence: Option<u64>) -> Ve
 /// `BlockDisconnected` event (its transactions are announced again, as Core does).
 pub fn messages_for(
     event: &NodeEvent,
-    disconnected_block: impl FnOnce() -> Option<Block>,
+    disconnected_block: impl FnOnce() -> Option<Arc<Block>>,
 ) -> Vec<Message> {
     let mut out = Vec::new();
     match event {
@@ -177,7 +177,7 @@ pub fn messages_for(
             });
             out.push(Message {
                 topic: Topic::RawBlock,
-                body: serialize(block),
+                body: serialize(block.as_ref()),
             });
         }
         NodeEvent::BlockDisconnected { hash } => {
@@ -310,7 +310,9 @@ impl Worker {
             match events.recv_timeout(STOP_POLL) {
                 Ok(event) => {
                     let disconnected = || match &event {
-                        NodeEvent::BlockDisconnected { hash } => node.block(hash),
+                        NodeEvent::BlockDisconnected { hash } => {
+                            node.shared_block(hash).map(|b| b.shared())
+                        }
                         _ => None,
                     };
                     for message in messages_for(&event, disconnected) {
@@ -387,7 +389,7 @@ mod tests {
         let hash = block.block_hash();
         let messages = messages_for(
             &NodeEvent::BlockConnected {
-                block: block.clone(),
+                block: Arc::new(block.clone()),
                 hash,
             },
             || None,

@@ -5,10 +5,12 @@
 //! tips with equal work the one stored first wins (Core's `CBlockIndexWorkComparator`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bitcoin::block::Header;
-use bitcoin::{Block, BlockHash, Work};
+use bitcoin::{Block, BlockHash, Txid, Work};
+
+use super::shared::SharedBlock;
 
 /// Number of blocks whose median time is a block's "median time past" (BIP113).
 const MEDIAN_TIME_SPAN: usize = 11;
@@ -31,10 +33,19 @@ pub(crate) struct BlockIndex {
     /// Was connected once, so fully validated (Core's BLOCK_VALID_SCRIPTS).
     pub validated: bool,
     pub block: Arc<Block>,
+    /// Txids of `block` in order, filled on first use by a reader (see [`SharedBlock::txids`]).
+    pub txids: Arc<OnceLock<Box<[Txid]>>>,
     /// Serialized size with and without witness (bytes), and weight (weight units).
     pub size: usize,
     pub stripped_size: usize,
     pub weight: u64,
+}
+
+impl BlockIndex {
+    /// The block for readers: shared, not copied.
+    pub fn shared(&self) -> SharedBlock {
+        SharedBlock::new(self.block.clone(), self.txids.clone(), self.size)
+    }
 }
 
 /// All stored blocks, indexed by hash, and the active chain by height.
@@ -109,6 +120,7 @@ impl BlockTree {
             invalid,
             validated: false,
             block: Arc::new(block),
+            txids: Arc::new(OnceLock::new()),
             size,
             stripped_size,
             weight,

@@ -25,12 +25,15 @@ mod mempool;
 mod mining;
 mod policy;
 mod queries;
+mod shared;
 mod state;
 mod store;
 mod validation;
 
+pub use shared::SharedBlock;
+
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bitcoin::block::Header;
 use bitcoin::{
@@ -212,7 +215,8 @@ pub enum NodeEvent {
     TxRemoved { txid: Txid, mempool_sequence: u64 },
     /// A block was connected to the active chain ('C'; also `hashblock`/`rawblock` and, for each of
     /// its transactions, `hashtx`/`rawtx`).
-    BlockConnected { block: Block, hash: BlockHash },
+    /// The block is shared with the node's block tree, not copied.
+    BlockConnected { block: Arc<Block>, hash: BlockHash },
     /// A block was disconnected from the active chain ('D').
     BlockDisconnected { hash: BlockHash },
 }
@@ -220,8 +224,10 @@ pub enum NodeEvent {
 /// A regtest node: thread-safe (internally locked), shared behind an `Arc`.
 ///
 /// All state sits behind one `Mutex`; every method takes it for its whole duration, so calls are
-/// serialised like Core's `cs_main`. Events are sent to subscribers while the lock is held
-/// (mpsc sends never block), which keeps them in the order the changes happened.
+/// serialised like Core's `cs_main`. Readers of blocks get them shared ([`SharedBlock`]) and
+/// encode them after the lock is released, so big answers never hold it. Events are sent to
+/// subscribers while the lock is held (mpsc sends never block), which keeps them in the order the
+/// changes happened.
 pub struct Node {
     state: Mutex<state::State>,
 }
@@ -299,11 +305,25 @@ impl Node {
         Some(queries::block_entry(&s, idx))
     }
 
-    /// The full block, for any known block.
+    /// A copy of the full block, for any known block (the copy is made after the lock is
+    /// released; [`Node::shared_block`] avoids it).
     pub fn block(&self, hash: &BlockHash) -> Option<Block> {
+        self.shared_block(hash).map(|b| b.block().clone())
+    }
+
+    /// Any known block, shared with the block tree: the lock is held only for the lookup.
+    pub fn shared_block(&self, hash: &BlockHash) -> Option<SharedBlock> {
         let s = self.lock();
         let idx = s.tree.lookup(hash)?;
-        Some((*s.tree.node(idx).block).clone())
+        Some(s.tree.node(idx).shared())
+    }
+
+    /// [`Node::block_entry`] and [`Node::shared_block`] of one block, seen under one lock (so the
+    /// entry describes the same chain state the block was found in).
+    pub fn block_with_entry(&self, hash: &BlockHash) -> Option<(BlockEntry, SharedBlock)> {
+        let s = self.lock();
+        let idx = s.tree.lookup(hash)?;
+        Some((queries::block_entry(&s, idx), s.tree.node(idx).shared()))
     }
 
     /// `getchaintips`: the active tip and every block without children off the active chain,

@@ -352,7 +352,7 @@ impl State {
         for idx in connected {
             let node = self.tree.node(idx);
             let event = NodeEvent::BlockConnected {
-                block: (*node.block).clone(),
+                block: node.block.clone(),
                 hash: node.hash,
             };
             self.emit(event);

@@ -3,14 +3,14 @@
 //! invalidateblock, reconsiderblock.
 
 use bitcoin::BlockHash;
-use bitcoin::consensus::encode::serialize_hex;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::envelope::Json;
-use super::error::{RPC_INVALID_PARAMETER, RPC_MISC_ERROR, RPC_TYPE_ERROR, RpcError};
+use super::error::{RPC_INVALID_PARAMETER, RPC_TYPE_ERROR, RpcError};
 use super::params::Args;
 use super::{RpcContext, node_error};
+use crate::json::hex_str::{TxidHex, consensus_hex_json};
 use crate::json::{block_json, difficulty, header_json, target_hex, tx_json};
 
 /// Core's `ParseHashV` for a block hash parameter.
@@ -111,30 +111,40 @@ pub fn getblockheader(ctx: &RpcContext, args: &Args) -> Result<Json, RpcError> {
         .block_entry(&hash)
         .ok_or_else(RpcError::block_not_found)?;
     if !args.bool_or(1, true) {
-        return Ok(Json::of(&serialize_hex(&entry.header)));
+        return Ok(Json(consensus_hex_json(&entry.header, 80)));
     }
     Ok(Json::of(&header_json(&entry)))
 }
 
 /// `getblock hash [verbosity=1]`: 0 raw hex, 1 with txids, 2 (and 3) with decoded transactions
 /// (without `fee`: the simulator keeps no undo data). Unknown hash: -5 "Block not found".
+///
+/// The node lock is held only to find the block (shared, not copied); the hex of verbosity 0 is
+/// written straight into the result string, and verbosity 1 uses the block's txids, computed once.
 pub fn getblock(ctx: &RpcContext, args: &Args) -> Result<Json, RpcError> {
     let hash = block_hash_arg(args, 0, "blockhash")?;
     let verbosity = verbosity(args.get(1), 1, true)?;
-    let entry = ctx
+    if verbosity <= 0 {
+        let shared = ctx
+            .node
+            .shared_block(&hash)
+            .ok_or_else(RpcError::block_not_found)?;
+        return Ok(Json(consensus_hex_json(shared.block(), shared.size())));
+    }
+    let (entry, shared) = ctx
         .node
-        .block_entry(&hash)
+        .block_with_entry(&hash)
         .ok_or_else(RpcError::block_not_found)?;
-    let block = ctx
-        .node
-        .block(&hash)
-        .ok_or_else(|| RpcError::new(RPC_MISC_ERROR, "Block not available"))?;
+    let block = shared.block();
     Ok(match verbosity {
-        i64::MIN..=0 => Json::of(&serialize_hex(&block)),
-        1 => Json::of(&block_json(&entry, &block, |tx| {
-            tx.compute_txid().to_string()
-        })),
-        _ => Json::of(&block_json(&entry, &block, |tx| tx_json(tx, true))),
+        1 => {
+            let txids: Vec<TxidHex<'_>> = shared.txids().iter().map(TxidHex).collect();
+            Json::of(&block_json(&entry, block, txids))
+        }
+        _ => {
+            let txs = block.txdata.iter().map(|tx| tx_json(tx, true)).collect();
+            Json::of(&block_json(&entry, block, txs))
+        }
     })
 }
 

@@ -96,13 +96,24 @@ pub fn parse_request(value: &Value) -> Result<Request, (RpcError, Option<Value>)
     })
 }
 
+/// Room for the envelope around a result: keys, `"jsonrpc":"2.0"`, `"error":null`, the closing
+/// brace and the newline [`HttpReply`] adds (bytes; the id is counted apart).
+const ENVELOPE_BYTES: usize = 64;
+
 /// A reply object in `version`'s dialect, keys in Core's order (`JSONRPCReplyObj`).
+///
+/// The string is allocated once, with room for the trailing newline, so a big result (a whole
+/// block's hex) is copied exactly once.
 pub fn reply_object(
     version: Version,
     id: Option<&Value>,
     outcome: Result<&Json, &RpcError>,
 ) -> String {
-    let mut out = String::from("{");
+    let id = id.map(Value::to_string);
+    let result_len = outcome.map_or(0, |result| result.0.len());
+    let mut out =
+        String::with_capacity(result_len + id.as_ref().map_or(0, String::len) + ENVELOPE_BYTES);
+    out.push('{');
     if version == Version::V2 {
         out.push_str("\"jsonrpc\":\"2.0\",");
     }
@@ -119,7 +130,7 @@ pub fn reply_object(
         }
     }
     if let Some(id) = id {
-        push_field(&mut out, "id", &id.to_string());
+        push_field(&mut out, "id", &id);
     }
     if out.ends_with(',') {
         out.pop();

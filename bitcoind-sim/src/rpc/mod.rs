@@ -27,6 +27,10 @@ use auth::Credentials;
 use envelope::{Json, Request};
 use error::{RPC_IN_WARMUP, RPC_MISC_ERROR, RpcError};
 
+/// A test's callback on each request (see [`RpcContext::before_method`]).
+#[cfg(test)]
+pub(crate) type RequestHook = Box<dyn Fn(&Request) + Send + Sync>;
+
 /// Everything a method needs, for one simulator instance (rebuilt at each restart).
 pub(crate) struct RpcContext {
     pub node: Arc<Node>,
@@ -40,6 +44,9 @@ pub(crate) struct RpcContext {
     pub zmq: Vec<ZmqEndpoint>,
     /// Called by the `stop` method after it is answered: shuts this instance down.
     pub on_stop: Box<dyn Fn() + Send + Sync>,
+    /// Test seam: called with each request right before its method runs, on the thread running it.
+    #[cfg(test)]
+    pub before_method: Option<RequestHook>,
 }
 
 impl RpcContext {
@@ -49,6 +56,10 @@ impl RpcContext {
             return Err(RpcError::new(RPC_IN_WARMUP, message));
         }
         tracing::debug!(method = %request.method, "rpc call");
+        #[cfg(test)]
+        if let Some(hook) = &self.before_method {
+            hook(request);
+        }
         table::execute(self, request)
     }
 

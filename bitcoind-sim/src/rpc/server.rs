@@ -142,3 +142,111 @@ async fn serve_connection(stream: TcpStream, app: Router, mut shutdown: watch::R
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::{Condvar, Mutex};
+
+    use base64::Engine;
+
+    use super::*;
+    use crate::Simulator;
+    use crate::faults::Faults;
+    use crate::node::{Node, NodeConfig};
+    use crate::rpc::auth::Credentials;
+
+    /// Lets each `getblock` call wait, bounded, until two are running at once.
+    #[derive(Default)]
+    struct Gate {
+        running: Mutex<usize>,
+        changed: Condvar,
+        /// Per call: whether it saw the other one running before its deadline.
+        met: Mutex<Vec<bool>>,
+    }
+
+    impl Gate {
+        fn meet(&self, timeout: Duration) {
+            let mut running = self.running.lock().unwrap();
+            *running += 1;
+            self.changed.notify_all();
+            let (running, _) = self
+                .changed
+                .wait_timeout_while(running, timeout, |r| *r < 2)
+                .unwrap();
+            let met = *running >= 2;
+            drop(running);
+            self.met.lock().unwrap().push(met);
+        }
+    }
+
+    fn getblock_over_http(port: u16, hash: &bitcoin::BlockHash) -> String {
+        let body =
+            format!(r#"{{"jsonrpc":"1.0","id":1,"method":"getblock","params":["{hash}",0]}}"#);
+        let auth = base64::engine::general_purpose::STANDARD.encode("u:p");
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            stream,
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Basic {auth}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    /// Two `getblock` calls on two connections are in flight at once: each waits in the gate
+    /// until the other has entered too. Were requests run one at a time, the first would reach
+    /// its deadline alone and record `false`.
+    #[test]
+    fn getblock_calls_on_two_connections_run_at_the_same_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Arc::new(
+            Node::open(NodeConfig {
+                datadir: dir.path().into(),
+                txindex: false,
+                persist_mempool: false,
+            })
+            .unwrap(),
+        );
+        let script = Simulator::mining_address().script_pubkey();
+        let hash = node.generate_to_script(1, &script).unwrap()[0];
+        let gate = Arc::new(Gate::default());
+        let hook_gate = gate.clone();
+        let ctx = Arc::new(RpcContext {
+            node,
+            faults: Arc::new(Faults::new()),
+            credentials: Credentials::new("__cookie__:00".into(), Some(("u".into(), "p".into()))),
+            started: Instant::now(),
+            warmup: Duration::ZERO,
+            zmq: Vec::new(),
+            on_stop: Box::new(|| {}),
+            before_method: Some(Box::new(move |request| {
+                if request.method == "getblock" {
+                    hook_gate.meet(Duration::from_secs(20));
+                }
+            })),
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stop_rx) = watch::channel(false);
+        let server = std::thread::spawn(move || run(listener, ctx, stop_rx));
+
+        let clients: Vec<_> = (0..2)
+            .map(|_| std::thread::spawn(move || getblock_over_http(port, &hash)))
+            .collect();
+        for client in clients {
+            let answer = client.join().unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.200}");
+            assert!(answer.contains("\"result\":\"0000"), "{answer:.400}");
+        }
+        assert_eq!(*gate.met.lock().unwrap(), [true, true]);
+
+        stop.send_replace(true);
+        server.join().unwrap().unwrap();
+    }
+}

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different subset of these helpers.
 
+pub mod big_block;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

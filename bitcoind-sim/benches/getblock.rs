@@ -15,6 +15,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use bitcoin::BlockHash;
+use bitcoind_sim::json::hex_str::consensus_hex_json;
+use bitcoind_sim::node::Node;
 use bitcoind_sim::{SimConfig, Simulator};
 
 const USER: &str = "bench";
@@ -110,6 +113,26 @@ fn time_calls(name: &str, connection: &mut Connection, body: &str, calls: usize)
     );
 }
 
+/// The encoding alone (no HTTP, no envelope): what `getblock <hash> 0` computes after the lookup.
+fn time_encoding(node: &Node, hash: &BlockHash, calls: usize) {
+    let shared = node.shared_block(hash).expect("the block");
+    let mut bytes = consensus_hex_json(shared.block(), shared.size()).len();
+    let mut walls = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        bytes = consensus_hex_json(shared.block(), shared.size()).len();
+        walls.push(t.elapsed());
+    }
+    walls.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{:<24} {bytes:>9} B  wall min {:.3} ms  p50 {:.3} ms  (hex of the block, no HTTP)",
+        "encoding only",
+        ms(walls[0]),
+        ms(walls[calls / 2]),
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; keep only the numbers.
     let numbers: Vec<usize> = std::env::args()
@@ -129,6 +152,7 @@ fn main() {
     let height = node.block_count();
     println!("block {hash} at height {height}: {txs} transactions; {calls} calls each");
 
+    time_encoding(&node, &hash, calls);
     let mut connection = Connection::open(sim.rpc_port());
     let call = |method: &str, params: &str| {
         format!(r#"{{"jsonrpc":"1.0","id":1,"method":"{method}","params":{params}}}"#)

@@ -23,6 +23,7 @@ static PAIRS: [[u8; 2]; 256] = {
 };
 
 /// Appends the hex of `bytes` (2 characters per byte) to `out`.
+#[inline]
 pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     let start = out.len();
     out.resize(start + 2 * bytes.len(), 0);
@@ -35,11 +36,13 @@ pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
 struct HexSink<'a>(&'a mut Vec<u8>);
 
 impl bitcoin::io::Write for HexSink<'_> {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> bitcoin::io::Result<usize> {
         push_hex(self.0, buf);
         Ok(buf.len())
     }
 
+    #[inline]
     fn write_all(&mut self, buf: &[u8]) -> bitcoin::io::Result<()> {
         push_hex(self.0, buf);
         Ok(())

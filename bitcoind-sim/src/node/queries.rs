@@ -104,6 +104,14 @@ fn tx_block_info(s: &State, idx: usize) -> TxBlockInfo {
     }
 }
 
+/// The transaction `txid` of block `idx`, found through the block's remembered txids (computed
+/// the first time any reader needs them, then a scan of 32-byte values).
+fn find_in_block(s: &State, idx: usize, txid: &Txid) -> Option<Transaction> {
+    let shared = s.tree.node(idx).shared();
+    let position = shared.txids().iter().position(|t| t == txid)?;
+    shared.block().txdata.get(position).cloned()
+}
+
 /// Core's `GetTransaction`: with a block hash only that block is searched; otherwise the
 /// mempool, then the transaction index when enabled.
 pub(crate) fn get_transaction(
@@ -113,14 +121,7 @@ pub(crate) fn get_transaction(
 ) -> Result<TxLookup, TxLookupError> {
     if let Some(hash) = block {
         let idx = s.tree.lookup(hash).ok_or(TxLookupError::BlockNotFound)?;
-        let tx = s
-            .tree
-            .node(idx)
-            .block
-            .txdata
-            .iter()
-            .find(|t| t.compute_txid() == *txid);
-        let tx = tx.ok_or(TxLookupError::NotInBlock)?.clone();
+        let tx = find_in_block(s, idx, txid).ok_or(TxLookupError::NotInBlock)?;
         return Ok(TxLookup {
             tx,
             block: Some(tx_block_info(s, idx)),
@@ -135,16 +136,10 @@ pub(crate) fn get_transaction(
     let txindex = s.config.txindex;
     if txindex
         && let Some(idx) = s.txindex.get(txid).and_then(|h| s.tree.lookup(h))
-        && let Some(tx) = s
-            .tree
-            .node(idx)
-            .block
-            .txdata
-            .iter()
-            .find(|t| t.compute_txid() == *txid)
+        && let Some(tx) = find_in_block(s, idx, txid)
     {
         return Ok(TxLookup {
-            tx: tx.clone(),
+            tx,
             block: Some(tx_block_info(s, idx)),
         });
     }

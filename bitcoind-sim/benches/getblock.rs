@@ -1,7 +1,7 @@
 //! What the simulator costs per block RPC: mines one big block (4,000 transactions by default,
 //! about 892 kB, like `teos-bench chain`'s) in an in-process simulator, then calls `getblock <hash>
-//! 0`, `getblock <hash> 1`, `getblockheader`, `getblockhash` and `getblockcount` many times on one
-//! keep-alive connection, and prints per call the wall time (request written → whole body read)
+//! 0`, `getblock <hash> 1`, `getblockheader`, `getblockhash`, `getblockcount` and
+//! `getrawtransaction <last txid> false <hash>` many times on one keep-alive connection, and prints per call the wall time (request written → whole body read)
 //! and the CPU time of the whole process (server and this client) from `/proc/self/stat`.
 //!
 //! `cargo bench -p bitcoind-sim --bench getblock [-- TXS CALLS]`. Not a test: numbers depend on the
@@ -162,11 +162,20 @@ fn main() {
     let header = call("getblockheader", &format!(r#"["{hash}"]"#));
     let blockhash = call("getblockhash", &format!("[{height}]"));
     let count = call("getblockcount", "[]");
+    let last_txid = node
+        .shared_block(&hash)
+        .and_then(|b| b.txids().last().copied())
+        .expect("the block's last txid");
+    let rawtx = call(
+        "getrawtransaction",
+        &format!(r#"["{last_txid}",false,"{hash}"]"#),
+    );
     time_calls("getblock <hash> 0", &mut connection, &getblock0, calls);
     time_calls("getblock <hash> 1", &mut connection, &getblock1, calls);
     time_calls("getblockheader <hash>", &mut connection, &header, calls);
     time_calls("getblockhash <height>", &mut connection, &blockhash, calls);
     time_calls("getblockcount", &mut connection, &count, calls);
+    time_calls("getrawtransaction (last)", &mut connection, &rawtx, calls);
     drop(connection);
     sim.stop().expect("stop");
 }

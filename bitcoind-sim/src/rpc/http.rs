@@ -1,5 +1,7 @@
 //! The HTTP face of the JSON-RPC server: routes, authentication, stalls, and handing the body to
-//! the dispatcher on a blocking thread (node calls take locks and may touch the disk).
+//! the dispatcher on a blocking thread (node calls take locks and may touch the disk). Each call
+//! gets its own blocking thread, so calls on different connections run in parallel (see the
+//! gate test in `server.rs`); block answers hold the node lock only to find the block.
 //!
 //! As Core's `HTTPReq_JSONRPC`: POST only (else 405 "JSONRPC server handles only POST requests"),
 //! on `/` and `/wallet/<name>` (other paths 404); no or wrong credentials → 401 with an empty body,

@@ -1,6 +1,6 @@
 //! Where a block fetch spends its time: `getblock <hash> 0` of a big block from bitcoind-sim, through
-//! teosd's own bitcoind client (`teosd::bitcoind::BitcoindClient`: bitcoincore-rpc over jsonrpc's
-//! `minreq_http` transport) and through a plain HTTP client that reads the whole body at once, both
+//! teosd's own bitcoind client (`teosd::bitcoind::BitcoindClient`: bitcoincore-rpc over teosd's
+//! ureq transport) and through a plain HTTP client that reads the whole body at once, both
 //! followed by the same JSON, hex and consensus decoding.
 
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ pub struct RpcReport {
     pub block_bytes: usize,
     /// Transactions in the block.
     pub txs: usize,
-    /// teosd's client (minreq), decode included.
+    /// teosd's client (ureq transport), decode included.
     pub teosd_client: Latencies,
     /// Plain HTTP client reading the body at once, decode included.
     pub whole_body: Latencies,
@@ -44,7 +44,7 @@ impl RpcReport {
             self.block_bytes * 2
         );
         println!(
-            "  teosd's client (minreq_http): {}",
+            "  teosd's client (ureq transport): {}",
             self.teosd_client.summary()
         );
         println!(

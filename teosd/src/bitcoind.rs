@@ -18,6 +18,8 @@ use bitcoin::{Block, BlockHash, Transaction, Txid};
 use bitcoincore_rpc::RpcApi;
 use serde::Deserialize;
 
+mod transport;
+
 /// Bitcoin Core RPC error codes the tower reacts to (`src/rpc/protocol.h` in Bitcoin Core).
 pub mod codes {
     /// RPC_INVALID_ADDRESS_OR_KEY: unknown block or transaction.
@@ -166,12 +168,7 @@ impl BitcoindClient {
             Auth::UserPass(user, pass) => (user.clone(), pass.clone()),
             Auth::Cookie(path) => read_cookie(path)?,
         };
-        let transport = jsonrpc::http::minreq_http::Builder::new()
-            .url(&self.url)
-            .map_err(|e| RpcError::Transport(format!("bad bitcoind URL {}: {e}", self.url)))?
-            .timeout(self.timeout)
-            .basic_auth(user, Some(pass))
-            .build();
+        let transport = transport::UreqTransport::new(&self.url, &user, &pass, self.timeout);
         Ok(bitcoincore_rpc::Client::from_jsonrpc(
             jsonrpc::Client::with_transport(transport),
         ))

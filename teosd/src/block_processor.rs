@@ -10,8 +10,8 @@
 //! Runs on its own thread: every call here blocks (bitcoind RPC, SQLite).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use bitcoin::{Block, BlockHash, Transaction, Txid};
@@ -29,6 +29,7 @@ use crate::responder::{Breach, Responder, TrackerChange};
 use crate::shutdown::{Shutdown, Wakeup};
 use crate::storage::records::{AppointmentRecord, TrackerRecord, TrackerStatus};
 use crate::storage::{StorageError, Store, appointments, chain, pending, trackers, users};
+use crate::watched_locators::WatchedLocators;
 use crate::watcher;
 
 /// How many of its last processed block hashes the tower keeps (the deepest reorg it can follow).
@@ -68,6 +69,7 @@ struct Scan {
 
 /// Follows bitcoind's chain and drives Gatekeeper, Watcher and Responder.
 pub struct BlockProcessor<B: BitcoindRpc> {
+    rpc: Arc<B>,
     fetcher: Carrier<B>,
     responder: Responder<B>,
     store: Store,
@@ -96,6 +98,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                 .with_heartbeat(heartbeat.clone())
         };
         BlockProcessor {
+            rpc: rpc.clone(),
             fetcher: carrier(),
             responder: Responder::new(carrier()),
             store,
@@ -123,6 +126,10 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
 
     /// Processes blocks until the tower's tip is bitcoind's best block. `progress` is called with
     /// (processed height, bitcoind's best height) after each block.
+    ///
+    /// More than one block behind, blocks are downloaded ahead on prefetch threads while the current
+    /// one is connected ([`PREFETCH_THREADS`]); a prefetched block is only connected if it builds on the
+    /// tower's tip, so a reorg during catch-up falls back to the block-by-block walk below.
     pub fn sync(&mut self, mut progress: impl FnMut(u32, u32)) -> Result<(), ProcessError> {
         loop {
             if self.shutdown.is_triggered() {
@@ -132,6 +139,13 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             let (height, hash) = self.tip;
             if best == hash {
                 return Ok(());
+            }
+            // Only for progress reports and the prefetch window: a failure here is not fatal.
+            let best_height = self
+                .fetch(|rpc| rpc.chain_info())?
+                .map_or(height + 1, |i| i.blocks.max(height + 1));
+            if best_height > height + 1 && self.catch_up(best_height, &mut progress)? > 0 {
+                continue;
             }
             let next = match self.fetch(|rpc| rpc.block_hash(height + 1))? {
                 Ok(next) => Some(next),
@@ -152,13 +166,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             match block {
                 Some(block) if block.header.prev_blockhash == hash => {
                     self.connect_block(&block, height + 1)?;
-                    let best_height = self
-                        .fetch(|rpc| rpc.chain_info())?
-                        .map_or(height + 1, |i| i.blocks);
-                    metrics::gauge!(m::BLOCKS_BEHIND)
-                        .set(f64::from(best_height.saturating_sub(height + 1)));
-                    self.heartbeat.beat();
-                    progress(height + 1, best_height);
+                    self.after_block(height + 1, best_height, &mut progress);
                 }
                 // bitcoind's chain no longer builds on our tip (previous-hash mismatch, or its chain is now
                 // shorter than ours): our tip was reorged out.
@@ -169,6 +177,67 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                     self.disconnect_tip()?;
                 }
             }
+        }
+    }
+
+    fn after_block(&self, height: u32, best_height: u32, progress: &mut impl FnMut(u32, u32)) {
+        let best_height = best_height.max(height);
+        metrics::gauge!(m::BLOCKS_BEHIND).set(f64::from(best_height - height));
+        self.heartbeat.beat();
+        progress(height, best_height);
+    }
+
+    /// Connects the blocks after the tip up to `best_height` while [`PREFETCH_THREADS`] threads
+    /// download them ahead. Stops early, without error, at the first block that does not
+    /// build on the tip (reorg) or that the prefetcher could not get (bitcoind trouble is then met by
+    /// the retrying walk in [`Self::sync`]). Returns how many blocks were connected.
+    fn catch_up(
+        &mut self,
+        best_height: u32,
+        progress: &mut impl FnMut(u32, u32),
+    ) -> Result<u32, ProcessError> {
+        let stop = StopFlag::default();
+        let first = self.tip.0 + 1;
+        let mut receivers = Vec::with_capacity(PREFETCH_THREADS as usize);
+        for worker in 0..PREFETCH_THREADS {
+            // Worker `w` fetches heights first + w, first + w + PREFETCH_THREADS, ...; the blocks are
+            // taken from the workers in turn, so they are connected in height order.
+            let (sender, receiver) = mpsc::sync_channel(PREFETCH_DEPTH);
+            let rpc = self.rpc.clone();
+            let heights = (first + worker..=best_height).step_by(PREFETCH_THREADS as usize);
+            let stop_prefetch = stop.0.clone();
+            let spawned = std::thread::Builder::new()
+                .name("teosd-prefetch".into())
+                .spawn(move || prefetch_blocks(&*rpc, heights, &sender, &stop_prefetch));
+            if let Err(e) = spawned {
+                tracing::warn!(
+                    "cannot start the block prefetcher ({e}); fetching one block at a time"
+                );
+                return Ok(0);
+            }
+            receivers.push(receiver);
+        }
+        let mut connected = 0;
+        loop {
+            if self.shutdown.is_triggered() {
+                return Err(ProcessError::Interrupted);
+            }
+            let receiver = &receivers[(connected % PREFETCH_THREADS) as usize];
+            let fetched = match receiver.recv_timeout(Duration::from_secs(1)) {
+                Ok(fetched) => fetched,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.heartbeat.beat();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(connected),
+            };
+            let (height, hash) = self.tip;
+            if fetched.height != height + 1 || fetched.block.header.prev_blockhash != hash {
+                return Ok(connected);
+            }
+            self.connect_with_txids(&fetched.block, fetched.height, fetched.txids)?;
+            connected += 1;
+            self.after_block(fetched.height, best_height, progress);
         }
     }
 
@@ -183,9 +252,19 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
 
     /// Connects `block` at `height`: scan → decrypt → respond → commit (see the module docs).
     pub fn connect_block(&mut self, block: &Block, height: u32) -> Result<(), ProcessError> {
+        let txids: Vec<Txid> = block.txdata.iter().map(Transaction::compute_txid).collect();
+        self.connect_with_txids(block, height, txids)
+    }
+
+    /// [`Self::connect_block`] with the block's txids (in block order) already computed.
+    fn connect_with_txids(
+        &mut self,
+        block: &Block,
+        height: u32,
+        txids: Vec<Txid>,
+    ) -> Result<(), ProcessError> {
         let started = Instant::now();
         let hash = block.block_hash();
-        let txids: Vec<Txid> = block.txdata.iter().map(Transaction::compute_txid).collect();
         let by_locator: HashMap<Locator, (Txid, &Transaction)> = txids
             .iter()
             .zip(&block.txdata)
@@ -194,6 +273,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         let txid_set: HashSet<Txid> = txids.iter().copied().collect();
 
         // 1. Scan, on the writer so it is ordered with incoming appointments (see chain_view).
+        let txids = Arc::new(txids);
         let scan = {
             let view = self.view.clone();
             let txids = txids.clone();
@@ -202,6 +282,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                 scan_block(conn, &view, hash, height, &txids, expiry_delta)
             })?
         };
+        let scanned = started.elapsed();
 
         // 2. Watcher: decrypt what matched. 3. Responder: answer breaches, follow trackers.
         let (breaches, mut changes) =
@@ -222,25 +303,62 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         );
 
         // 4. Commit every effect of the block and the new tip at once.
+        let responded = started.elapsed();
         let view = self.view.clone();
         let params = self.params;
-        self.store
-            .write_blocking(move |conn| -> Result<(), ProcessError> {
+        let rebuild = self
+            .store
+            .write_blocking(move |conn| -> Result<bool, ProcessError> {
                 let outdated = gatekeeper::remove_outdated(conn, height, &params)?;
                 if !outdated.is_empty() {
                     tracing::info!(height, count = outdated.len(), "removed outdated users");
                 }
                 apply_changes(conn, &changes)?;
                 chain::push(conn, height, &hash, KEPT_BLOCKS)?;
+                let stored = appointments::stored(conn)?;
                 let mut view = view.lock();
                 view.tip_height = height;
                 view.tip_hash = hash;
-                Ok(())
+                Ok(view.watched.needs_rebuild(stored))
             })?;
         self.tip = (height, hash);
+        if rebuild {
+            self.reload_watched_locators()?;
+        }
         metrics::histogram!(m::BLOCK_PROCESSING).record(started.elapsed().as_secs_f64());
         metrics::gauge!(m::BEST_HEIGHT).set(f64::from(height));
-        tracing::debug!(height, %hash, txs = txids.len(), elapsed_ms = started.elapsed().as_millis() as u64, "block connected");
+        let elapsed = started.elapsed();
+        tracing::debug!(
+            height,
+            %hash,
+            txs = txids.len(),
+            elapsed_ms = elapsed.as_millis() as u64,
+            scan_us = scanned.as_micros() as u64,
+            respond_us = (responded - scanned).as_micros() as u64,
+            commit_us = (elapsed - responded).as_micros() as u64,
+            "block connected"
+        );
+        Ok(())
+    }
+
+    /// Reloads the index of watched locators from the database (startup, and when entries of deleted
+    /// appointments have piled up). Runs as a write op, so no appointment is stored meanwhile.
+    pub fn reload_watched_locators(&self) -> Result<(), ProcessError> {
+        let view = self.view.clone();
+        let started = Instant::now();
+        let entries = self
+            .store
+            .write_blocking(move |conn| -> Result<usize, ProcessError> {
+                let watched = WatchedLocators::load(conn)?;
+                let entries = watched.len();
+                view.lock().watched = watched;
+                Ok(entries)
+            })?;
+        tracing::info!(
+            entries,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "watched locators loaded"
+        );
         Ok(())
     }
 
@@ -401,6 +519,67 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
     }
 }
 
+/// How many threads download blocks ahead during catch-up: `getblock` is bitcoind's serialization
+/// plus the tower's decoding, both slower than connecting a block, so two downloads run at once.
+pub const PREFETCH_THREADS: u32 = 2;
+
+/// How many downloaded blocks each prefetch thread may have waiting (each is held decoded in memory: up
+/// to ~4 MB for a full block).
+pub const PREFETCH_DEPTH: usize = 1;
+
+/// A block downloaded ahead by the prefetcher, with its txids computed off the block processor's thread.
+struct Fetched {
+    height: u32,
+    block: Block,
+    txids: Vec<Txid>,
+}
+
+/// Tells the prefetch thread to stop; set when the catch-up that started it ends, however it ends.
+#[derive(Default)]
+struct StopFlag(Arc<AtomicBool>);
+
+impl Drop for StopFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The prefetch thread: `getblockhash` + `getblock` for each height in order, handing each block over
+/// through `sender` (which blocks while [`PREFETCH_DEPTH`] are waiting). Ends at the first failed call
+/// (no retry here: the block processor's own walk retries), when `stop` is set, or when the receiver is
+/// gone.
+fn prefetch_blocks<B: BitcoindRpc>(
+    rpc: &B,
+    heights: impl Iterator<Item = u32>,
+    sender: &mpsc::SyncSender<Fetched>,
+    stop: &AtomicBool,
+) {
+    for height in heights {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let block = rpc.block_hash(height).and_then(|hash| rpc.block(&hash));
+        let block = match block {
+            Ok(block) => block,
+            Err(e) => {
+                tracing::debug!(height, "prefetch stopped: {e}");
+                return;
+            }
+        };
+        let txids = block.txdata.iter().map(Transaction::compute_txid).collect();
+        if sender
+            .send(Fetched {
+                height,
+                block,
+                txids,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 /// Step 1 of connecting a block (on the writer): add its txids to the locator cache, then find the
 /// appointments it triggers and the trackers it concerns.
 ///
@@ -414,8 +593,15 @@ fn scan_block(
     txids: &[Txid],
     expiry_delta: u32,
 ) -> Result<Scan, ProcessError> {
-    view.lock().cache.connect_block(hash, height, txids);
-    let locators: Vec<Locator> = txids.iter().map(Locator::new).collect();
+    let locators: Vec<Locator> = {
+        let mut view = view.lock();
+        view.cache.connect_block(hash, height, txids);
+        txids
+            .iter()
+            .map(Locator::new)
+            .filter(|locator| view.watched.may_contain(locator))
+            .collect()
+    };
     let mut found = appointments::find_by_locators(conn, &locators)?;
     let mut outdated = HashSet::new();
     for a in &found {
@@ -441,8 +627,7 @@ fn scan_block(
             relevant.insert(t.uuid, t);
         }
     };
-    add(trackers::by_penalty_txids(conn, txids)?);
-    add(trackers::by_dispute_txids(conn, txids)?);
+    add(trackers::by_dispute_or_penalty_txids(conn, txids)?);
     add(trackers::with_status(conn, TrackerStatus::Reorged)?);
     if let Some(h) = height.checked_sub(CONFIRMATIONS_BEFORE_RETRY) {
         add(trackers::in_mempool_since_at_most(conn, h)?);

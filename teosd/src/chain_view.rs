@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bitcoin::BlockHash;
 
 use crate::locator_cache::LocatorCache;
+use crate::watched_locators::WatchedLocators;
 
 /// Tip and recent transactions, as last processed by the tower (not bitcoind's tip).
 pub struct ChainView {
@@ -21,6 +22,8 @@ pub struct ChainView {
     pub tip_hash: BlockHash,
     /// Txids of the last few processed blocks.
     pub cache: LocatorCache,
+    /// Which locators stored appointments may have (unloaded until the daemon loads it at startup).
+    pub watched: WatchedLocators,
 }
 
 /// Shared handle on the [`ChainView`].
@@ -28,12 +31,14 @@ pub struct ChainView {
 pub struct SharedChainView(Arc<Mutex<ChainView>>);
 
 impl SharedChainView {
-    /// A view at `tip` with an empty cache of `cache_blocks` blocks.
+    /// A view at `tip` with an empty cache of `cache_blocks` blocks and an unloaded
+    /// [`WatchedLocators`] (every locator is looked up in the database until it is loaded).
     pub fn new(tip_height: u32, tip_hash: BlockHash, cache_blocks: usize) -> SharedChainView {
         SharedChainView(Arc::new(Mutex::new(ChainView {
             tip_height,
             tip_hash,
             cache: LocatorCache::new(cache_blocks),
+            watched: WatchedLocators::unloaded(),
         })))
     }
 

@@ -404,10 +404,12 @@ fn catch_up(
     processor: &mut BlockProcessor<BitcoindClient>,
     config: &Config,
 ) -> Result<(), ProcessError> {
+    processor.reload_watched_locators()?;
     processor.warm_locator_cache(config.locator_cache_size)?;
     let start = processor.tip().0;
     processor.sync(|height, best| {
-        if height == best || (height - start).is_multiple_of(100) {
+        // After a reorg the walk may go below `start`: distance, not difference.
+        if height == best || height.abs_diff(start).is_multiple_of(100) {
             tracing::info!("catching up: block {height} of {best}");
         }
     })?;

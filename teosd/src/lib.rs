@@ -20,4 +20,5 @@ pub mod shutdown;
 pub mod storage;
 pub mod tls;
 pub mod tower;
+pub mod watched_locators;
 pub mod watcher;

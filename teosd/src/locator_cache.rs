@@ -27,7 +27,9 @@ struct CachedBlock {
 pub struct LocatorCache {
     capacity: usize,
     blocks: VecDeque<CachedBlock>,
-    map: HashMap<Locator, CachedTx>,
+    /// foldhash: SipHash over 8,000 locators a block was a quarter of the writer's time in catch-up
+    /// (BENCHMARKS.md); foldhash is still seeded per process, so mined txids cannot be ground to collide.
+    map: HashMap<Locator, CachedTx, foldhash::fast::RandomState>,
 }
 
 impl LocatorCache {
@@ -36,7 +38,7 @@ impl LocatorCache {
         LocatorCache {
             capacity: capacity.max(1),
             blocks: VecDeque::new(),
-            map: HashMap::new(),
+            map: HashMap::default(),
         }
     }
 

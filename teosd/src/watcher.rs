@@ -123,6 +123,8 @@ pub fn store_appointment(
         slots,
     };
     appointments::upsert(conn, &record).map_err(storage_error)?;
+    // Same write op as the insert, so no block scan runs between the two (see watched_locators).
+    view.lock().watched.insert(&appointment.locator);
     users::upsert(conn, user_id, &user).map_err(storage_error)?;
     if let Some(cached) = cached {
         pending::insert(conn, &uuid, &cached.txid, &cached.block_hash).map_err(storage_error)?;

@@ -313,3 +313,84 @@ fn penalty_lost_from_the_mempool_is_rebroadcast_after_six_blocks() {
     chain.mine(1);
     assert_eq!(chain.confirmations(&penalty_txid), 1);
 }
+
+#[test]
+fn breaches_in_many_blocks_mined_while_stopped_are_all_answered_during_catch_up() {
+    let chain = Chain::start(4);
+    let dir = tempfile::tempdir().unwrap();
+    let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
+    let user = User::new(&tower.url(), 8);
+    user.register().unwrap();
+    let breaches: Vec<_> = (0..3).map(|_| chain.breach()).collect();
+    for (commitment, penalty) in &breaches {
+        user.add(&appointment_for(commitment, penalty)).unwrap();
+    }
+
+    // Blocks are downloaded ahead during catch-up: breaches early, in consecutive blocks, in the same
+    // block and in the last block must all be found.
+    assert!(tower.stop().success());
+    chain.mine(1);
+    chain.broadcast(&breaches[0].0);
+    chain.mine(1);
+    chain.mine(7);
+    chain.broadcast(&breaches[1].0);
+    chain.mine(1);
+    chain.broadcast(&breaches[2].0);
+    chain.mine(1);
+    let tip = chain.height();
+    let tower = TowerProcess::spawn(&tower.datadir.clone(), tower.api_port, &[]);
+    for (_, penalty) in &breaches {
+        let txid = penalty.compute_txid();
+        wait_until("every penalty in the mempool", SOON, || {
+            chain.in_mempool(&txid)
+        });
+    }
+    wait_until("the tower at the tip", SOON, || {
+        tower_height_reached(&tower, tip)
+    });
+    for height in tip - 10..=tip {
+        assert!(
+            tower_height_reached(&tower, height),
+            "block {height} connected"
+        );
+    }
+}
+
+#[test]
+fn reorg_while_stopped_is_followed_before_catching_up_on_the_new_branch() {
+    let chain = Chain::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
+    let user = User::new(&tower.url(), 9);
+    user.register().unwrap();
+    let (commitment, penalty) = chain.breach();
+    let appointment = appointment_for(&commitment, &penalty);
+    user.add(&appointment).unwrap();
+    let stale = chain.mine(3);
+    let tower_tip = chain.height();
+    wait_until("the tower at the tip", SOON, || {
+        tower_height_reached(&tower, tower_tip)
+    });
+
+    // While the tower is down, its last 3 blocks are reorged out by a longer branch holding the
+    // dispute: the first blocks it downloads do not build on its tip.
+    assert!(tower.stop().success());
+    chain.sim().node().invalidate_block(&stale[0]).unwrap();
+    chain.broadcast(&commitment);
+    let other = bitcoind_sim::wallet::TestWallet::new(97);
+    chain
+        .sim()
+        .node()
+        .generate_to_script(8, &other.script_pubkey())
+        .unwrap();
+    let new_tip = chain.height();
+    assert_eq!(new_tip, tower_tip + 5);
+    let tower = TowerProcess::spawn(&tower.datadir.clone(), tower.api_port, &[]);
+    wait_until("the penalty in the mempool", SOON, || {
+        chain.in_mempool(&penalty.compute_txid())
+    });
+    wait_until("the tower at the new tip", SOON, || {
+        tower_height_reached(&tower, new_tip)
+    });
+    assert!(tower.has_log("block disconnected"));
+}

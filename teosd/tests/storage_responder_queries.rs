@@ -8,7 +8,8 @@ use bitcoin::Txid;
 use secp256k1::{SECP256K1, SecretKey};
 use support::*;
 use teosd::storage::{
-    AppointmentId, StorageError, TrackerStatus, appointments, chain, keys, pending, trackers,
+    AppointmentId, StorageError, TrackerRecord, TrackerStatus, appointments, chain, keys, pending,
+    trackers,
 };
 
 // ---- trackers ----
@@ -163,6 +164,68 @@ fn trackers_are_found_by_penalty_and_dispute_txids() {
     let disputes: Vec<Txid> = vec![records[5].dispute_txid, records[5].penalty_txid];
     let found = r(&store, move |c| trackers::by_dispute_txids(c, &disputes));
     assert_eq!(found, vec![records[5].clone()]);
+}
+
+#[test]
+fn trackers_touching_a_block_are_found_whether_the_block_or_the_table_is_smaller() {
+    let (_dir, _path, store) = open_temp();
+    add_users(&store, 1, 1000);
+    let records: Vec<_> = (0..50)
+        .map(|n| {
+            tracker(
+                AppointmentId::new(&locator(n), &user(1)),
+                n,
+                TrackerStatus::InMempool,
+                1,
+            )
+        })
+        .collect();
+    let inserted = records.clone();
+    w(&store, move |c| -> Result<(), StorageError> {
+        for (n, t) in inserted.iter().enumerate() {
+            appointments::upsert(c, &appointment(locator(n as u32), user(1)))?;
+            trackers::insert(c, t)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let sorted = |mut v: Vec<TrackerRecord>| {
+        v.sort_by_key(|t| t.uuid);
+        v
+    };
+    // Penalty of 3, dispute of 7, both of 11; the rest of the "block" matches nothing.
+    let expected = sorted(vec![
+        records[3].clone(),
+        records[7].clone(),
+        records[11].clone(),
+    ]);
+    let touching = vec![
+        records[3].penalty_txid,
+        records[7].dispute_txid,
+        records[11].dispute_txid,
+        records[11].penalty_txid,
+    ];
+    // A big block (more txids than trackers): the trackers are read and matched in memory.
+    let mut big = touching.clone();
+    big.extend((100_000..100_200).map(|n| tx(n).compute_txid()));
+    let found = r(&store, move |c| {
+        trackers::by_dispute_or_penalty_txids(c, &big)
+    });
+    assert_eq!(sorted(found), expected);
+    // A small block (fewer txids than trackers): the indexes are probed.
+    let small = touching.clone();
+    let found = r(&store, move |c| {
+        trackers::by_dispute_or_penalty_txids(c, &small)
+    });
+    assert_eq!(sorted(found), expected);
+    // Exactly as many txids as trackers still finds every match.
+    let mut equal = touching;
+    equal.extend((100_000..100_046).map(|n| tx(n).compute_txid()));
+    assert_eq!(equal.len(), records.len());
+    let found = r(&store, move |c| {
+        trackers::by_dispute_or_penalty_txids(c, &equal)
+    });
+    assert_eq!(sorted(found), expected);
 }
 
 #[test]

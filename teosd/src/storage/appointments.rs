@@ -141,6 +141,13 @@ pub fn count(conn: &Connection) -> Result<u64, StorageError> {
     Ok(count_to_u64(stmt.query_row([], |row| row.get(0))?))
 }
 
+/// Number of appointments as kept by the `counters` table (migration V2): one row lookup where
+/// [`count`] scans an index.
+pub fn stored(conn: &Connection) -> Result<u64, StorageError> {
+    let mut stmt = conn.prepare_cached("SELECT value FROM counters WHERE name = 'appointments'")?;
+    Ok(count_to_u64(stmt.query_row([], |row| row.get(0))?))
+}
+
 /// Number of watched appointments (no tracker). Every tracker references exactly one appointment
 /// (primary key + foreign key), so this is `count(appointments) - count(trackers)`: two index counts
 /// instead of an anti-join over all appointments.

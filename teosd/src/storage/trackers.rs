@@ -3,6 +3,8 @@
 //! A tracker hangs off its appointment (`trackers.uuid` references `appointments.uuid`): deleting the
 //! appointment deletes the tracker, and [`delete`] deletes both.
 
+use std::collections::HashSet;
+
 use bitcoin::Txid;
 use bitcoin::hashes::Hash;
 use rusqlite::{Connection, Row, params};
@@ -142,6 +144,52 @@ pub fn by_dispute_txids(
         &keys,
         from_row,
     )
+}
+
+/// Trackers whose dispute or penalty txid is in `txids` (a block's transactions), each once, in no
+/// particular order.
+///
+/// Costs O(min(trackers, txids)): when the tower tracks fewer breaches than the block has
+/// transactions (the usual case: a handful of trackers against 4,000 transactions), it reads the
+/// trackers' txids and matches them in memory instead of probing both txid indexes once per
+/// transaction (~2 ms for a 4,000-transaction block, BENCHMARKS.md); otherwise it probes.
+pub fn by_dispute_or_penalty_txids(
+    conn: &Connection,
+    txids: &[Txid],
+) -> Result<Vec<TrackerRecord>, StorageError> {
+    let limit = i64::try_from(txids.len()).unwrap_or(i64::MAX);
+    let mut stmt =
+        conn.prepare_cached("SELECT uuid, dispute_txid, penalty_txid FROM trackers LIMIT ?1")?;
+    let all = stmt
+        .query_and_then([limit], |row| -> Result<_, StorageError> {
+            Ok((
+                appointment_id_at(row, 0)?,
+                txid_at(row, 1)?,
+                txid_at(row, 2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    if all.len() < txids.len() {
+        // Every tracker was read: match in memory.
+        let block: HashSet<&Txid> = txids.iter().collect();
+        let mut found = Vec::new();
+        for (uuid, dispute, penalty) in all {
+            if (block.contains(&dispute) || block.contains(&penalty))
+                && let Some(tracker) = get(conn, &uuid)?
+            {
+                found.push(tracker);
+            }
+        }
+        return Ok(found);
+    }
+    let mut found = by_penalty_txids(conn, txids)?;
+    let seen: HashSet<AppointmentId> = found.iter().map(|t| t.uuid).collect();
+    found.extend(
+        by_dispute_txids(conn, txids)?
+            .into_iter()
+            .filter(|t| !seen.contains(&t.uuid)),
+    );
+    Ok(found)
 }
 
 /// All trackers with `status`, by ascending `status_height` then uuid.

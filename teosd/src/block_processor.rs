@@ -165,7 +165,9 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             };
             match block {
                 Some(block) if block.header.prev_blockhash == hash => {
-                    self.connect_block(&block, height + 1)?;
+                    let txids = block.txdata.iter().map(Transaction::compute_txid).collect();
+                    let keep = self.keeps_txids(height + 1, best_height);
+                    self.connect_with_txids(&block, height + 1, txids, keep)?;
                     self.after_block(height + 1, best_height, &mut progress);
                 }
                 // bitcoind's chain no longer builds on our tip (previous-hash mismatch, or its chain is now
@@ -235,7 +237,8 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             if fetched.height != height + 1 || fetched.block.header.prev_blockhash != hash {
                 return Ok(connected);
             }
-            self.connect_with_txids(&fetched.block, fetched.height, fetched.txids)?;
+            let keep = self.keeps_txids(fetched.height, best_height);
+            self.connect_with_txids(&fetched.block, fetched.height, fetched.txids, keep)?;
             connected += 1;
             self.after_block(fetched.height, best_height, progress);
         }
@@ -253,15 +256,25 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
     /// Connects `block` at `height`: scan → decrypt → respond → commit (see the module docs).
     pub fn connect_block(&mut self, block: &Block, height: u32) -> Result<(), ProcessError> {
         let txids: Vec<Txid> = block.txdata.iter().map(Transaction::compute_txid).collect();
-        self.connect_with_txids(block, height, txids)
+        self.connect_with_txids(block, height, txids, true)
     }
 
-    /// [`Self::connect_block`] with the block's txids (in block order) already computed.
+    /// Whether the block at `height` ends up in the locator cache once the tower reaches
+    /// `best_height`; only those blocks' txids are stored (for [`Self::warm_locator_cache`]).
+    fn keeps_txids(&self, height: u32, best_height: u32) -> bool {
+        let window = u32::try_from(self.view.lock().cache.capacity()).unwrap_or(u32::MAX);
+        best_height.saturating_sub(height) < window
+    }
+
+    /// [`Self::connect_block`] with the block's txids (in block order) already computed. With
+    /// `keep_txids` they are stored with the block (migration V3) so a restart can fill the locator
+    /// cache without downloading it.
     fn connect_with_txids(
         &mut self,
         block: &Block,
         height: u32,
         txids: Vec<Txid>,
+        keep_txids: bool,
     ) -> Result<(), ProcessError> {
         let started = Instant::now();
         let hash = block.block_hash();
@@ -306,6 +319,8 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         let responded = started.elapsed();
         let view = self.view.clone();
         let params = self.params;
+        let window = u32::try_from(self.view.lock().cache.capacity()).unwrap_or(u32::MAX);
+        let block_txids = keep_txids.then(|| txids.clone());
         let rebuild = self
             .store
             .write_blocking(move |conn| -> Result<bool, ProcessError> {
@@ -315,6 +330,10 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                 }
                 apply_changes(conn, &changes)?;
                 chain::push(conn, height, &hash, KEPT_BLOCKS)?;
+                if let Some(txids) = &block_txids {
+                    chain::set_txids(conn, height, txids)?;
+                }
+                chain::clear_txids_below(conn, (height + 1).saturating_sub(window))?;
                 let stored = appointments::stored(conn)?;
                 let mut view = view.lock();
                 view.tip_height = height;
@@ -458,18 +477,32 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         Ok(())
     }
 
-    /// Fills the locator cache with the txids of the last `blocks` processed blocks (at startup).
+    /// Fills the locator cache with the txids of the last `blocks` processed blocks (at startup): from
+    /// the database where they were stored with the block, downloading only the blocks without them
+    /// (processed before migration V3, or with a smaller `locator_cache_size` at the time).
     pub fn warm_locator_cache(&mut self, blocks: u32) -> Result<(), ProcessError> {
         let recent = self
             .store
-            .read_blocking(|conn| -> Result<_, ProcessError> { Ok(chain::recent(conn)?) })?;
-        let mut recent: Vec<(u32, BlockHash)> = recent.into_iter().take(blocks as usize).collect();
-        recent.reverse();
-        for (height, hash) in recent {
-            let block = self.fetch(|rpc| rpc.block(&hash))??;
-            let txids: Vec<Txid> = block.txdata.iter().map(Transaction::compute_txid).collect();
+            .read_blocking(move |conn| -> Result<_, ProcessError> {
+                let mut recent = Vec::new();
+                for (height, hash) in chain::recent(conn)?.into_iter().take(blocks as usize) {
+                    recent.push((height, hash, chain::txids_at(conn, height)?));
+                }
+                Ok(recent)
+            })?;
+        let mut downloaded = 0;
+        for (height, hash, stored) in recent.into_iter().rev() {
+            let txids = match stored {
+                Some(txids) => txids,
+                None => {
+                    downloaded += 1;
+                    let block = self.fetch(|rpc| rpc.block(&hash))??;
+                    block.txdata.iter().map(Transaction::compute_txid).collect()
+                }
+            };
             self.view.lock().cache.connect_block(hash, height, &txids);
         }
+        tracing::debug!(blocks, downloaded, "locator cache filled");
         Ok(())
     }
 

@@ -42,6 +42,11 @@ impl LocatorCache {
         }
     }
 
+    /// How many blocks the cache keeps (`locator_cache_size`, at least 1).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Adds the block at the tip, evicting the oldest one beyond capacity. Idempotent per block hash.
     pub fn connect_block(&mut self, hash: BlockHash, height: u32, txids: &[Txid]) {
         if self.blocks.iter().any(|b| b.hash == hash) {

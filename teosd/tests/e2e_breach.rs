@@ -394,3 +394,31 @@ fn reorg_while_stopped_is_followed_before_catching_up_on_the_new_branch() {
     });
     assert!(tower.has_log("block disconnected"));
 }
+
+#[test]
+fn after_a_restart_late_appointments_are_answered_from_stored_txids_without_block_downloads() {
+    let chain = Chain::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
+    let user = User::new(&tower.url(), 10);
+    user.register().unwrap();
+
+    // Seven blocks processed by the tower; the dispute is in the fifth, inside the 6-block cache.
+    let (commitment, penalty) = chain.breach();
+    chain.mine(4);
+    chain.broadcast(&commitment);
+    chain.mine(3);
+    let tip = chain.height();
+    wait_until("the tower at the tip", SOON, || {
+        tower_height_reached(&tower, tip)
+    });
+    assert!(tower.stop().success());
+
+    let tower = TowerProcess::spawn(&tower.datadir.clone(), tower.api_port, &[]);
+    tower.wait_for_log("locator cache filled blocks=6 downloaded=0", SOON);
+    let user = User::new(&tower.url(), 10);
+    user.add(&appointment_for(&commitment, &penalty)).unwrap();
+    wait_until("the penalty in the mempool", SOON, || {
+        chain.in_mempool(&penalty.compute_txid())
+    });
+}

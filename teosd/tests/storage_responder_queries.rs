@@ -414,6 +414,36 @@ fn chain_push_prunes_to_keep_and_pop_removes_the_tip() {
     assert_eq!(r(&store, chain::recent).len(), 100);
 }
 
+#[test]
+fn block_txids_are_stored_read_back_cleared_and_reset_when_the_block_changes() {
+    let (_dir, _path, store) = open_temp();
+    let txids: Vec<Txid> = (0..5).map(|n| tx(n).compute_txid()).collect();
+    let stored = txids.clone();
+    w(&store, move |c| -> Result<(), StorageError> {
+        for h in 1..=10 {
+            chain::push(c, h, &block_hash(h), 100)?;
+        }
+        assert!(chain::set_txids(c, 9, &stored)?);
+        assert!(chain::set_txids(c, 10, &stored[..2])?);
+        assert!(!chain::set_txids(c, 11, &stored)?, "no such block");
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(r(&store, |c| chain::txids_at(c, 9)), Some(txids.clone()));
+    assert_eq!(
+        r(&store, |c| chain::txids_at(c, 10)),
+        Some(txids[..2].to_vec())
+    );
+    assert_eq!(r(&store, |c| chain::txids_at(c, 8)), None);
+
+    assert_eq!(w(&store, |c| chain::clear_txids_below(c, 10)).unwrap(), 1);
+    assert_eq!(r(&store, |c| chain::txids_at(c, 9)), None);
+    assert!(r(&store, |c| chain::txids_at(c, 10)).is_some());
+    // Another block at the same height (reorg) does not inherit the old block's txids.
+    w(&store, |c| chain::push(c, 10, &block_hash(9_010), 100)).unwrap();
+    assert_eq!(r(&store, |c| chain::txids_at(c, 10)), None);
+}
+
 // ---- keys ----
 
 #[test]

@@ -51,6 +51,10 @@ impl UreqTransport {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
+            // bitcoind never redirects, and its RPC must not go through an HTTP(S)_PROXY from the
+            // environment.
+            .max_redirects(0)
+            .proxy(None)
             .max_idle_connections_per_host(4)
             .build();
         let credentials =
@@ -104,5 +108,113 @@ impl jsonrpc::Transport for UreqTransport {
 
     fn fmt_target(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "{}", self.url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use jsonrpc::Transport;
+
+    use super::*;
+
+    /// Serves one HTTP request on an ephemeral port with `status` and `body`; hands back the
+    /// request's head and body.
+    fn serve_once(
+        status: &'static str,
+        body: &'static str,
+    ) -> (String, std::thread::JoinHandle<(String, String)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let mut request_body = vec![0u8; length];
+            reader.read_exact(&mut request_body).unwrap();
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            (head, String::from_utf8(request_body).unwrap())
+        });
+        (url, server)
+    }
+
+    fn request() -> jsonrpc::Request<'static> {
+        jsonrpc::Request {
+            method: "getblockcount",
+            params: None,
+            id: serde_json::json!(1),
+            jsonrpc: Some("2.0"),
+        }
+    }
+
+    #[test]
+    fn a_result_is_returned_and_the_request_carries_basic_auth() {
+        let (url, server) = serve_once("200 OK", r#"{"result":101,"error":null,"id":1}"#);
+        let transport = UreqTransport::new(&url, "__cookie__", "abc", Duration::from_secs(10));
+        let response = transport.send_request(request()).unwrap();
+        assert_eq!(response.result.unwrap().get(), "101");
+        let (head, body) = server.join().unwrap();
+        // base64("__cookie__:abc")
+        assert!(head.contains("Basic X19jb29raWVfXzphYmM="), "{head}");
+        assert!(body.contains(r#""method":"getblockcount""#), "{body}");
+    }
+
+    #[test]
+    fn a_bitcoind_error_on_http_500_is_a_json_rpc_error_not_a_transport_error() {
+        let (url, server) = serve_once(
+            "500 Internal Server Error",
+            r#"{"result":null,"error":{"code":-5,"message":"Block not found"},"id":1}"#,
+        );
+        let transport = UreqTransport::new(&url, "u", "p", Duration::from_secs(10));
+        let response = transport.send_request(request()).unwrap();
+        assert_eq!(response.error.unwrap().code, -5);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn http_401_with_an_empty_body_is_a_transport_error() {
+        let (url, server) = serve_once("401 Unauthorized", "");
+        let transport = UreqTransport::new(&url, "u", "stale", Duration::from_secs(10));
+        let error = transport.send_request(request()).unwrap_err();
+        assert!(matches!(error, jsonrpc::Error::Transport(_)), "{error}");
+        assert!(error.to_string().contains("401"), "{error}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_refused_connection_is_a_transport_error() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let transport = UreqTransport::new(
+            &format!("http://127.0.0.1:{port}"),
+            "u",
+            "p",
+            Duration::from_secs(10),
+        );
+        let error = transport.send_request(request()).unwrap_err();
+        assert!(matches!(error, jsonrpc::Error::Transport(_)), "{error}");
     }
 }

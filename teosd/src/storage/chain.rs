@@ -1,8 +1,8 @@
 //! Queries on `chain`: the tower's last processed blocks, the tip being the highest height. On restart
 //! the block processor compares these with bitcoind to find the fork point.
 
-use bitcoin::BlockHash;
 use bitcoin::hashes::Hash;
+use bitcoin::{BlockHash, Txid};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::StorageError;
@@ -27,7 +27,7 @@ pub fn push(
 ) -> Result<(), StorageError> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO chain (height, hash) VALUES (?1, ?2)
-         ON CONFLICT (height) DO UPDATE SET hash = excluded.hash",
+         ON CONFLICT (height) DO UPDATE SET hash = excluded.hash, txids = NULL",
     )?;
     insert.execute(params![height, hash.to_byte_array()])?;
     let lowest_kept = i64::from(height) - i64::from(keep.max(1)) + 1;
@@ -41,6 +41,51 @@ pub fn push(
 pub fn pop(conn: &Connection, height: u32) -> Result<usize, StorageError> {
     let mut stmt = conn.prepare_cached("DELETE FROM chain WHERE height >= ?1")?;
     Ok(stmt.execute([height])?)
+}
+
+/// Stores the txids (in block order) of the remembered block at `height`, for
+/// [`txids_at`]. Returns whether the block is remembered.
+pub fn set_txids(conn: &Connection, height: u32, txids: &[Txid]) -> Result<bool, StorageError> {
+    let mut bytes = Vec::with_capacity(txids.len() * 32);
+    for txid in txids {
+        bytes.extend_from_slice(txid.as_byte_array());
+    }
+    let mut stmt = conn.prepare_cached("UPDATE chain SET txids = ?2 WHERE height = ?1")?;
+    Ok(stmt.execute(params![height, bytes])? == 1)
+}
+
+/// Forgets the txids of the remembered blocks below `height` (they left the locator cache window).
+pub fn clear_txids_below(conn: &Connection, height: u32) -> Result<usize, StorageError> {
+    let mut stmt = conn
+        .prepare_cached("UPDATE chain SET txids = NULL WHERE height < ?1 AND txids IS NOT NULL")?;
+    Ok(stmt.execute([height])?)
+}
+
+/// The txids stored with [`set_txids`] for the block at `height`, if any.
+///
+/// Errors: [`StorageError::Corrupt`] if the stored bytes are not a whole number of txids.
+pub fn txids_at(conn: &Connection, height: u32) -> Result<Option<Vec<Txid>>, StorageError> {
+    let mut stmt = conn.prepare_cached("SELECT txids FROM chain WHERE height = ?1")?;
+    let bytes: Option<Option<Vec<u8>>> = stmt.query_row([height], |row| row.get(0)).optional()?;
+    let Some(bytes) = bytes.flatten() else {
+        return Ok(None);
+    };
+    if bytes.len() % 32 != 0 {
+        return Err(StorageError::Corrupt(format!(
+            "txids of block {height}: {} bytes, not a multiple of 32",
+            bytes.len()
+        )));
+    }
+    Ok(Some(
+        bytes
+            .chunks_exact(32)
+            .map(|chunk| {
+                let mut txid = [0u8; 32];
+                txid.copy_from_slice(chunk);
+                Txid::from_byte_array(txid)
+            })
+            .collect(),
+    ))
 }
 
 /// All remembered blocks as `(height, hash)`, highest first.

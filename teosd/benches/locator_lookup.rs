@@ -73,11 +73,7 @@ fn lookup(c: &mut Criterion) {
     }
     group.finish();
 
-    let index = std::sync::Arc::new(
-        store
-            .write_blocking(|conn| WatchedLocators::load(conn))
-            .unwrap(),
-    );
+    let index = std::sync::Arc::new(store.write_blocking(WatchedLocators::load).unwrap());
     let mut group = c.benchmark_group(format!("watched-locators index vs {rows} appointments"));
     group.sample_size(30);
     for (txs, hits) in [(4_000u64, 10u64), (4_000, 4_000), (500, 1)] {

@@ -143,8 +143,8 @@ fn decode_block(body: &[u8]) -> Result<Block, BenchError> {
     }
     let answer: Answer<'_> = serde_json::from_slice(body)
         .map_err(|e| BenchError::Check(format!("getblock answer: {e}")))?;
-    let raw =
-        hex::decode(answer.result).map_err(|e| BenchError::Check(format!("getblock hex: {e}")))?;
+    let raw = const_hex::decode(answer.result)
+        .map_err(|e| BenchError::Check(format!("getblock hex: {e}")))?;
     bitcoin::consensus::deserialize(&raw)
         .map_err(|e| BenchError::Check(format!("getblock block: {e}")))
 }

@@ -257,7 +257,7 @@ impl BitcoindRpc for BitcoindClient {
     fn block(&self, hash: &BlockHash) -> Result<Block, RpcError> {
         let hex: String =
             self.with_client(|c| c.call("getblock", &[hash.to_string().into(), 0.into()]))?;
-        let bytes = hex::decode(hex).map_err(|e| RpcError::Decode(e.to_string()))?;
+        let bytes = const_hex::decode(hex).map_err(|e| RpcError::Decode(e.to_string()))?;
         let block: Block =
             encode::deserialize(&bytes).map_err(|e| RpcError::Decode(e.to_string()))?;
         if block.block_hash() != *hash {

@@ -331,7 +331,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                 apply_changes(conn, &changes)?;
                 chain::push(conn, height, &hash, KEPT_BLOCKS)?;
                 if let Some(txids) = &block_txids {
-                    chain::set_txids(conn, height, txids)?;
+                    chain::set_txids(conn, height, &hash, txids)?;
                 }
                 chain::clear_txids_below(conn, (height + 1).saturating_sub(window))?;
                 let stored = appointments::stored(conn)?;
@@ -490,19 +490,35 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                 }
                 Ok(recent)
             })?;
-        let mut downloaded = 0;
+        let mut downloaded = Vec::new();
         for (height, hash, stored) in recent.into_iter().rev() {
             let txids = match stored {
                 Some(txids) => txids,
                 None => {
-                    downloaded += 1;
                     let block = self.fetch(|rpc| rpc.block(&hash))??;
-                    block.txdata.iter().map(Transaction::compute_txid).collect()
+                    let txids: Vec<Txid> =
+                        block.txdata.iter().map(Transaction::compute_txid).collect();
+                    downloaded.push((height, hash, txids.clone()));
+                    txids
                 }
             };
             self.view.lock().cache.connect_block(hash, height, &txids);
         }
-        tracing::debug!(blocks, downloaded, "locator cache filled");
+        tracing::debug!(
+            blocks,
+            downloaded = downloaded.len(),
+            "locator cache filled"
+        );
+        if !downloaded.is_empty() {
+            // Kept so the next start does not download them again.
+            self.store
+                .write_blocking(move |conn| -> Result<(), ProcessError> {
+                    for (height, hash, txids) in &downloaded {
+                        chain::set_txids(conn, *height, hash, txids)?;
+                    }
+                    Ok(())
+                })?;
+        }
         Ok(())
     }
 

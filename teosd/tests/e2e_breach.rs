@@ -422,3 +422,15 @@ fn after_a_restart_late_appointments_are_answered_from_stored_txids_without_bloc
         chain.in_mempool(&penalty.compute_txid())
     });
 }
+
+#[test]
+fn a_block_downloaded_to_fill_the_locator_cache_is_not_downloaded_again() {
+    let chain = Chain::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    // The first start begins at bitcoind's tip without having processed it: its txids are unknown.
+    let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
+    tower.wait_for_log("locator cache filled blocks=6 downloaded=1", SOON);
+    assert!(tower.stop().success());
+    let tower = TowerProcess::spawn(&tower.datadir.clone(), tower.api_port, &[]);
+    tower.wait_for_log("locator cache filled blocks=6 downloaded=0", SOON);
+}

@@ -423,9 +423,16 @@ fn block_txids_are_stored_read_back_cleared_and_reset_when_the_block_changes() {
         for h in 1..=10 {
             chain::push(c, h, &block_hash(h), 100)?;
         }
-        assert!(chain::set_txids(c, 9, &stored)?);
-        assert!(chain::set_txids(c, 10, &stored[..2])?);
-        assert!(!chain::set_txids(c, 11, &stored)?, "no such block");
+        assert!(chain::set_txids(c, 9, &block_hash(9), &stored)?);
+        assert!(chain::set_txids(c, 10, &block_hash(10), &stored[..2])?);
+        assert!(
+            !chain::set_txids(c, 11, &block_hash(11), &stored)?,
+            "no such block"
+        );
+        assert!(
+            !chain::set_txids(c, 8, &block_hash(9_008), &stored)?,
+            "another block at that height"
+        );
         Ok(())
     })
     .unwrap();

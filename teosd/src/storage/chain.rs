@@ -43,15 +43,22 @@ pub fn pop(conn: &Connection, height: u32) -> Result<usize, StorageError> {
     Ok(stmt.execute([height])?)
 }
 
-/// Stores the txids (in block order) of the remembered block at `height`, for
-/// [`txids_at`]. Returns whether the block is remembered.
-pub fn set_txids(conn: &Connection, height: u32, txids: &[Txid]) -> Result<bool, StorageError> {
+/// Stores the txids (in block order) of the remembered block `hash` at `height`, for
+/// [`txids_at`]. Returns whether that block is remembered (false, and nothing stored, if the height
+/// holds another block or none).
+pub fn set_txids(
+    conn: &Connection,
+    height: u32,
+    hash: &BlockHash,
+    txids: &[Txid],
+) -> Result<bool, StorageError> {
     let mut bytes = Vec::with_capacity(txids.len() * 32);
     for txid in txids {
         bytes.extend_from_slice(txid.as_byte_array());
     }
-    let mut stmt = conn.prepare_cached("UPDATE chain SET txids = ?2 WHERE height = ?1")?;
-    Ok(stmt.execute(params![height, bytes])? == 1)
+    let mut stmt =
+        conn.prepare_cached("UPDATE chain SET txids = ?3 WHERE height = ?1 AND hash = ?2")?;
+    Ok(stmt.execute(params![height, hash.to_byte_array(), bytes])? == 1)
 }
 
 /// Forgets the txids of the remembered blocks below `height` (they left the locator cache window).

@@ -1,6 +1,6 @@
 //! Fast lower-case hex for big answers: `getblock <hash> 0` carries a whole block (1.8 MB of hex
-//! for an 892 kB block), so the encoding writes straight from the consensus encoder into the
-//! final JSON string, hex-encoded with `const-hex` (SIMD) instead of per-byte formatting.
+//! for an 892 kB block), so the value is consensus-encoded once and hex-encoded in one pass with
+//! `const-hex` (SIMD) straight into the final JSON string, instead of per-byte formatting.
 //!
 //! The text is the same as `bitcoin::consensus::encode::serialize_hex` (Core's `HexStr`: lower
 //! case, no separators); hex needs no JSON escaping, so a quoted hex string is valid JSON as is.
@@ -17,27 +17,6 @@ pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     out.resize(start + 2 * bytes.len(), 0);
     // The output is exactly twice the input by construction, the only case const-hex refuses.
     let _ = const_hex::encode_to_slice(bytes, &mut out[start..]);
-}
-
-/// A consensus-encoding sink that writes hex instead of bytes.
-struct HexSink<'a>(&'a mut Vec<u8>);
-
-impl bitcoin::io::Write for HexSink<'_> {
-    #[inline]
-    fn write(&mut self, buf: &[u8]) -> bitcoin::io::Result<usize> {
-        push_hex(self.0, buf);
-        Ok(buf.len())
-    }
-
-    #[inline]
-    fn write_all(&mut self, buf: &[u8]) -> bitcoin::io::Result<()> {
-        push_hex(self.0, buf);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> bitcoin::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Only ASCII hex digits and quotes were written, so the bytes are UTF-8.
@@ -63,9 +42,13 @@ pub fn consensus_hex_json<T: Encodable + ?Sized>(value: &T, size_hint: usize) ->
     into_string(out)
 }
 
+/// Consensus-encodes `value` into a scratch buffer, then hex-encodes it in one pass: the encoder
+/// writes a few bytes at a time, too little for const-hex's SIMD loop to pay off per write.
 fn encode_into<T: Encodable + ?Sized>(value: &T, out: &mut Vec<u8>) {
-    // Writing into memory cannot fail: `HexSink` never returns an error.
-    let _ = value.consensus_encode(&mut HexSink(out));
+    let mut bytes = Vec::with_capacity(out.capacity().saturating_sub(out.len()) / 2);
+    // Writing into memory cannot fail.
+    let _ = value.consensus_encode(&mut bytes);
+    push_hex(out, &bytes);
 }
 
 /// A txid serialized as Core prints it (hex in display order, i.e. byte-reversed), without going

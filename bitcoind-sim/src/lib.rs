@@ -17,6 +17,7 @@
 //! ```
 
 pub mod faults;
+pub mod fillers;
 pub mod json;
 pub mod node;
 pub mod rpc;

@@ -11,13 +11,13 @@ use bitcoind_sim::{SimConfig, Simulator};
 use teos_common::appointment::{Appointment, Locator};
 use teos_common::cryptography;
 
-use crate::blocks::{Fillers, mine};
 use crate::clients::{BenchUser, TO_SELF_DELAY};
 use crate::error::BenchError;
 use crate::events::EventLog;
 use crate::http::HttpConn;
 use crate::prefill::{PrefillSpec, prefill};
 use crate::tower::{LogLine, TowerConfig, TowerProcess, log_field};
+use bitcoind_sim::fillers::{Fillers, mine};
 
 /// How long teosd may take to get ready (a cold start on a big database included).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(300);

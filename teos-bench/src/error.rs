@@ -39,6 +39,12 @@ pub enum BenchError {
     Check(String),
 }
 
+impl From<bitcoind_sim::fillers::FillerError> for BenchError {
+    fn from(e: bitcoind_sim::fillers::FillerError) -> Self {
+        BenchError::Sim(e.to_string())
+    }
+}
+
 impl BenchError {
     /// An [`BenchError::Io`] naming the failed step.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> BenchError {

@@ -10,7 +10,6 @@
 //! Figures are printed as text and, with `--markdown`, as rows of the `BENCHMARKS.md` table
 //! ([`targets`]).
 
-pub mod blocks;
 pub mod chain;
 pub mod chain_scenario;
 pub mod clients;

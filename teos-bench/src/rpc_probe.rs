@@ -11,10 +11,10 @@ use bitcoind_sim::{SimConfig, Simulator};
 use bytes::Bytes;
 use teosd::bitcoind::{Auth, BitcoindClient, BitcoindRpc};
 
-use crate::blocks::{Fillers, mine};
 use crate::error::BenchError;
 use crate::http::HttpConn;
 use crate::stats::{Latencies, ms};
+use bitcoind_sim::fillers::{Fillers, mine};
 
 const USER: &str = "bench";
 const PASSWORD: &str = "bench";

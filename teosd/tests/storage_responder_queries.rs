@@ -8,8 +8,8 @@ use bitcoin::Txid;
 use secp256k1::{SECP256K1, SecretKey};
 use support::*;
 use teosd::storage::{
-    AppointmentId, StorageError, TrackerRecord, TrackerStatus, appointments, chain, keys, pending,
-    trackers,
+    AppointmentId, StorageError, Store, TrackerRecord, TrackerStatus, appointments, chain, keys,
+    pending, trackers,
 };
 
 // ---- trackers ----
@@ -132,11 +132,10 @@ fn deleting_a_tracker_deletes_its_appointment_but_delete_tracker_only_keeps_it()
     assert!(r(&store, move |c| appointments::get(c, &b)).is_some());
 }
 
-#[test]
-fn trackers_are_found_by_penalty_and_dispute_txids() {
-    let (_dir, _path, store) = open_temp();
-    add_users(&store, 1, 1000);
-    let records: Vec<_> = (0..600)
+/// `count` in-mempool trackers of user 1 (appointments for locators 0..count), stored; returned.
+fn insert_trackers(store: &Store, count: u32) -> Vec<TrackerRecord> {
+    add_users(store, 1, 1000);
+    let records: Vec<_> = (0..count)
         .map(|n| {
             tracker(
                 AppointmentId::new(&locator(n), &user(1)),
@@ -147,7 +146,7 @@ fn trackers_are_found_by_penalty_and_dispute_txids() {
         })
         .collect();
     let inserted = records.clone();
-    w(&store, move |c| -> Result<(), StorageError> {
+    w(store, move |c| -> Result<(), StorageError> {
         for (n, t) in inserted.iter().enumerate() {
             appointments::upsert(c, &appointment(locator(n as u32), user(1)))?;
             trackers::insert(c, t)?;
@@ -155,6 +154,13 @@ fn trackers_are_found_by_penalty_and_dispute_txids() {
         Ok(())
     })
     .unwrap();
+    records
+}
+
+#[test]
+fn trackers_are_found_by_penalty_and_dispute_txids() {
+    let (_dir, _path, store) = open_temp();
+    let records = insert_trackers(&store, 600);
     let mut penalties: Vec<Txid> = records.iter().step_by(3).map(|t| t.penalty_txid).collect();
     penalties.push(tx(999_999).compute_txid()); // unknown
     let found = r(&store, move |c| trackers::by_penalty_txids(c, &penalties));
@@ -169,26 +175,7 @@ fn trackers_are_found_by_penalty_and_dispute_txids() {
 #[test]
 fn trackers_touching_a_block_are_found_whether_the_block_or_the_table_is_smaller() {
     let (_dir, _path, store) = open_temp();
-    add_users(&store, 1, 1000);
-    let records: Vec<_> = (0..50)
-        .map(|n| {
-            tracker(
-                AppointmentId::new(&locator(n), &user(1)),
-                n,
-                TrackerStatus::InMempool,
-                1,
-            )
-        })
-        .collect();
-    let inserted = records.clone();
-    w(&store, move |c| -> Result<(), StorageError> {
-        for (n, t) in inserted.iter().enumerate() {
-            appointments::upsert(c, &appointment(locator(n as u32), user(1)))?;
-            trackers::insert(c, t)?;
-        }
-        Ok(())
-    })
-    .unwrap();
+    let records = insert_trackers(&store, 50);
     let sorted = |mut v: Vec<TrackerRecord>| {
         v.sort_by_key(|t| t.uuid);
         v

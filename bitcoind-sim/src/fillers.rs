@@ -1,13 +1,15 @@
-//! Big blocks on bitcoind-sim, cheaply: "filler" transactions that look like ordinary P2WPKH payments
-//! (one input with a 2-item witness, two outputs, about 220 bytes) but carry no real signature.
+//! Big blocks, cheaply, for tests and benchmarks: "filler" transactions that look like ordinary
+//! P2WPKH payments (one input with a 2-item witness, two outputs, about 220 bytes) but carry no real
+//! signature.
 //!
-//! bitcoind-sim checks blocks like Core does except that it does not run scripts (bitcoind-sim's
-//! `node` docs), so a block given to `generateblock` only needs its inputs to exist. One fan-out
+//! The simulator checks blocks like Core does except that it does not run scripts (see the
+//! README), so a block given to `generateblock` only needs its inputs to exist. One fan-out
 //! transaction makes `width` outputs; every later block spends each of them once and leaves a new
 //! output in its place, so any number of blocks of `width` fillers can follow without signing.
 
 use std::collections::VecDeque;
 
+use crate::node::{Node, OwnedOutput, TxOrTxid};
 use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
 use bitcoin::transaction::Version;
@@ -15,13 +17,27 @@ use bitcoin::{
     Amount, BlockHash, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, WPubkeyHash,
     Witness,
 };
-use bitcoind_sim::node::{Node, OwnedOutput, TxOrTxid};
-
-use crate::error::BenchError;
 
 /// What each filler sends to the next one's input runs down by this much per block (satoshis): the
 /// second output, so each filler has two outputs like a payment with change.
 const CHANGE: u64 = 1_000;
+
+/// Why fillers could not be made or mined.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FillerError {
+    /// The coin cannot fund `width` outputs of more than `CHANGE` × 1,000 satoshis each.
+    #[error("a coin of {value} cannot fund {width} fillers")]
+    CoinTooSmall { value: Amount, width: usize },
+    /// More fillers asked than spendable outputs.
+    #[error("{asked} fillers asked, {available} outputs available")]
+    TooMany { asked: usize, available: usize },
+    /// An output has too little left to pay another filler.
+    #[error("a filler output ran dry")]
+    Dry,
+    /// The node refused the block (its error message).
+    #[error("generateblock refused: {0}")]
+    Refused(String),
+}
 
 /// Spendable filler outputs (each with its value) and the script fillers pay to.
 pub struct Fillers {
@@ -40,14 +56,14 @@ impl Fillers {
         coin: &OwnedOutput,
         width: usize,
         miner: &ScriptBuf,
-    ) -> Result<(Fillers, BlockHash), BenchError> {
+    ) -> Result<(Fillers, BlockHash), FillerError> {
         let script = ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x42; 20]));
         let each = coin.txout.value.to_sat() / width.max(1) as u64;
         if each < CHANGE * 1_000 {
-            return Err(BenchError::Sim(format!(
-                "a coin of {} cannot fund {width} fillers",
-                coin.txout.value
-            )));
+            return Err(FillerError::CoinTooSmall {
+                value: coin.txout.value,
+                width,
+            });
         }
         let fan_out = Transaction {
             version: Version::TWO,
@@ -75,12 +91,12 @@ impl Fillers {
 
     /// `n` filler transactions spending the `n` oldest outputs; their first outputs join the set.
     /// Errors: `n` is more than [`width`](Self::width), or an output ran dry.
-    pub fn take(&mut self, n: usize) -> Result<Vec<Transaction>, BenchError> {
+    pub fn take(&mut self, n: usize) -> Result<Vec<Transaction>, FillerError> {
         if n > self.outputs.len() {
-            return Err(BenchError::Sim(format!(
-                "{n} fillers asked, {} outputs available",
-                self.outputs.len()
-            )));
+            return Err(FillerError::TooMany {
+                asked: n,
+                available: self.outputs.len(),
+            });
         }
         let mut txs = Vec::with_capacity(n);
         for _ in 0..n {
@@ -88,7 +104,7 @@ impl Fillers {
                 break;
             };
             let Some(next) = value.to_sat().checked_sub(CHANGE).filter(|v| *v > CHANGE) else {
-                return Err(BenchError::Sim("a filler output ran dry".into()));
+                return Err(FillerError::Dry);
             };
             let tx = Transaction {
                 version: Version::TWO,
@@ -134,16 +150,16 @@ pub fn mine(
     node: &Node,
     txs: Vec<Transaction>,
     miner: &ScriptBuf,
-) -> Result<BlockHash, BenchError> {
+) -> Result<BlockHash, FillerError> {
     node.generate_block(miner, txs.into_iter().map(TxOrTxid::Tx).collect())
-        .map_err(BenchError::sim)
+        .map_err(|e| FillerError::Refused(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bitcoind_sim::wallet::TestWallet;
-    use bitcoind_sim::{SimConfig, Simulator};
+    use crate::wallet::TestWallet;
+    use crate::{SimConfig, Simulator};
 
     #[test]
     fn fillers_make_blocks_of_the_requested_size_again_and_again() {

@@ -285,6 +285,15 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             .collect();
         let txid_set: HashSet<Txid> = txids.iter().copied().collect();
 
+        // Until the block's commit succeeds, a failure anywhere below takes its txids back out of
+        // the locator cache and puts the chain view's tip back (see `UncommittedBlock`).
+        let mut uncommitted = UncommittedBlock {
+            view: self.view.clone(),
+            hash,
+            tip: self.tip,
+            committed: false,
+        };
+
         // 1. Scan, on the writer so it is ordered with incoming appointments (see chain_view).
         let txids = Arc::new(txids);
         let scan = {
@@ -340,6 +349,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                 view.tip_hash = hash;
                 Ok(view.watched.needs_rebuild(stored))
             })?;
+        uncommitted.committed = true;
         self.tip = (height, hash);
         if rebuild {
             self.reload_watched_locators()?;
@@ -581,6 +591,29 @@ struct Fetched {
     height: u32,
     block: Block,
     txids: Vec<Txid>,
+}
+
+/// A block being connected, until its commit succeeds. Dropped uncommitted (an error after the scan,
+/// a failed COMMIT, a shutdown while answering a breach), it takes the block's txids back out of the
+/// locator cache and sets the chain view's tip back to the last committed block, so late appointments
+/// are not matched against, nor dated by, a block the tower has not processed. The retry scans the
+/// block again.
+struct UncommittedBlock {
+    view: SharedChainView,
+    hash: BlockHash,
+    tip: (u32, BlockHash),
+    committed: bool,
+}
+
+impl Drop for UncommittedBlock {
+    fn drop(&mut self) {
+        if !self.committed {
+            let mut view = self.view.lock();
+            view.cache.disconnect_block(&self.hash);
+            view.tip_height = self.tip.0;
+            view.tip_hash = self.tip.1;
+        }
+    }
 }
 
 /// Tells the prefetch thread to stop; set when the catch-up that started it ends, however it ends.

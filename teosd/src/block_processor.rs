@@ -15,9 +15,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use bitcoin::{Block, BlockHash, Transaction, Txid};
-use rusqlite::Connection;
 use teos_common::appointment::Locator;
-use teos_common::constants::{CONFIRMATIONS_BEFORE_RETRY, IRREVOCABLY_RESOLVED};
 
 use crate::bitcoind::{BitcoindRpc, RpcError, codes};
 use crate::carrier::{Carrier, Interrupted};
@@ -27,10 +25,17 @@ use crate::metrics as m;
 use crate::notify::Heartbeat;
 use crate::responder::{Breach, Responder, TrackerChange};
 use crate::shutdown::{Shutdown, Wakeup};
-use crate::storage::records::{AppointmentRecord, TrackerRecord, TrackerStatus};
-use crate::storage::{StorageError, Store, appointments, chain, pending, trackers, users};
+use crate::storage::records::TrackerStatus;
+use crate::storage::{StorageError, Store, appointments, chain, pending, trackers};
 use crate::watched_locators::WatchedLocators;
 use crate::watcher;
+
+mod prefetch;
+mod storage_ops;
+
+pub use prefetch::{PREFETCH_DEPTH, PREFETCH_THREADS};
+use prefetch::{StopFlag, prefetch_blocks};
+use storage_ops::{apply_changes, scan_block};
 
 /// How many of its last processed block hashes the tower keeps (the deepest reorg it can follow).
 pub const KEPT_BLOCKS: u32 = 288;
@@ -59,12 +64,6 @@ impl From<rusqlite::Error> for ProcessError {
     fn from(e: rusqlite::Error) -> Self {
         ProcessError::Storage(e.into())
     }
-}
-
-/// Everything a block scan hands back from the storage writer.
-struct Scan {
-    appointments: Vec<AppointmentRecord>,
-    trackers: Vec<TrackerRecord>,
 }
 
 /// Follows bitcoind's chain and drives Gatekeeper, Watcher and Responder.
@@ -578,21 +577,6 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
     }
 }
 
-/// How many threads download blocks ahead during catch-up: `getblock` is bitcoind's serialization
-/// plus the tower's decoding, both slower than connecting a block, so two downloads run at once.
-pub const PREFETCH_THREADS: u32 = 2;
-
-/// How many downloaded blocks each prefetch thread may have waiting (each is held decoded in memory: up
-/// to ~4 MB for a full block).
-pub const PREFETCH_DEPTH: usize = 1;
-
-/// A block downloaded ahead by the prefetcher, with its txids computed off the block processor's thread.
-struct Fetched {
-    height: u32,
-    block: Block,
-    txids: Vec<Txid>,
-}
-
 /// A block being connected, until its commit succeeds. Dropped uncommitted (an error after the scan,
 /// a failed COMMIT, a shutdown while answering a breach), it takes the block's txids back out of the
 /// locator cache and sets the chain view's tip back to the last committed block, so late appointments
@@ -616,153 +600,5 @@ impl Drop for UncommittedBlock {
     }
 }
 
-/// Tells the prefetch thread to stop; set when the catch-up that started it ends, however it ends.
-#[derive(Default)]
-struct StopFlag(Arc<AtomicBool>);
-
-impl Drop for StopFlag {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-/// The prefetch thread: `getblockhash` + `getblock` for each height in order, handing each block over
-/// through `sender` (which blocks while [`PREFETCH_DEPTH`] are waiting). Ends at the first failed call
-/// (no retry here: the block processor's own walk retries), when `stop` is set, or when the receiver is
-/// gone.
-fn prefetch_blocks<B: BitcoindRpc>(
-    rpc: &B,
-    heights: impl Iterator<Item = u32>,
-    sender: &mpsc::SyncSender<Fetched>,
-    stop: &AtomicBool,
-) {
-    for height in heights {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let block = rpc.block_hash(height).and_then(|hash| rpc.block(&hash));
-        let block = match block {
-            Ok(block) => block,
-            Err(e) => {
-                tracing::debug!(height, "prefetch stopped: {e}");
-                return;
-            }
-        };
-        let txids = block.txdata.iter().map(Transaction::compute_txid).collect();
-        if sender
-            .send(Fetched {
-                height,
-                block,
-                txids,
-            })
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
-/// Step 1 of connecting a block (on the writer): add its txids to the locator cache, then find the
-/// appointments it triggers and the trackers it concerns.
-///
-/// Gatekeeper before Watcher: appointments of users outdated at `height` are not answered (their data is
-/// deleted by this block's commit), exactly as if the Gatekeeper had removed them first.
-fn scan_block(
-    conn: &Connection,
-    view: &SharedChainView,
-    hash: BlockHash,
-    height: u32,
-    txids: &[Txid],
-    expiry_delta: u32,
-) -> Result<Scan, ProcessError> {
-    let locators: Vec<Locator> = {
-        let mut view = view.lock();
-        view.cache.connect_block(hash, height, txids);
-        txids
-            .iter()
-            .map(Locator::new)
-            .filter(|locator| view.watched.may_contain(locator))
-            .collect()
-    };
-    let mut found = appointments::find_by_locators(conn, &locators)?;
-    let mut outdated = HashSet::new();
-    for a in &found {
-        let user = users::get(conn, &a.user_id)?;
-        if user.is_none_or(|u| u.subscription_expiry.saturating_add(expiry_delta) <= height) {
-            outdated.insert(a.uuid);
-        }
-    }
-    found.retain(|a| !outdated.contains(&a.uuid));
-    // An appointment already answered (block reprocessed after a crash, or re-mined after a reorg) is
-    // followed through its tracker instead.
-    let mut with_tracker = HashSet::new();
-    for a in &found {
-        if trackers::get(conn, &a.uuid)?.is_some() {
-            with_tracker.insert(a.uuid);
-        }
-    }
-    found.retain(|a| !with_tracker.contains(&a.uuid));
-
-    let mut relevant: HashMap<_, TrackerRecord> = HashMap::new();
-    let mut add = |list: Vec<TrackerRecord>| {
-        for t in list {
-            relevant.insert(t.uuid, t);
-        }
-    };
-    add(trackers::by_dispute_or_penalty_txids(conn, txids)?);
-    add(trackers::with_status(conn, TrackerStatus::Reorged)?);
-    if let Some(h) = height.checked_sub(CONFIRMATIONS_BEFORE_RETRY) {
-        add(trackers::in_mempool_since_at_most(conn, h)?);
-    }
-    if let Some(h) = (height + 1).checked_sub(IRREVOCABLY_RESOLVED) {
-        add(trackers::confirmed_at_most(conn, h)?);
-    }
-    Ok(Scan {
-        appointments: found,
-        trackers: relevant.into_values().collect(),
-    })
-}
-
-/// Applies the Responder's and Watcher's decisions (inside the block's transaction).
-fn apply_changes(conn: &Connection, changes: &[TrackerChange]) -> Result<(), ProcessError> {
-    for change in changes {
-        match change {
-            TrackerChange::Track(record) => {
-                // The appointment must still exist (the FK would fail the whole block otherwise).
-                if appointments::get(conn, &record.uuid)?.is_some() {
-                    trackers::insert(conn, record)?;
-                } else {
-                    tracing::warn!(uuid = %record.uuid, "breach answered but its appointment is gone; not tracked");
-                }
-                pending::delete(conn, &record.uuid)?;
-            }
-            TrackerChange::Status {
-                uuid,
-                status,
-                height,
-            } => {
-                trackers::update_status(conn, uuid, *status, *height)?;
-            }
-            TrackerChange::DisputeHeight { uuid, height } => {
-                trackers::set_dispute_height(conn, uuid, *height)?;
-            }
-            TrackerChange::Complete { uuid } => {
-                if let Some(a) = appointments::get(conn, uuid)?
-                    && users::get(conn, &a.user_id)?.is_some()
-                {
-                    users::add_slots(conn, &a.user_id, i64::from(a.slots))?;
-                }
-                trackers::delete(conn, uuid)?;
-            }
-            TrackerChange::Drop { uuid, reason } => {
-                tracing::warn!(%uuid, "appointment dropped: {reason}");
-                appointments::delete(conn, uuid)?;
-            }
-            TrackerChange::Rewatch { uuid } => {
-                trackers::delete_tracker_only(conn, uuid)?;
-                pending::delete(conn, uuid)?;
-            }
-        }
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+//! The block processor's storage ops: what a block's scan reads on the writer, and how its
+//! decisions are written inside the block's transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use bitcoin::{BlockHash, Txid};
+use rusqlite::Connection;
+use teos_common::appointment::Locator;
+use teos_common::constants::{CONFIRMATIONS_BEFORE_RETRY, IRREVOCABLY_RESOLVED};
+
+use super::ProcessError;
+use crate::chain_view::SharedChainView;
+use crate::responder::TrackerChange;
+use crate::storage::records::{AppointmentRecord, TrackerRecord, TrackerStatus};
+use crate::storage::{appointments, pending, trackers, users};
+
+/// Everything a block scan hands back from the storage writer.
+pub(super) struct Scan {
+    pub(super) appointments: Vec<AppointmentRecord>,
+    pub(super) trackers: Vec<TrackerRecord>,
+}
+
+/// Step 1 of connecting a block (on the writer): add its txids to the locator cache, then find the
+/// appointments it triggers and the trackers it concerns.
+///
+/// Gatekeeper before Watcher: appointments of users outdated at `height` are not answered (their data is
+/// deleted by this block's commit), exactly as if the Gatekeeper had removed them first.
+pub(super) fn scan_block(
+    conn: &Connection,
+    view: &SharedChainView,
+    hash: BlockHash,
+    height: u32,
+    txids: &[Txid],
+    expiry_delta: u32,
+) -> Result<Scan, ProcessError> {
+    let locators: Vec<Locator> = {
+        let mut view = view.lock();
+        view.cache.connect_block(hash, height, txids);
+        txids
+            .iter()
+            .map(Locator::new)
+            .filter(|locator| view.watched.may_contain(locator))
+            .collect()
+    };
+    let mut found = appointments::find_by_locators(conn, &locators)?;
+    let mut outdated = HashSet::new();
+    for a in &found {
+        let user = users::get(conn, &a.user_id)?;
+        if user.is_none_or(|u| u.subscription_expiry.saturating_add(expiry_delta) <= height) {
+            outdated.insert(a.uuid);
+        }
+    }
+    found.retain(|a| !outdated.contains(&a.uuid));
+    // An appointment already answered (block reprocessed after a crash, or re-mined after a reorg) is
+    // followed through its tracker instead.
+    let mut with_tracker = HashSet::new();
+    for a in &found {
+        if trackers::get(conn, &a.uuid)?.is_some() {
+            with_tracker.insert(a.uuid);
+        }
+    }
+    found.retain(|a| !with_tracker.contains(&a.uuid));
+
+    let mut relevant: HashMap<_, TrackerRecord> = HashMap::new();
+    let mut add = |list: Vec<TrackerRecord>| {
+        for t in list {
+            relevant.insert(t.uuid, t);
+        }
+    };
+    add(trackers::by_dispute_or_penalty_txids(conn, txids)?);
+    add(trackers::with_status(conn, TrackerStatus::Reorged)?);
+    if let Some(h) = height.checked_sub(CONFIRMATIONS_BEFORE_RETRY) {
+        add(trackers::in_mempool_since_at_most(conn, h)?);
+    }
+    if let Some(h) = (height + 1).checked_sub(IRREVOCABLY_RESOLVED) {
+        add(trackers::confirmed_at_most(conn, h)?);
+    }
+    Ok(Scan {
+        appointments: found,
+        trackers: relevant.into_values().collect(),
+    })
+}
+
+/// Applies the Responder's and Watcher's decisions (inside the block's transaction).
+pub(super) fn apply_changes(
+    conn: &Connection,
+    changes: &[TrackerChange],
+) -> Result<(), ProcessError> {
+    for change in changes {
+        match change {
+            TrackerChange::Track(record) => {
+                // The appointment must still exist (the FK would fail the whole block otherwise).
+                if appointments::get(conn, &record.uuid)?.is_some() {
+                    trackers::insert(conn, record)?;
+                } else {
+                    tracing::warn!(uuid = %record.uuid, "breach answered but its appointment is gone; not tracked");
+                }
+                pending::delete(conn, &record.uuid)?;
+            }
+            TrackerChange::Status {
+                uuid,
+                status,
+                height,
+            } => {
+                trackers::update_status(conn, uuid, *status, *height)?;
+            }
+            TrackerChange::DisputeHeight { uuid, height } => {
+                trackers::set_dispute_height(conn, uuid, *height)?;
+            }
+            TrackerChange::Complete { uuid } => {
+                if let Some(a) = appointments::get(conn, uuid)?
+                    && users::get(conn, &a.user_id)?.is_some()
+                {
+                    users::add_slots(conn, &a.user_id, i64::from(a.slots))?;
+                }
+                trackers::delete(conn, uuid)?;
+            }
+            TrackerChange::Drop { uuid, reason } => {
+                tracing::warn!(%uuid, "appointment dropped: {reason}");
+                appointments::delete(conn, uuid)?;
+            }
+            TrackerChange::Rewatch { uuid } => {
+                trackers::delete_tracker_only(conn, uuid)?;
+                pending::delete(conn, uuid)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! Unit tests of the block processor with a bitcoind that is never reached.
+
+use bitcoin::Network;
+use bitcoin::blockdata::constants::genesis_block;
+use bitcoin::hashes::Hash;
+
+use super::*;
+use crate::bitcoind::{ChainInfo, ZmqNotification};
+use crate::storage::StorageError;
+
+/// A bitcoind that is never reached: connecting a block without breaches or trackers makes no call.
+struct Unreachable;
+
+impl BitcoindRpc for Unreachable {
+    fn chain_info(&self) -> Result<ChainInfo, RpcError> {
+        Err(RpcError::Transport("test".into()))
+    }
+    fn best_block_hash(&self) -> Result<BlockHash, RpcError> {
+        Err(RpcError::Transport("test".into()))
+    }
+    fn block_hash(&self, _: u32) -> Result<BlockHash, RpcError> {
+        Err(RpcError::Transport("test".into()))
+    }
+    fn block(&self, _: &BlockHash) -> Result<Block, RpcError> {
+        Err(RpcError::Transport("test".into()))
+    }
+    fn send_raw_transaction(&self, _: &Transaction) -> Result<Txid, RpcError> {
+        Err(RpcError::Transport("test".into()))
+    }
+    fn raw_transaction(&self, _: &Txid, _: Option<&BlockHash>) -> Result<Transaction, RpcError> {
+        Err(RpcError::Transport("test".into()))
+    }
+    fn zmq_notifications(&self) -> Result<Vec<ZmqNotification>, RpcError> {
+        Err(RpcError::Transport("test".into()))
+    }
+}
+
+fn processor(store: &Store, view: &SharedChainView) -> BlockProcessor<Unreachable> {
+    BlockProcessor::new(
+        Arc::new(Unreachable),
+        store.clone(),
+        view.clone(),
+        SubscriptionParams {
+            slots: 10,
+            duration: 4320,
+            expiry_delta: 6,
+        },
+        Arc::new(Shutdown::new()),
+        Arc::new(AtomicBool::new(true)),
+        Arc::new(crate::notify::Heartbeat::new()),
+    )
+}
+
+#[test]
+fn a_block_whose_commit_fails_leaves_no_trace_in_the_chain_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("teos.db")).unwrap();
+    let start = BlockHash::from_byte_array([7; 32]);
+    let view = SharedChainView::new(100, start, 6);
+    let mut processor = processor(&store, &view);
+    let block = genesis_block(Network::Regtest);
+    let locator = Locator::new(&block.txdata[0].compute_txid());
+
+    // Make the block's commit op fail: its `chain` row cannot be written.
+    store
+        .write_blocking(|conn| -> Result<(), StorageError> {
+            conn.execute_batch("ALTER TABLE chain RENAME TO chain_away")?;
+            Ok(())
+        })
+        .unwrap();
+    assert!(processor.connect_block(&block, 101).is_err());
+    assert_eq!(view.tip(), (100, start), "tip not advanced");
+    assert!(
+        view.lock().cache.get(&locator).is_none(),
+        "txids taken back out"
+    );
+    assert_eq!(processor.tip(), (100, start));
+
+    // Once the commit can succeed, the same block connects normally.
+    store
+        .write_blocking(|conn| -> Result<(), StorageError> {
+            conn.execute_batch("ALTER TABLE chain_away RENAME TO chain")?;
+            Ok(())
+        })
+        .unwrap();
+    processor.connect_block(&block, 101).unwrap();
+    assert_eq!(view.tip(), (101, block.block_hash()));
+    assert!(view.lock().cache.get(&locator).is_some());
+}

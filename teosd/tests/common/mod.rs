@@ -382,3 +382,22 @@ pub fn error_code(result: Result<impl std::fmt::Debug, ClientError>) -> (u16, u8
         other => panic!("expected an API error, got {other:?}"),
     }
 }
+
+impl TowerProcess {
+    /// The exit status if teosd has exited (by itself or after a signal), `None` while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        child.try_wait().ok().flatten()
+    }
+}
+
+/// The admin gRPC port (`rpc_port`) of the `teos.toml` that [`TowerProcess::configure`] wrote.
+pub fn rpc_port_of(datadir: &Path) -> u16 {
+    let text = std::fs::read_to_string(datadir.join("teos.toml")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("rpc_port = "))
+        .expect("no rpc_port in teos.toml")
+        .trim()
+        .parse()
+        .unwrap()
+}

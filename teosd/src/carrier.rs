@@ -1,9 +1,13 @@
 //! The Carrier: hands transactions to bitcoind and says what became of them.
 //!
-//! Mapping of `sendrawtransaction` answers (PROTOCOL.md, "Responding"): ok → in the mempool;
-//! -27 → already confirmed; -26, -25, -22 and other RPC errors → rejected; transport errors →
-//! bitcoind unreachable: retry with backoff, never drop (the call only gives up when the tower shuts
-//! down, and then the caller does not record anything, so the work is redone after restart).
+//! Mapping of `sendrawtransaction` answers (PROTOCOL.md, "Responding"; BITCOIND.md): ok → in the
+//! mempool (bitcoind also answers ok for a transaction already in its mempool; -26
+//! "txn-already-in-mempool", "txn-already-known" and "txn-same-nonwitness-data-in-mempool" mean the
+//! same); -27 "Transaction outputs already in utxo set" → already confirmed; -25 with
+//! "missingorspent" → missing inputs; -26, other -25, -22 and other RPC errors → rejected (what the
+//! Responder makes of each is in its module docs); transport errors → bitcoind unreachable: retry
+//! with backoff, never drop (the call only gives up when the tower shuts down, and then the caller
+//! does not record anything, so the work is redone after restart).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +40,17 @@ impl Delivery {
     pub fn is_missing_inputs(&self) -> bool {
         matches!(self, Delivery::Rejected { code, message } if *code == codes::VERIFY_ERROR && message.contains("missingorspent"))
     }
+}
+
+/// Whether a -26 refusal says the transaction (or one with the same txid) is already in the mempool.
+fn already_in_mempool(message: &str) -> bool {
+    [
+        "txn-already-in-mempool",
+        "txn-already-known",
+        "txn-same-nonwitness-data-in-mempool",
+    ]
+    .iter()
+    .any(|reason| message.contains(reason))
 }
 
 /// The tower is shutting down; the operation was not completed.
@@ -71,6 +86,11 @@ impl<B: BitcoindRpc> Carrier<B> {
         self
     }
 
+    /// The bitcoind client this carrier calls.
+    pub fn rpc(&self) -> Arc<B> {
+        self.rpc.clone()
+    }
+
     /// Sends `tx` and classifies the answer. Blocks (retrying with backoff from 100 ms up to 5 s) while
     /// bitcoind is unreachable or warming up; returns [`Interrupted`] only if the tower shuts down.
     pub fn send(&self, tx: &Transaction) -> Result<Delivery, Interrupted> {
@@ -85,6 +105,11 @@ impl<B: BitcoindRpc> Carrier<B> {
             }
             Err(RpcError::Rpc { code, .. }) if code == codes::VERIFY_ALREADY_IN_CHAIN => {
                 Delivery::AlreadyConfirmed
+            }
+            Err(RpcError::Rpc { code, message })
+                if code == codes::VERIFY_REJECTED && already_in_mempool(&message) =>
+            {
+                Delivery::InMempool
             }
             Err(RpcError::Rpc { code, message }) => Delivery::Rejected { code, message },
             Err(e) => Delivery::Rejected {

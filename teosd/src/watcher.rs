@@ -70,12 +70,22 @@ pub struct Accepted {
     pub user: UserRecord,
     /// Its dispute is already in a recent block: the Responder must answer it now.
     pub late_breach: bool,
+    /// Its dispute is already in a recent block but its blob does not decrypt with that txid: it was
+    /// charged for and not stored (see [`store_appointment`]).
+    pub discarded: bool,
 }
 
 const NOT_ENOUGH_SLOTS: &str = "Invalid signature or user does not have enough slots available";
 
 /// Stores (or updates) `user_id`'s appointment and charges its slots, atomically. Runs inside a storage
 /// write op, strictly ordered with block scans (see `chain_view`).
+///
+/// A late appointment (its locator is in the locator cache: the dispute is already in a recent block)
+/// is decrypted here with the dispute's txid (PROTOCOL.md "Triggered appointments"). If it decrypts,
+/// it is stored with a pending breach that the block processor answers. If it does not, it is charged
+/// for and NOT stored, and the request still gets its receipt, as rust-teos does: an appointment that
+/// triggers and cannot be decrypted is deleted with no refund (PROTOCOL.md "Subscriptions"), and the
+/// block pipeline never sees it.
 ///
 /// Errors: unknown user, expired subscription or not enough slots → code 7; the appointment already
 /// triggered (a tracker or a pending breach exists for its uuid) → code 35; storage failure → 32.
@@ -122,25 +132,39 @@ pub fn store_appointment(
         start_block: height,
         slots,
     };
+    if let Some(cached) = cached
+        && let Err(e) = cryptography::decrypt(&appointment.encrypted_blob, &cached.txid)
+    {
+        users::upsert(conn, user_id, &user).map_err(storage_error)?;
+        tracing::info!(%uuid, dispute = %cached.txid, "late appointment does not decrypt with its dispute's txid ({e}); charged, not stored");
+        return Ok(Accepted {
+            start_block: height,
+            user,
+            late_breach: false,
+            discarded: true,
+        });
+    }
     appointments::upsert(conn, &record).map_err(storage_error)?;
     // Same write op as the insert, so no block scan runs between the two (see watched_locators).
     view.lock().watched.insert(&appointment.locator);
     users::upsert(conn, user_id, &user).map_err(storage_error)?;
     if let Some(cached) = cached {
-        pending::insert(conn, &uuid, &cached.txid, &cached.block_hash).map_err(storage_error)?;
+        pending::insert(conn, &uuid, &cached.txid, &cached.block_hash, cached.height)
+            .map_err(storage_error)?;
         tracing::info!(%uuid, dispute = %cached.txid, "late appointment: its dispute is already on chain");
     }
     Ok(Accepted {
         start_block: height,
         user,
         late_breach: cached.is_some(),
+        discarded: false,
     })
 }
 
 /// Decrypts every appointment that matched a transaction of a block.
 ///
 /// `txs` maps each locator of the block to its transaction. Returns the breaches to answer and the
-/// [`TrackerChange::Drop`]s of blobs that do not decrypt to a transaction (deleted, no refund:
+/// [`TrackerChange::Invalid`]s of blobs that do not decrypt to a transaction (deleted, no refund:
 /// PROTOCOL.md "Subscriptions").
 pub fn find_breaches(
     matches: Vec<AppointmentRecord>,
@@ -162,10 +186,12 @@ pub fn find_breaches(
                     dispute_tx: (*dispute_tx).clone(),
                     penalty_tx,
                     dispute_height: height,
+                    to_self_delay: appointment.to_self_delay,
                 })
             }
-            Err(e) => invalid.push(TrackerChange::Drop {
+            Err(e) => invalid.push(TrackerChange::Invalid {
                 uuid: appointment.uuid,
+                encrypted_blob: appointment.encrypted_blob,
                 reason: format!("breach detected but the blob does not decrypt: {e}"),
             }),
         }

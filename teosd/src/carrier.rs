@@ -149,3 +149,72 @@ impl<B: BitcoindRpc> Carrier<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The mapping of `sendrawtransaction` answers, with Bitcoin Core's codes and messages
+    //! (BITCOIND.md, `bitcoind/rpc.json`, `bitcoind/mempool.json`).
+
+    use bitcoin::absolute::LockTime;
+    use bitcoin::transaction::Version;
+
+    use super::*;
+    use crate::bitcoind::fake::FakeBitcoind;
+
+    fn delivery(answer: Result<bitcoin::Txid, RpcError>) -> Delivery {
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: Vec::new(),
+            output: Vec::new(),
+        };
+        let bitcoind = Arc::new(FakeBitcoind::new(0));
+        bitcoind.script_send(tx.compute_txid(), vec![answer]);
+        let carrier = Carrier::new(
+            bitcoind,
+            Arc::new(AtomicBool::new(true)),
+            Arc::new(Shutdown::new()),
+        );
+        carrier.send(&tx).unwrap()
+    }
+
+    fn rpc(code: i32, message: &str) -> Result<bitcoin::Txid, RpcError> {
+        Err(RpcError::Rpc {
+            code,
+            message: message.into(),
+        })
+    }
+
+    #[test]
+    fn bitcoind_answers_map_to_deliveries() {
+        let txid = bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros());
+        assert_eq!(delivery(Ok(txid)), Delivery::InMempool);
+        assert_eq!(
+            delivery(rpc(-27, "Transaction outputs already in utxo set")),
+            Delivery::AlreadyConfirmed
+        );
+        for known in [
+            "txn-already-in-mempool",
+            "txn-already-known",
+            "txn-same-nonwitness-data-in-mempool",
+        ] {
+            assert_eq!(delivery(rpc(-26, known)), Delivery::InMempool, "{known}");
+        }
+        let missing = delivery(rpc(-25, "bad-txns-inputs-missingorspent"));
+        assert!(missing.is_missing_inputs() && !missing.is_ok());
+        for refused in [
+            (-26, "min relay fee not met, 0 < 110"),
+            (-26, "mempool min fee not met, 110 < 2000"),
+            (-26, "insufficient fee, rejecting replacement"),
+            (-26, "non-final"),
+            (
+                -25,
+                "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)",
+            ),
+            (-22, "TX decode failed"),
+        ] {
+            let d = delivery(rpc(refused.0, refused.1));
+            assert!(!d.is_ok() && !d.is_missing_inputs(), "{refused:?}: {d:?}");
+        }
+    }
+}

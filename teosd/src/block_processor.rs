@@ -49,6 +49,9 @@ pub const KEPT_BLOCKS: u32 = 288;
 /// of them cannot delay the next block's scan by more than this many answers.
 pub const LATE_BATCH: u32 = 16;
 
+/// How often "waiting for bitcoind to pass the tip" is logged while it lasts (a reindex takes hours).
+const WAITING_LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// Why the block processor stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -94,8 +97,8 @@ pub struct BlockProcessor<B: BitcoindRpc> {
     heartbeat: Arc<Heartbeat>,
     /// Late appointments: where the last batch stopped, and when to retry failed ones.
     late: late::LateQueue,
-    /// bitcoind's best block while it has less work than the tip (logged once per block).
-    waiting_for: Option<BlockHash>,
+    /// When waiting for bitcoind to pass the tip was last logged (see [`WAITING_LOG_EVERY`]).
+    waiting_since: Option<Instant>,
 }
 
 impl<B: BitcoindRpc> BlockProcessor<B> {
@@ -124,7 +127,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             reachable,
             heartbeat,
             late: late::LateQueue::default(),
-            waiting_for: None,
+            waiting_since: None,
         }
     }
 
@@ -147,11 +150,14 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             }
             match self.walker.poll()? {
                 Step::AtTip => {
-                    self.waiting_for = None;
+                    self.waiting_since = None;
                     return Ok(());
                 }
                 Step::Waiting { best } => {
-                    if self.waiting_for != Some(best.hash) {
+                    if self
+                        .waiting_since
+                        .is_none_or(|logged| logged.elapsed() >= WAITING_LOG_EVERY)
+                    {
                         let tip = self.walker.tip();
                         let status = format!(
                             "waiting for bitcoind: its best block {} ({}) has no more work than the \
@@ -160,7 +166,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                         );
                         tracing::warn!("{status}");
                         crate::notify::Notifier::status(&status);
-                        self.waiting_for = Some(best.hash);
+                        self.waiting_since = Some(Instant::now());
                     }
                     return Ok(());
                 }

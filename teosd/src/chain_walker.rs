@@ -128,10 +128,13 @@ impl<B: BitcoindRpc> ChainWalker<B> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if let Some(ours) = self.tip_work()?
-                && best.chainwork <= ours
-                && !self.tip_is_invalid()?
-            {
+            let behind = match self.tip_work()? {
+                Some(ours) => best.chainwork <= ours,
+                // bitcoind knows neither the tip nor a longer chain (a tip from before schema V4,
+                // and a node that is reindexing or never saw it): it is behind too.
+                None => best.height <= self.tip.height,
+            };
+            if behind && !self.tip_is_invalid()? {
                 return Ok(Step::Waiting { best });
             }
             if best.height > self.tip.height && self.tip_in_active_chain()? {

@@ -179,3 +179,16 @@ impl World {
         ChainWalker::new(carrier, self.store.clone(), Tip::new(height, hash))
     }
 }
+
+#[test]
+fn a_tip_without_stored_work_is_waited_for_when_bitcoind_is_shorter_and_does_not_know_it() {
+    // A tip written before schema V4 (no chainwork) and a node reindexing from scratch.
+    let world = World::new(100);
+    let tip = world.bitcoind.tip();
+    world.remember(90, 100);
+    world.bitcoind.hide_above(60);
+    let mut walker = world.walker_at_unknown(100, tip);
+    assert!(matches!(walker.poll().unwrap(), Step::Waiting { .. }));
+    world.bitcoind.reveal();
+    assert_eq!(walker.poll().unwrap(), Step::AtTip);
+}

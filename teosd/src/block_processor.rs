@@ -445,13 +445,12 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         self.store
             .write_blocking(move |conn| -> Result<(), ProcessError> {
                 for (height, hash) in &disconnected {
-                    for t in trackers::penalty_confirmed_at(conn, *height)? {
-                        trackers::update_status(conn, &t.uuid, TrackerStatus::Reorged, *height)?;
-                    }
-                    for t in trackers::dispute_confirmed_at(conn, *height)? {
-                        trackers::set_dispute_height(conn, &t.uuid, None)?;
-                        trackers::update_status(conn, &t.uuid, TrackerStatus::Reorged, *height)?;
-                    }
+                    let mut concerned = trackers::penalty_confirmed_at(conn, *height)?;
+                    concerned.extend(trackers::dispute_confirmed_at(conn, *height)?);
+                    concerned.sort_by_key(|t| t.uuid);
+                    concerned.dedup_by_key(|t| t.uuid);
+                    let changes = Responder::<B>::block_disconnected(*height, concerned);
+                    apply_changes(conn, &changes)?;
                     if let Some(hash) = hash {
                         pending::delete_by_block(conn, hash)?;
                     }

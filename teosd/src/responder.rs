@@ -224,6 +224,33 @@ impl<B: BitcoindRpc> Responder<B> {
         Ok(changes)
     }
 
+    /// Decides what becomes of `trackers` when the block at `height` leaves the chain (reorg):
+    /// `trackers` must include every tracker whose penalty confirmed at `height` or whose dispute did.
+    /// A penalty that confirmed there is `Reorged` (sent again at the next block); a dispute that
+    /// confirmed there loses its height and its tracker is `Reorged` (the dispute is sent first). Sends
+    /// nothing: the next connected block re-sends.
+    pub fn block_disconnected(height: u32, trackers: Vec<TrackerRecord>) -> Vec<TrackerChange> {
+        let mut changes = Vec::new();
+        for t in trackers {
+            let penalty_left = t.status == TrackerStatus::Confirmed && t.status_height == height;
+            let dispute_left = t.dispute_height == Some(height);
+            if dispute_left {
+                changes.push(TrackerChange::DisputeHeight {
+                    uuid: t.uuid,
+                    height: None,
+                });
+            }
+            if penalty_left || dispute_left {
+                changes.push(TrackerChange::Status {
+                    uuid: t.uuid,
+                    status: TrackerStatus::Reorged,
+                    height,
+                });
+            }
+        }
+        changes
+    }
+
     /// Sends the tracker's transactions again; `None` when nothing changes (refused again).
     fn resend(
         &self,

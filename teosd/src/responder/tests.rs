@@ -358,3 +358,38 @@ fn a_tracker_whose_penalty_is_in_the_block_is_confirmed_there() {
     assert_eq!(changes, vec![status(TrackerStatus::Confirmed, 107)]);
     assert!(bitcoind.sent().is_empty());
 }
+
+#[test]
+fn a_disconnected_block_reorgs_the_trackers_whose_dispute_or_penalty_it_held() {
+    let uuid = uuid();
+    // Penalty confirmed in the block: sent again later.
+    let changes = Responder::<FakeBitcoind>::block_disconnected(
+        105,
+        vec![tracker(TrackerStatus::Confirmed, 105, Some(100))],
+    );
+    assert_eq!(changes, vec![status(TrackerStatus::Reorged, 105)]);
+    // Dispute (and penalty) confirmed in the block: the dispute height is forgotten too.
+    let changes = Responder::<FakeBitcoind>::block_disconnected(
+        105,
+        vec![tracker(TrackerStatus::Confirmed, 105, Some(105))],
+    );
+    assert_eq!(
+        changes,
+        vec![
+            TrackerChange::DisputeHeight { uuid, height: None },
+            status(TrackerStatus::Reorged, 105)
+        ]
+    );
+    // Only the dispute: an unconfirmed penalty is re-sent with it.
+    let changes = Responder::<FakeBitcoind>::block_disconnected(
+        100,
+        vec![tracker(TrackerStatus::InMempool, 101, Some(100))],
+    );
+    assert_eq!(
+        changes,
+        vec![
+            TrackerChange::DisputeHeight { uuid, height: None },
+            status(TrackerStatus::Reorged, 100)
+        ]
+    );
+}

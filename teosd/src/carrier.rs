@@ -36,6 +36,30 @@ impl Delivery {
         !matches!(self, Delivery::Rejected { .. })
     }
 
+    /// Whether bitcoind refused it for a reason that may pass without changing the transaction: fees
+    /// (its own, the mempool's minimum, a replacement's), mempool limits, a timelock not yet reached,
+    /// a conflict still in the mempool, or the node's own `maxfeerate`. Consensus and script failures,
+    /// dust, size and decoding errors never pass. Reasons are Bitcoin Core's reject reasons
+    /// (BITCOIND.md, `sendrawtransaction`); an unknown reason is taken as one that may pass.
+    pub fn may_pass_later(&self) -> bool {
+        let Delivery::Rejected { code, message } = self else {
+            return false;
+        };
+        if *code == codes::DESERIALIZATION_ERROR || self.is_missing_inputs() {
+            return false;
+        }
+        const NEVER: [&str; 7] = [
+            "bad-txns",
+            "mandatory-script-verify-flag",
+            "non-mandatory-script-verify-flag",
+            "dust",
+            "tx-size",
+            "scriptsig",
+            "scriptpubkey",
+        ];
+        message != "version" && !NEVER.iter().any(|reason| message.starts_with(reason))
+    }
+
     /// Whether bitcoind refused it because an input is missing or spent (-25 bad-txns-inputs-missingorspent).
     pub fn is_missing_inputs(&self) -> bool {
         matches!(self, Delivery::Rejected { code, message } if *code == codes::VERIFY_ERROR && message.contains("missingorspent"))
@@ -215,6 +239,20 @@ mod tests {
         ] {
             let d = delivery(rpc(refused.0, refused.1));
             assert!(!d.is_ok() && !d.is_missing_inputs(), "{refused:?}: {d:?}");
+            assert_eq!(
+                d.may_pass_later(),
+                refused.1 != "TX decode failed",
+                "{refused:?}"
+            );
         }
+        for never in [
+            "mandatory-script-verify-flag-failed (Signature must be zero for failed CHECK(MULTI)SIG operation)",
+            "bad-txns-in-belowout, value in (0.01) < value out (0.02)",
+            "dust, tx with dust output must be 0-fee",
+            "version",
+        ] {
+            assert!(!delivery(rpc(-26, never)).may_pass_later(), "{never}");
+        }
+        assert!(!missing.may_pass_later());
     }
 }

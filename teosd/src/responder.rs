@@ -16,7 +16,8 @@
 //! | -27 already in chain | confirmed earlier | tracker `Confirmed` where it is (see [`ConfirmedAt`]) |
 //! | -25 missing inputs, dispute re-sent and refused | the dispute is not on this chain | [`TrackerChange::Rewatch`] |
 //! | -25 missing inputs after the dispute is confirmed | outputs spent elsewhere | [`TrackerChange::Rewatch`] |
-//! | any other refusal (-26 fee, replacement, non-final, …) | may pass | tracker `Rejected`, sent again every block until `dispute_height + to_self_delay`, then [`TrackerChange::Drop`] |
+//! | a refusal that may pass (-26 fee too low, losing replacement, non-final, mempool limits) | may pass | tracker `Rejected`, sent again every block until [`deadline`], then [`TrackerChange::Drop`] |
+//! | a refusal that never passes (consensus or script failure, dust, -22 decode) | invalid penalty | [`TrackerChange::Drop`] (no refund, as rust-teos) |
 //! | unreachable, -28 | transient | retried by the Carrier, never decided on |
 
 use std::collections::HashSet;
@@ -87,8 +88,10 @@ enum Outcome {
     AlreadyConfirmed,
     /// The dispute is not on this chain and could not be sent, or the penalty's inputs are gone.
     DisputeGone(Delivery),
-    /// The penalty was refused for another reason; it may be accepted later.
+    /// The penalty was refused for a reason that may pass (see [`Delivery::may_pass_later`]).
     Refused(Delivery),
+    /// The penalty was refused for good (an invalid transaction).
+    Invalid(Delivery),
 }
 
 /// Sends penalties and decides tracker transitions.
@@ -143,6 +146,12 @@ impl<B: BitcoindRpc> Responder<B> {
             Outcome::Refused(d) => {
                 tracing::warn!(uuid = %record.uuid, penalty = %penalty_txid, "penalty refused by bitcoind ({d:?}); retrying every block until block {}", deadline(&record).map_or_else(|| "?".into(), |d| d.to_string()));
                 record.status = TrackerStatus::Rejected;
+            }
+            Outcome::Invalid(d) => {
+                return Ok(TrackerChange::Drop {
+                    uuid: record.uuid,
+                    reason: format!("penalty rejected by bitcoind: {d:?}"),
+                });
             }
         }
         Ok(TrackerChange::Track(record))
@@ -274,6 +283,10 @@ impl<B: BitcoindRpc> Responder<B> {
                     tracing::warn!(uuid = %t.uuid, "dispute not on bitcoind's chain ({d:?}); watching the appointment again");
                     Some(TrackerChange::Rewatch { uuid: t.uuid })
                 }
+                Outcome::Invalid(d) => Some(TrackerChange::Drop {
+                    uuid: t.uuid,
+                    reason: format!("penalty rejected by bitcoind: {d:?}"),
+                }),
                 Outcome::Refused(d) if t.status == TrackerStatus::Rejected => {
                     tracing::debug!(uuid = %t.uuid, "penalty refused again ({d:?})");
                     None
@@ -312,16 +325,23 @@ impl<B: BitcoindRpc> Responder<B> {
             Delivery::InMempool => Outcome::Sent,
             Delivery::AlreadyConfirmed => Outcome::AlreadyConfirmed,
             p if p.is_missing_inputs() => Outcome::DisputeGone(p),
-            p => Outcome::Refused(p),
+            p if p.may_pass_later() => Outcome::Refused(p),
+            p => Outcome::Invalid(p),
         })
     }
 }
 
+/// The longest a refused penalty is retried (blocks): the largest `to_self_delay` Lightning
+/// implementations accept by default (Core Lightning's `max-locktime-blocks`, LND's 2016), so an
+/// appointment with a huge declared delay cannot keep a refused penalty retried for ever.
+pub const MAX_RETRY_BLOCKS: u32 = 2016;
+
 /// The height from which a penalty can no longer be expected to confirm in time:
-/// `dispute_height + to_self_delay`, when the cheater's delayed output becomes spendable (BOLT 3,
-/// `to_local` output). `None` while the dispute is not confirmed.
+/// `dispute_height + to_self_delay` (at most [`MAX_RETRY_BLOCKS`]), when the cheater's delayed output
+/// becomes spendable (BOLT 3, `to_local` output). `None` while the dispute is not confirmed.
 pub fn deadline(t: &TrackerRecord) -> Option<u32> {
-    t.dispute_height.map(|h| h.saturating_add(t.to_self_delay))
+    t.dispute_height
+        .map(|h| h.saturating_add(t.to_self_delay.min(MAX_RETRY_BLOCKS)))
 }
 
 #[cfg(test)]

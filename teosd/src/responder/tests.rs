@@ -166,6 +166,22 @@ fn a_penalty_refused_for_its_fee_is_kept_and_retried() {
 }
 
 #[test]
+fn an_invalid_penalty_is_dropped_at_once() {
+    let change = breach_outcome(vec![rpc_error(
+        codes::VERIFY_REJECTED,
+        "mandatory-script-verify-flag-failed (Script failed an OP_EQUALVERIFY operation)",
+    )]);
+    assert!(matches!(change, TrackerChange::Drop { .. }), "{change:?}");
+}
+
+#[test]
+fn a_huge_to_self_delay_does_not_keep_a_refused_penalty_retried_for_ever() {
+    let mut t = tracker(TrackerStatus::Rejected, 101, Some(100));
+    t.to_self_delay = u32::MAX;
+    assert_eq!(deadline(&t), Some(100 + MAX_RETRY_BLOCKS));
+}
+
+#[test]
 fn missing_inputs_with_the_dispute_gone_make_the_appointment_watched_again() {
     // The penalty's inputs are missing; re-sending the confirmed dispute is refused too.
     let change = breach_outcome_with(vec![missing_inputs()], vec![missing_inputs()], &nowhere);
@@ -325,6 +341,18 @@ fn transitions_of_followed_trackers() {
                     .into(),
             }],
             vec![],
+        ),
+        (
+            "rejected, then found invalid: dropped",
+            tracker(TrackerStatus::Rejected, 101, Some(100)),
+            110,
+            vec![rpc_error(codes::VERIFY_REJECTED, "mandatory-script-verify-flag-failed (x)")],
+            vec![],
+            vec![TrackerChange::Drop {
+                uuid: uuid(),
+                reason: "penalty rejected by bitcoind: Rejected { code: -26, message: \"mandatory-script-verify-flag-failed (x)\" }".into(),
+            }],
+            vec![p],
         ),
         (
             "rebroadcast refused for its fee: rejected",

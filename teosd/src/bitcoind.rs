@@ -14,10 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::consensus::encode;
-use bitcoin::{Block, BlockHash, Transaction, Txid};
+use bitcoin::{Block, BlockHash, Transaction, Txid, Work};
 use bitcoincore_rpc::RpcApi;
 use serde::Deserialize;
 
+#[cfg(test)]
+pub mod fake;
 mod transport;
 
 /// Bitcoin Core RPC error codes the tower reacts to (`src/rpc/protocol.h` in Bitcoin Core).
@@ -91,6 +93,73 @@ pub struct ChainInfo {
     pub prune_height: Option<u32>,
 }
 
+/// What the tower reads from `getblockheader <hash> true` (BITCOIND.md; Bitcoin Core keeps the headers of
+/// stale branches, so this answers for blocks that left the active chain too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderInfo {
+    /// The block's hash.
+    pub hash: BlockHash,
+    /// Height of the block (blocks).
+    pub height: u32,
+    /// Confirmations on bitcoind's active chain; -1 when the block is not on it (stale or invalid).
+    pub confirmations: i64,
+    /// Total work of the chain ending at this block (`chainwork`).
+    pub chainwork: Work,
+    /// The parent block; `None` for the genesis block.
+    pub previous: Option<BlockHash>,
+}
+
+impl HeaderInfo {
+    /// Whether the block is on bitcoind's active chain.
+    pub fn in_active_chain(&self) -> bool {
+        self.confirmations >= 0
+    }
+}
+
+#[derive(Deserialize)]
+struct HeaderJson {
+    hash: BlockHash,
+    height: u32,
+    confirmations: i64,
+    chainwork: String,
+    #[serde(rename = "previousblockhash", default)]
+    previous: Option<BlockHash>,
+}
+
+impl TryFrom<HeaderJson> for HeaderInfo {
+    type Error = RpcError;
+    fn try_from(json: HeaderJson) -> Result<HeaderInfo, RpcError> {
+        Ok(HeaderInfo {
+            hash: json.hash,
+            height: json.height,
+            confirmations: json.confirmations,
+            chainwork: parse_chainwork(&json.chainwork)?,
+            previous: json.previous,
+        })
+    }
+}
+
+/// Parses a `chainwork` field: 64 hex digits, big-endian.
+pub fn parse_chainwork(hex: &str) -> Result<Work, RpcError> {
+    let bytes: [u8; 32] = const_hex::decode_to_array(hex)
+        .map_err(|e| RpcError::Decode(format!("chainwork {hex:?}: {e}")))?;
+    Ok(Work::from_be_bytes(bytes))
+}
+
+/// A `getchaintips` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ChainTip {
+    /// Height of the branch's tip.
+    pub height: u32,
+    /// Hash of the branch's tip.
+    pub hash: BlockHash,
+    /// Blocks from the tip down to the active chain (0 for the active tip).
+    #[serde(rename = "branchlen")]
+    pub branch_len: u32,
+    /// `active`, `valid-fork`, `valid-headers`, `headers-only` or `invalid`.
+    pub status: String,
+}
+
 /// A `getzmqnotifications` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ZmqNotification {
@@ -109,6 +178,10 @@ pub trait BitcoindRpc: Send + Sync + 'static {
     fn best_block_hash(&self) -> Result<BlockHash, RpcError>;
     /// `getblockhash height`; -8 when the height is above the tip.
     fn block_hash(&self, height: u32) -> Result<BlockHash, RpcError>;
+    /// `getblockheader hash true`; -5 when bitcoind does not know the block.
+    fn block_header(&self, hash: &BlockHash) -> Result<HeaderInfo, RpcError>;
+    /// `getchaintips`.
+    fn chain_tips(&self) -> Result<Vec<ChainTip>, RpcError>;
     /// `getblock hash 0`, decoded; -5 when unknown.
     fn block(&self, hash: &BlockHash) -> Result<Block, RpcError>;
     /// `sendrawtransaction hex`; the txid on success (also when already in the mempool).
@@ -252,6 +325,16 @@ impl BitcoindRpc for BitcoindClient {
 
     fn block_hash(&self, height: u32) -> Result<BlockHash, RpcError> {
         self.with_client(|c| c.get_block_hash(u64::from(height)))
+    }
+
+    fn block_header(&self, hash: &BlockHash) -> Result<HeaderInfo, RpcError> {
+        let json: HeaderJson = self
+            .with_client(|c| c.call("getblockheader", &[hash.to_string().into(), true.into()]))?;
+        json.try_into()
+    }
+
+    fn chain_tips(&self) -> Result<Vec<ChainTip>, RpcError> {
+        self.with_client(|c| c.call("getchaintips", &[]))
     }
 
     fn block(&self, hash: &BlockHash) -> Result<Block, RpcError> {

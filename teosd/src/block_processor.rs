@@ -1,5 +1,5 @@
-//! The block processor: walks the tower from its last processed block to bitcoind's best block, one
-//! block at a time and in order, disconnecting back to the fork point on a reorg
+//! The block processor: follows the chain walker from the tower's last processed block to bitcoind's
+//! best block, one block at a time and in order, disconnecting back to the fork point on a reorg
 //! (BITCOIND.md, "ZMQ": notifications are only wake-ups; the chain walk is the source of truth).
 //!
 //! For each block, events reach the components in the order Gatekeeper → Watcher → Responder, and all
@@ -20,16 +20,19 @@ use teos_common::appointment::Locator;
 use crate::bitcoind::{BitcoindRpc, RpcError, codes};
 use crate::carrier::{Carrier, Interrupted};
 use crate::chain_view::SharedChainView;
+use crate::chain_walker::{ChainWalker, Reorg, Step, Tip};
 use crate::gatekeeper::{self, SubscriptionParams};
+use crate::locator_cache::LocatorCache;
 use crate::metrics as m;
 use crate::notify::Heartbeat;
-use crate::responder::{Breach, Responder, TrackerChange};
+use crate::responder::{Responder, TrackerChange};
 use crate::shutdown::{Shutdown, Wakeup};
 use crate::storage::records::TrackerStatus;
 use crate::storage::{StorageError, Store, appointments, chain, pending, trackers};
 use crate::watched_locators::WatchedLocators;
 use crate::watcher;
 
+mod late;
 mod prefetch;
 mod storage_ops;
 
@@ -37,8 +40,17 @@ pub use prefetch::{PREFETCH_DEPTH, PREFETCH_THREADS};
 use prefetch::{StopFlag, prefetch_blocks};
 use storage_ops::{apply_changes, scan_block};
 
-/// How many of its last processed block hashes the tower keeps (the deepest reorg it can follow).
+/// How many of its last processed blocks the tower remembers in storage (`chain` rows). Reorgs of any
+/// depth are followed (the chain walker asks bitcoind for headers); this bounds the locator cache
+/// (`locator_cache_size` ≤ this) and the stored txids.
 pub const KEPT_BLOCKS: u32 = 288;
+
+/// Late appointments answered per turn of the main loop, between looks at bitcoind's tip, so a flood
+/// of them cannot delay the next block's scan by more than this many answers.
+pub const LATE_BATCH: u32 = 16;
+
+/// How often "waiting for bitcoind to pass the tip" is logged while it lasts (a reindex takes hours).
+const WAITING_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the block processor stopped.
 #[derive(Debug, thiserror::Error)]
@@ -68,16 +80,25 @@ impl From<rusqlite::Error> for ProcessError {
 
 /// Follows bitcoind's chain and drives Gatekeeper, Watcher and Responder.
 pub struct BlockProcessor<B: BitcoindRpc> {
-    rpc: Arc<B>,
-    fetcher: Carrier<B>,
+    /// Talks to bitcoind about the chain and owns the tip.
+    walker: ChainWalker<B>,
+    /// Answers breaches and follows trackers (sends through its own Carrier).
     responder: Responder<B>,
+    /// Where every block's effects are committed.
     store: Store,
+    /// The tip and locator cache request handlers see; changed only inside storage ops.
     view: SharedChainView,
+    /// Subscription terms (for outdated users).
     params: SubscriptionParams,
     shutdown: Arc<Shutdown>,
+    /// "bitcoind reachable", set after every successful turn of the loop.
     reachable: Arc<AtomicBool>,
+    /// Beaten while the pipeline is alive (systemd watchdog).
     heartbeat: Arc<Heartbeat>,
-    tip: (u32, BlockHash),
+    /// Late appointments: where the last batch stopped, and when to retry failed ones.
+    late: late::LateQueue,
+    /// When waiting for bitcoind to pass the tip was last logged (see [`WAITING_LOG_EVERY`]).
+    waiting_since: Option<Instant>,
 }
 
 impl<B: BitcoindRpc> BlockProcessor<B> {
@@ -91,14 +112,13 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         reachable: Arc<AtomicBool>,
         heartbeat: Arc<Heartbeat>,
     ) -> BlockProcessor<B> {
-        let tip = view.tip();
+        let (height, hash) = view.tip();
         let carrier = || {
             Carrier::new(rpc.clone(), reachable.clone(), shutdown.clone())
                 .with_heartbeat(heartbeat.clone())
         };
         BlockProcessor {
-            rpc: rpc.clone(),
-            fetcher: carrier(),
+            walker: ChainWalker::new(carrier(), store.clone(), Tip::new(height, hash)),
             responder: Responder::new(carrier()),
             store,
             view,
@@ -106,25 +126,19 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             shutdown,
             reachable,
             heartbeat,
-            tip,
+            late: late::LateQueue::default(),
+            waiting_since: None,
         }
     }
 
-    /// The last processed block (height, hash).
-    pub fn tip(&self) -> (u32, BlockHash) {
-        self.tip
+    /// The last processed block.
+    pub fn tip(&self) -> Tip {
+        self.walker.tip()
     }
 
-    /// Calls bitcoind, retrying while it is unreachable or warming up (until shutdown).
-    fn fetch<T>(
-        &self,
-        call: impl FnMut(&B) -> Result<T, RpcError>,
-    ) -> Result<Result<T, RpcError>, ProcessError> {
-        Ok(self.fetcher.retrying(call)?)
-    }
-
-    /// Processes blocks until the tower's tip is bitcoind's best block. `progress` is called with
-    /// (processed height, bitcoind's best height) after each block.
+    /// Processes blocks until the tower's tip is bitcoind's best block, or bitcoind's best block has no
+    /// more work than the tip (see `chain_walker`). `progress` is called with (processed height,
+    /// bitcoind's best height) after each block.
     ///
     /// More than one block behind, blocks are downloaded ahead on prefetch threads while the current
     /// one is connected ([`PREFETCH_THREADS`]); a prefetched block is only connected if it builds on the
@@ -134,51 +148,70 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             if self.shutdown.is_triggered() {
                 return Err(ProcessError::Interrupted);
             }
-            let best = self.fetch(|rpc| rpc.best_block_hash())??;
-            let (height, hash) = self.tip;
-            if best == hash {
-                return Ok(());
-            }
-            // Only for progress reports and the prefetch window: a failure here is not fatal.
-            let best_height = self
-                .fetch(|rpc| rpc.chain_info())?
-                .map_or(height + 1, |i| i.blocks.max(height + 1));
-            if best_height > height + 1 && self.catch_up(best_height, &mut progress)? > 0 {
-                continue;
-            }
-            let next = match self.fetch(|rpc| rpc.block_hash(height + 1))? {
-                Ok(next) => Some(next),
-                Err(RpcError::Rpc { code, .. }) if code == codes::INVALID_PARAMETER => None,
-                Err(e) => return Err(e.into()),
-            };
-            let block = match next {
-                Some(next) => match self.fetch(|rpc| rpc.block(&next))? {
-                    Ok(block) => Some(block),
-                    // The chain moved under us; start over.
-                    Err(RpcError::Rpc { code, .. }) if code == codes::INVALID_ADDRESS_OR_KEY => {
+            match self.walker.poll()? {
+                Step::AtTip => {
+                    self.waiting_since = None;
+                    return Ok(());
+                }
+                Step::Waiting { best } => {
+                    if self
+                        .waiting_since
+                        .is_none_or(|logged| logged.elapsed() >= WAITING_LOG_EVERY)
+                    {
+                        let tip = self.walker.tip();
+                        let status = format!(
+                            "waiting for bitcoind: its best block {} ({}) has no more work than the \
+                             tower's tip {} ({}); bitcoind is behind (reindexing, restored or lagging)",
+                            best.height, best.hash, tip.height, tip.hash
+                        );
+                        tracing::warn!("{status}");
+                        crate::notify::Notifier::status(&status);
+                        self.waiting_since = Some(Instant::now());
+                    }
+                    return Ok(());
+                }
+                Step::Reorg(reorg) => self.disconnect_to(reorg)?,
+                Step::Behind { best_height } => {
+                    let height = self.walker.tip().height;
+                    if best_height > height + 1 && self.catch_up(best_height, &mut progress)? > 0 {
                         continue;
                     }
-                    Err(e) => return Err(e.into()),
-                },
-                None => None,
-            };
-            match block {
-                Some(block) if block.header.prev_blockhash == hash => {
-                    let txids = block.txdata.iter().map(Transaction::compute_txid).collect();
-                    let keep = self.keeps_txids(height + 1, best_height);
-                    self.connect_with_txids(&block, height + 1, txids, keep)?;
-                    self.after_block(height + 1, best_height, &mut progress);
-                }
-                // bitcoind's chain no longer builds on our tip (previous-hash mismatch, or its chain is now
-                // shorter than ours): our tip was reorged out.
-                _ => {
-                    if self.tip_in_active_chain()? {
-                        continue; // raced with a new block; look again
-                    }
-                    self.disconnect_tip()?;
+                    self.connect_next(best_height, &mut progress)?;
                 }
             }
         }
+    }
+
+    /// Downloads and connects the block after the tip, if it still builds on it (otherwise the next
+    /// poll sees why).
+    fn connect_next(
+        &mut self,
+        best_height: u32,
+        progress: &mut impl FnMut(u32, u32),
+    ) -> Result<(), ProcessError> {
+        let tip = self.walker.tip();
+        let height = tip.height + 1;
+        let next = match self.walker.fetch(|rpc| rpc.block_hash(height))? {
+            Ok(next) => next,
+            Err(RpcError::Rpc { code, .. }) if code == codes::INVALID_PARAMETER => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let block = match self.walker.fetch(|rpc| rpc.block(&next))? {
+            Ok(block) => block,
+            // The chain moved under us; look again.
+            Err(RpcError::Rpc { code, .. }) if code == codes::INVALID_ADDRESS_OR_KEY => {
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if block.header.prev_blockhash != tip.hash {
+            return Ok(());
+        }
+        let txids = block.txdata.iter().map(Transaction::compute_txid).collect();
+        let keep = self.keeps_txids(height, best_height);
+        self.connect_with_txids(&block, height, txids, keep)?;
+        self.after_block(height, best_height, progress);
+        Ok(())
     }
 
     fn after_block(&self, height: u32, best_height: u32, progress: &mut impl FnMut(u32, u32)) {
@@ -198,13 +231,13 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         progress: &mut impl FnMut(u32, u32),
     ) -> Result<u32, ProcessError> {
         let stop = StopFlag::default();
-        let first = self.tip.0 + 1;
+        let first = self.walker.tip().height + 1;
         let mut receivers = Vec::with_capacity(PREFETCH_THREADS as usize);
         for worker in 0..PREFETCH_THREADS {
             // Worker `w` fetches heights first + w, first + w + PREFETCH_THREADS, ...; the blocks are
             // taken from the workers in turn, so they are connected in height order.
             let (sender, receiver) = mpsc::sync_channel(PREFETCH_DEPTH);
-            let rpc = self.rpc.clone();
+            let rpc = self.walker.rpc();
             let heights = (first + worker..=best_height).step_by(PREFETCH_THREADS as usize);
             let stop_prefetch = stop.0.clone();
             let spawned = std::thread::Builder::new()
@@ -232,23 +265,14 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(connected),
             };
-            let (height, hash) = self.tip;
-            if fetched.height != height + 1 || fetched.block.header.prev_blockhash != hash {
+            let tip = self.walker.tip();
+            if fetched.height != tip.height + 1 || fetched.block.header.prev_blockhash != tip.hash {
                 return Ok(connected);
             }
             let keep = self.keeps_txids(fetched.height, best_height);
             self.connect_with_txids(&fetched.block, fetched.height, fetched.txids, keep)?;
             connected += 1;
             self.after_block(fetched.height, best_height, progress);
-        }
-    }
-
-    fn tip_in_active_chain(&self) -> Result<bool, ProcessError> {
-        let (height, hash) = self.tip;
-        match self.fetch(|rpc| rpc.block_hash(height))? {
-            Ok(active) => Ok(active == hash),
-            Err(RpcError::Rpc { code, .. }) if code == codes::INVALID_PARAMETER => Ok(false),
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -261,8 +285,24 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
     /// Whether the block at `height` ends up in the locator cache once the tower reaches
     /// `best_height`; only those blocks' txids are stored (for [`Self::warm_locator_cache`]).
     fn keeps_txids(&self, height: u32, best_height: u32) -> bool {
-        let window = u32::try_from(self.view.lock().cache.capacity()).unwrap_or(u32::MAX);
-        best_height.saturating_sub(height) < window
+        best_height.saturating_sub(height) < self.cache_window()
+    }
+
+    /// How many blocks the locator cache keeps (`locator_cache_size`).
+    fn cache_window(&self) -> u32 {
+        u32::try_from(self.view.lock().cache.capacity()).unwrap_or(u32::MAX)
+    }
+
+    /// Where a penalty bitcoind reports as confirmed is among the blocks the tower knows: the locator
+    /// cache (which holds the block being connected too).
+    fn confirmed_at(view: &SharedChainView) -> impl Fn(&Txid) -> Option<u32> + '_ {
+        move |txid| {
+            let view = view.lock();
+            view.cache
+                .get(&Locator::new(txid))
+                .filter(|cached| cached.txid == *txid)
+                .map(|cached| cached.height)
+        }
     }
 
     /// [`Self::connect_block`] with the block's txids (in block order) already computed. With
@@ -277,6 +317,8 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
     ) -> Result<(), ProcessError> {
         let started = Instant::now();
         let hash = block.block_hash();
+        let tip = self.walker.tip();
+        let chainwork = tip.chainwork.map(|work| work + block.header.work());
         let by_locator: HashMap<Locator, (Txid, &Transaction)> = txids
             .iter()
             .zip(&block.txdata)
@@ -284,14 +326,9 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             .collect();
         let txid_set: HashSet<Txid> = txids.iter().copied().collect();
 
-        // Until the block's commit succeeds, a failure anywhere below takes its txids back out of
-        // the locator cache and puts the chain view's tip back (see `UncommittedBlock`).
-        let mut uncommitted = UncommittedBlock {
-            view: self.view.clone(),
-            hash,
-            tip: self.tip,
-            committed: false,
-        };
+        // Until the block's commit succeeds, a failure anywhere below puts the chain view back as it
+        // was (see `UncommittedView`).
+        let mut uncommitted = UncommittedView::connecting(&self.view, hash);
 
         // 1. Scan, on the writer so it is ordered with incoming appointments (see chain_view).
         let txids = Arc::new(txids);
@@ -309,25 +346,28 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         let (breaches, mut changes) =
             watcher::find_breaches(scan.appointments, &by_locator, height);
         metrics::counter!(m::APPOINTMENTS_TRIGGERED).increment(breaches.len() as u64);
+        let confirmed_at = Self::confirmed_at(&self.view);
         for breach in breaches {
-            let change = self
-                .responder
-                .handle_breach(breach, height, Some(&txid_set))?;
+            let change =
+                self.responder
+                    .handle_breach(breach, height, Some(&txid_set), &confirmed_at)?;
             if matches!(&change, TrackerChange::Track(t) if t.status == TrackerStatus::InMempool) {
                 metrics::histogram!(m::BREACH_RESPONSE).record(started.elapsed().as_secs_f64());
             }
             changes.push(change);
         }
-        changes.extend(
-            self.responder
-                .block_connected(height, &txid_set, scan.trackers)?,
-        );
+        changes.extend(self.responder.block_connected(
+            height,
+            &txid_set,
+            scan.trackers,
+            &confirmed_at,
+        )?);
 
         // 4. Commit every effect of the block and the new tip at once.
         let responded = started.elapsed();
         let view = self.view.clone();
         let params = self.params;
-        let window = u32::try_from(self.view.lock().cache.capacity()).unwrap_or(u32::MAX);
+        let window = self.cache_window();
         let block_txids = keep_txids.then(|| txids.clone());
         let rebuild = self
             .store
@@ -337,7 +377,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                     tracing::info!(height, count = outdated.len(), "removed outdated users");
                 }
                 apply_changes(conn, &changes)?;
-                chain::push(conn, height, &hash, KEPT_BLOCKS)?;
+                chain::push_with_work(conn, height, &hash, chainwork, KEPT_BLOCKS)?;
                 if let Some(txids) = &block_txids {
                     chain::set_txids(conn, height, &hash, txids)?;
                 }
@@ -348,8 +388,12 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                 view.tip_hash = hash;
                 Ok(view.watched.needs_rebuild(stored))
             })?;
-        uncommitted.committed = true;
-        self.tip = (height, hash);
+        uncommitted.committed();
+        self.walker.set_tip(Tip {
+            height,
+            hash,
+            chainwork,
+        });
         if rebuild {
             self.reload_watched_locators()?;
         }
@@ -390,105 +434,78 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         Ok(())
     }
 
-    /// Disconnects the tower's tip (reorg), marking trackers whose dispute or penalty it held.
-    pub fn disconnect_tip(&mut self) -> Result<(), ProcessError> {
-        let (height, hash) = self.tip;
-        let parent = self
-            .store
-            .read_blocking(move |conn| -> Result<_, ProcessError> {
-                Ok(chain::hash_at(conn, height.saturating_sub(1))?)
-            })?;
-        let Some(parent) = parent.filter(|_| height > 0) else {
-            return Err(ProcessError::Fatal(format!(
-                "bitcoind reorganized deeper than the {KEPT_BLOCKS} blocks the tower keeps (at height {height}); \
-                 the tower cannot find the fork point"
-            )));
-        };
+    /// Disconnects every block above the fork point (one storage transaction): trackers whose dispute
+    /// or penalty was in them are marked reorged (sent again at the next block), late appointments
+    /// whose dispute was in them go back to being watched, and the fork point becomes the tip.
+    fn disconnect_to(&mut self, reorg: Reorg) -> Result<(), ProcessError> {
+        let Reorg { fork, stale } = reorg;
+        let mut uncommitted = UncommittedView::unwinding(&self.view);
         let view = self.view.clone();
+        let disconnected = stale.clone();
         self.store
             .write_blocking(move |conn| -> Result<(), ProcessError> {
-                for t in trackers::penalty_confirmed_at(conn, height)? {
-                    trackers::update_status(conn, &t.uuid, TrackerStatus::Reorged, height)?;
+                for (height, hash) in &disconnected {
+                    let mut concerned = trackers::penalty_confirmed_at(conn, *height)?;
+                    concerned.extend(trackers::dispute_confirmed_at(conn, *height)?);
+                    concerned.sort_by_key(|t| t.uuid);
+                    concerned.dedup_by_key(|t| t.uuid);
+                    let changes = Responder::<B>::block_disconnected(*height, concerned);
+                    apply_changes(conn, &changes)?;
+                    if let Some(hash) = hash {
+                        pending::delete_by_block(conn, hash)?;
+                    }
                 }
-                for t in trackers::dispute_confirmed_at(conn, height)? {
-                    trackers::set_dispute_height(conn, &t.uuid, None)?;
-                    trackers::update_status(conn, &t.uuid, TrackerStatus::Reorged, height)?;
+                pending::delete_from_height(conn, fork.height + 1)?;
+                chain::pop(conn, fork.height + 1)?;
+                if chain::hash_at(conn, fork.height)? != Some(fork.hash) {
+                    chain::push_with_work(
+                        conn,
+                        fork.height,
+                        &fork.hash,
+                        fork.chainwork,
+                        KEPT_BLOCKS,
+                    )?;
                 }
-                pending::delete_by_block(conn, &hash)?;
-                chain::pop(conn, height)?;
                 let mut view = view.lock();
-                view.cache.disconnect_block(&hash);
-                view.tip_height = height - 1;
-                view.tip_hash = parent;
+                for hash in disconnected.iter().filter_map(|(_, hash)| hash.as_ref()) {
+                    view.cache.disconnect_block(hash);
+                }
+                view.tip_height = fork.height;
+                view.tip_hash = fork.hash;
                 Ok(())
             })?;
-        tracing::warn!(height, %hash, "block disconnected (reorg)");
-        self.tip = (height - 1, parent);
+        uncommitted.committed();
+        for (height, hash) in &stale {
+            match hash {
+                Some(hash) => tracing::warn!(height, %hash, "block disconnected (reorg)"),
+                None => tracing::warn!(height, "block disconnected (reorg)"),
+            }
+        }
+        tracing::info!(height = fork.height, hash = %fork.hash, "reorg: fork point reached");
+        self.walker.set_tip(fork);
         Ok(())
     }
 
-    /// Answers late appointments: their dispute was already in a recent block when they arrived.
-    pub fn handle_pending_breaches(&mut self) -> Result<(), ProcessError> {
-        let pending = self
-            .store
-            .read_blocking(|conn| -> Result<_, ProcessError> { Ok(pending::list(conn)?) })?;
-        for p in pending {
-            let (uuid, dispute_txid, block_hash) = (p.uuid, p.dispute_txid, p.block_hash);
-            let found = self
-                .store
-                .read_blocking(move |conn| -> Result<_, ProcessError> {
-                    let appointment = appointments::get(conn, &uuid)?;
-                    let height = chain::height_of(conn, &block_hash)?;
-                    Ok(appointment.zip(height))
-                })?;
-            let Some((appointment, dispute_height)) = found else {
-                // The block left the chain or the appointment is gone: keep watching, as before.
-                self.store
-                    .write_blocking(move |conn| -> Result<_, ProcessError> {
-                        Ok(pending::delete(conn, &uuid)?)
-                    })?;
-                continue;
-            };
-            let change = match self
-                .fetch(|rpc| rpc.raw_transaction(&dispute_txid, Some(&block_hash)))?
-            {
-                Ok(dispute_tx) => match teos_common::cryptography::decrypt(
-                    &appointment.encrypted_blob,
-                    &dispute_txid,
-                ) {
-                    Ok(penalty_tx) => {
-                        let breach = Breach {
-                            uuid,
-                            user_id: appointment.user_id,
-                            dispute_tx,
-                            penalty_tx,
-                            dispute_height,
-                        };
-                        self.responder.handle_breach(breach, self.tip.0, None)?
-                    }
-                    Err(e) => TrackerChange::Drop {
-                        uuid,
-                        reason: format!("late breach but the blob does not decrypt: {e}"),
-                    },
-                },
-                Err(e) => {
-                    tracing::warn!(%uuid, "cannot fetch the dispute of a late appointment ({e}); watching it");
-                    TrackerChange::Rewatch { uuid }
-                }
-            };
-            self.store
-                .write_blocking(move |conn| -> Result<(), ProcessError> {
-                    apply_changes(conn, std::slice::from_ref(&change))?;
-                    pending::delete(conn, &uuid)?;
-                    Ok(())
-                })?;
-        }
-        Ok(())
+    /// Answers up to `budget` late appointments (their dispute was already in a recent block when they
+    /// arrived). Returns whether more may be waiting.
+    pub fn handle_pending_breaches(&mut self, budget: u32) -> Result<bool, ProcessError> {
+        let tip = self.walker.tip();
+        let confirmed_at = Self::confirmed_at(&self.view);
+        self.late.answer_batch(
+            &self.store,
+            &self.walker,
+            &self.responder,
+            tip,
+            budget,
+            &confirmed_at,
+        )
     }
 
     /// Fills the locator cache with the txids of the last `blocks` processed blocks (at startup): from
     /// the database where they were stored with the block, downloading only the blocks without them
-    /// (processed before migration V3, or with a smaller `locator_cache_size` at the time).
+    /// (processed before migration V3, or with a smaller `locator_cache_size` at the time). A block
+    /// bitcoind cannot serve (pruned, or a stale block it never had) is left out with a warning: late
+    /// appointments for its transactions are then watched instead (a re-mined dispute is still found).
     pub fn warm_locator_cache(&mut self, blocks: u32) -> Result<(), ProcessError> {
         let recent = self
             .store
@@ -503,13 +520,18 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         for (height, hash, stored) in recent.into_iter().rev() {
             let txids = match stored {
                 Some(txids) => txids,
-                None => {
-                    let block = self.fetch(|rpc| rpc.block(&hash))??;
-                    let txids: Vec<Txid> =
-                        block.txdata.iter().map(Transaction::compute_txid).collect();
-                    downloaded.push((height, hash, txids.clone()));
-                    txids
-                }
+                None => match self.walker.fetch(|rpc| rpc.block(&hash))? {
+                    Ok(block) => {
+                        let txids: Vec<Txid> =
+                            block.txdata.iter().map(Transaction::compute_txid).collect();
+                        downloaded.push((height, hash, txids.clone()));
+                        txids
+                    }
+                    Err(e) => {
+                        tracing::warn!(height, %hash, "cannot download a recent block for the locator cache ({e}); left out");
+                        continue;
+                    }
+                },
             };
             self.view.lock().cache.connect_block(hash, height, &txids);
         }
@@ -532,8 +554,9 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
     }
 
     /// The thread's main loop: sync whenever woken (ZMQ, poller, late appointment) or every
-    /// `poll_interval`, until shutdown. Fatal errors stop the tower (`on_fatal`). The heartbeat is beaten
-    /// at least once a second while the loop is healthy (systemd watchdog, see `notify`).
+    /// `poll_interval`, until shutdown, answering late appointments in batches of [`LATE_BATCH`]
+    /// between looks at bitcoind's tip. Fatal errors stop the tower (`on_fatal`). The heartbeat is
+    /// beaten at least once a second while the loop is healthy (systemd watchdog, see `notify`).
     pub fn run(
         mut self,
         wakeup: Arc<Wakeup>,
@@ -550,9 +573,14 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                         crate::notify::Notifier::status(&status);
                     }
                 })
-                .and_then(|()| self.handle_pending_breaches());
+                .and_then(|()| self.handle_pending_breaches(LATE_BATCH));
             match result {
-                Ok(()) => self.reachable.store(true, Ordering::SeqCst),
+                Ok(more) => {
+                    self.reachable.store(true, Ordering::SeqCst);
+                    if more {
+                        continue;
+                    }
+                }
                 Err(ProcessError::Interrupted) => break,
                 Err(e @ ProcessError::Fatal(_)) => {
                     tracing::error!("{e}");
@@ -573,30 +601,72 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                 }
             }
         }
-        tracing::info!("block processor stopped at height {}", self.tip.0);
+        tracing::info!(
+            "block processor stopped at height {}",
+            self.walker.tip().height
+        );
     }
 }
 
-/// A block being connected, until its commit succeeds. Dropped uncommitted (an error after the scan,
-/// a failed COMMIT, a shutdown while answering a breach), it takes the block's txids back out of the
-/// locator cache and sets the chain view's tip back to the last committed block, so late appointments
-/// are not matched against, nor dated by, a block the tower has not processed. The retry scans the
-/// block again.
-struct UncommittedBlock {
+/// The chain view as it was before a block was connected or a reorg unwound, until that commit
+/// succeeds. Dropped uncommitted (an error after the scan, a failed COMMIT, a shutdown while answering
+/// a breach), it puts the view's tip and locator cache back, so late appointments are neither matched
+/// against, nor dated by, nor blind to blocks whose effects are not committed. The retry starts over.
+struct UncommittedView {
     view: SharedChainView,
-    hash: BlockHash,
     tip: (u32, BlockHash),
-    committed: bool,
+    undo: Option<Undo>,
 }
 
-impl Drop for UncommittedBlock {
-    fn drop(&mut self) {
-        if !self.committed {
-            let mut view = self.view.lock();
-            view.cache.disconnect_block(&self.hash);
-            view.tip_height = self.tip.0;
-            view.tip_hash = self.tip.1;
+/// How to put the locator cache back.
+enum Undo {
+    /// Take out the block being connected (cheap: no copy on the hot path).
+    Connected(BlockHash),
+    /// Restore the whole cache as it was before a reorg (rare).
+    Cache(LocatorCache),
+}
+
+impl UncommittedView {
+    /// Before connecting block `hash`.
+    fn connecting(view: &SharedChainView, hash: BlockHash) -> UncommittedView {
+        UncommittedView {
+            view: view.clone(),
+            tip: view.tip(),
+            undo: Some(Undo::Connected(hash)),
         }
+    }
+
+    /// Before a reorg.
+    fn unwinding(view: &SharedChainView) -> UncommittedView {
+        let guard = view.lock();
+        let tip = (guard.tip_height, guard.tip_hash);
+        let cache = guard.cache.clone();
+        drop(guard);
+        UncommittedView {
+            view: view.clone(),
+            tip,
+            undo: Some(Undo::Cache(cache)),
+        }
+    }
+
+    /// The commit succeeded: keep the view as the op left it.
+    fn committed(&mut self) {
+        self.undo = None;
+    }
+}
+
+impl Drop for UncommittedView {
+    fn drop(&mut self) {
+        let Some(undo) = self.undo.take() else {
+            return;
+        };
+        let mut view = self.view.lock();
+        match undo {
+            Undo::Connected(hash) => view.cache.disconnect_block(&hash),
+            Undo::Cache(cache) => view.cache = cache,
+        }
+        view.tip_height = self.tip.0;
+        view.tip_hash = self.tip.1;
     }
 }
 

@@ -1,9 +1,13 @@
 //! The Carrier: hands transactions to bitcoind and says what became of them.
 //!
-//! Mapping of `sendrawtransaction` answers (PROTOCOL.md, "Responding"): ok → in the mempool;
-//! -27 → already confirmed; -26, -25, -22 and other RPC errors → rejected; transport errors →
-//! bitcoind unreachable: retry with backoff, never drop (the call only gives up when the tower shuts
-//! down, and then the caller does not record anything, so the work is redone after restart).
+//! Mapping of `sendrawtransaction` answers (PROTOCOL.md, "Responding"; BITCOIND.md): ok → in the
+//! mempool (bitcoind also answers ok for a transaction already in its mempool; -26
+//! "txn-already-in-mempool", "txn-already-known" and "txn-same-nonwitness-data-in-mempool" mean the
+//! same); -27 "Transaction outputs already in utxo set" → already confirmed; -25 with
+//! "missingorspent" → missing inputs; -26, other -25, -22 and other RPC errors → rejected (what the
+//! Responder makes of each is in its module docs); transport errors → bitcoind unreachable: retry
+//! with backoff, never drop (the call only gives up when the tower shuts down, and then the caller
+//! does not record anything, so the work is redone after restart).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,10 +36,45 @@ impl Delivery {
         !matches!(self, Delivery::Rejected { .. })
     }
 
+    /// Whether bitcoind refused it for a reason that may pass without changing the transaction: fees
+    /// (its own, the mempool's minimum, a replacement's), mempool limits, a timelock not yet reached,
+    /// a conflict still in the mempool, or the node's own `maxfeerate`. Consensus and script failures,
+    /// dust, size and decoding errors never pass. Reasons are Bitcoin Core's reject reasons
+    /// (BITCOIND.md, `sendrawtransaction`); an unknown reason is taken as one that may pass.
+    pub fn may_pass_later(&self) -> bool {
+        let Delivery::Rejected { code, message } = self else {
+            return false;
+        };
+        if *code == codes::DESERIALIZATION_ERROR || self.is_missing_inputs() {
+            return false;
+        }
+        const NEVER: [&str; 7] = [
+            "bad-txns",
+            "mandatory-script-verify-flag",
+            "non-mandatory-script-verify-flag",
+            "dust",
+            "tx-size",
+            "scriptsig",
+            "scriptpubkey",
+        ];
+        message != "version" && !NEVER.iter().any(|reason| message.starts_with(reason))
+    }
+
     /// Whether bitcoind refused it because an input is missing or spent (-25 bad-txns-inputs-missingorspent).
     pub fn is_missing_inputs(&self) -> bool {
         matches!(self, Delivery::Rejected { code, message } if *code == codes::VERIFY_ERROR && message.contains("missingorspent"))
     }
+}
+
+/// Whether a -26 refusal says the transaction (or one with the same txid) is already in the mempool.
+fn already_in_mempool(message: &str) -> bool {
+    [
+        "txn-already-in-mempool",
+        "txn-already-known",
+        "txn-same-nonwitness-data-in-mempool",
+    ]
+    .iter()
+    .any(|reason| message.contains(reason))
 }
 
 /// The tower is shutting down; the operation was not completed.
@@ -71,6 +110,11 @@ impl<B: BitcoindRpc> Carrier<B> {
         self
     }
 
+    /// The bitcoind client this carrier calls.
+    pub fn rpc(&self) -> Arc<B> {
+        self.rpc.clone()
+    }
+
     /// Sends `tx` and classifies the answer. Blocks (retrying with backoff from 100 ms up to 5 s) while
     /// bitcoind is unreachable or warming up; returns [`Interrupted`] only if the tower shuts down.
     pub fn send(&self, tx: &Transaction) -> Result<Delivery, Interrupted> {
@@ -85,6 +129,11 @@ impl<B: BitcoindRpc> Carrier<B> {
             }
             Err(RpcError::Rpc { code, .. }) if code == codes::VERIFY_ALREADY_IN_CHAIN => {
                 Delivery::AlreadyConfirmed
+            }
+            Err(RpcError::Rpc { code, message })
+                if code == codes::VERIFY_REJECTED && already_in_mempool(&message) =>
+            {
+                Delivery::InMempool
             }
             Err(RpcError::Rpc { code, message }) => Delivery::Rejected { code, message },
             Err(e) => Delivery::Rejected {
@@ -122,5 +171,88 @@ impl<B: BitcoindRpc> Carrier<B> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The mapping of `sendrawtransaction` answers, with Bitcoin Core's codes and messages
+    //! (BITCOIND.md, `bitcoind/rpc.json`, `bitcoind/mempool.json`).
+
+    use bitcoin::absolute::LockTime;
+    use bitcoin::transaction::Version;
+
+    use super::*;
+    use crate::bitcoind::fake::FakeBitcoind;
+
+    fn delivery(answer: Result<bitcoin::Txid, RpcError>) -> Delivery {
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: Vec::new(),
+            output: Vec::new(),
+        };
+        let bitcoind = Arc::new(FakeBitcoind::new(0));
+        bitcoind.script_send(tx.compute_txid(), vec![answer]);
+        let carrier = Carrier::new(
+            bitcoind,
+            Arc::new(AtomicBool::new(true)),
+            Arc::new(Shutdown::new()),
+        );
+        carrier.send(&tx).unwrap()
+    }
+
+    fn rpc(code: i32, message: &str) -> Result<bitcoin::Txid, RpcError> {
+        Err(RpcError::Rpc {
+            code,
+            message: message.into(),
+        })
+    }
+
+    #[test]
+    fn bitcoind_answers_map_to_deliveries() {
+        let txid = bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros());
+        assert_eq!(delivery(Ok(txid)), Delivery::InMempool);
+        assert_eq!(
+            delivery(rpc(-27, "Transaction outputs already in utxo set")),
+            Delivery::AlreadyConfirmed
+        );
+        for known in [
+            "txn-already-in-mempool",
+            "txn-already-known",
+            "txn-same-nonwitness-data-in-mempool",
+        ] {
+            assert_eq!(delivery(rpc(-26, known)), Delivery::InMempool, "{known}");
+        }
+        let missing = delivery(rpc(-25, "bad-txns-inputs-missingorspent"));
+        assert!(missing.is_missing_inputs() && !missing.is_ok());
+        for refused in [
+            (-26, "min relay fee not met, 0 < 110"),
+            (-26, "mempool min fee not met, 110 < 2000"),
+            (-26, "insufficient fee, rejecting replacement"),
+            (-26, "non-final"),
+            (
+                -25,
+                "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)",
+            ),
+            (-22, "TX decode failed"),
+        ] {
+            let d = delivery(rpc(refused.0, refused.1));
+            assert!(!d.is_ok() && !d.is_missing_inputs(), "{refused:?}: {d:?}");
+            assert_eq!(
+                d.may_pass_later(),
+                refused.1 != "TX decode failed",
+                "{refused:?}"
+            );
+        }
+        for never in [
+            "mandatory-script-verify-flag-failed (Signature must be zero for failed CHECK(MULTI)SIG operation)",
+            "bad-txns-in-belowout, value in (0.01) < value out (0.02)",
+            "dust, tx with dust output must be 0-fee",
+            "version",
+        ] {
+            assert!(!delivery(rpc(-26, never)).may_pass_later(), "{never}");
+        }
+        assert!(!missing.may_pass_later());
     }
 }

@@ -169,8 +169,16 @@ fn starting_tip(
         None => {
             let info = rpc.chain_info()?;
             let (height, hash) = (info.blocks, info.best_block_hash);
+            // Its chainwork lets the walker compare later tips (None if bitcoind just moved on).
+            let work = rpc.block_header(&hash).ok().map(|h| h.chainwork);
             store.write_blocking(move |conn| {
-                chain::push(conn, height, &hash, crate::block_processor::KEPT_BLOCKS)
+                chain::push_with_work(
+                    conn,
+                    height,
+                    &hash,
+                    work,
+                    crate::block_processor::KEPT_BLOCKS,
+                )
             })?;
             tracing::info!("fresh bootstrap at block {height} ({hash})");
             (height, hash)
@@ -406,14 +414,16 @@ fn catch_up(
 ) -> Result<(), ProcessError> {
     processor.reload_watched_locators()?;
     processor.warm_locator_cache(config.locator_cache_size)?;
-    let start = processor.tip().0;
+    let start = processor.tip().height;
     processor.sync(|height, best| {
         // After a reorg the walk may go below `start`: distance, not difference.
         if height == best || height.abs_diff(start).is_multiple_of(100) {
             tracing::info!("catching up: block {height} of {best}");
         }
     })?;
-    processor.handle_pending_breaches()
+    // Late appointments left from before the restart are answered by the block processor's loop,
+    // a batch at a time between looks at bitcoind's tip.
+    Ok(())
 }
 
 /// The ZMQ `hashblock` endpoint: configured, or discovered with `getzmqnotifications` (a wildcard or

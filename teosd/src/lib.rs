@@ -8,6 +8,7 @@ pub mod block_processor;
 pub mod carrier;
 pub mod chain_monitor;
 pub mod chain_view;
+pub mod chain_walker;
 pub mod config;
 pub mod daemon;
 pub mod gatekeeper;

@@ -18,12 +18,15 @@ pub struct CachedTx {
     pub height: u32,
 }
 
+#[derive(Clone)]
 struct CachedBlock {
     hash: BlockHash,
     locators: Vec<Locator>,
 }
 
-/// Txids of the last `capacity` blocks of the tower's chain, keyed by locator.
+/// Txids of the last `capacity` blocks of the tower's chain, keyed by locator. `Clone` so a reorg can
+/// put the cache back if its commit fails.
+#[derive(Clone)]
 pub struct LocatorCache {
     capacity: usize,
     blocks: VecDeque<CachedBlock>,

@@ -39,6 +39,13 @@ pub const BITCOIND_ERRORS: &str = "teosd_bitcoind_rpc_errors_total";
 pub const CHAIN_NOTIFICATIONS: &str = "teosd_chain_notifications_total";
 /// Database files (DB + WAL) size, bytes (gauge).
 pub const DB_SIZE: &str = "teosd_db_size_bytes";
+/// Late appointments whose dispute bitcoind could not return (retried; counter). Alert on increase.
+pub const LATE_FAILURES: &str = "teosd_late_appointment_failures_total";
+/// A block's bookkeeping step that failed a constraint and was skipped so the block still commits
+/// (by `change`; counter). Alert on increase: it means a defect.
+pub const BOOKKEEPING_ERRORS: &str = "teosd_bookkeeping_errors_total";
+/// Slot refunds cut at u32::MAX (counter).
+pub const REFUNDS_SATURATED: &str = "teosd_refunds_saturated_total";
 
 /// How often stored-state gauges are refreshed.
 const REFRESH: Duration = Duration::from_secs(5);

@@ -70,12 +70,22 @@ pub struct Accepted {
     pub user: UserRecord,
     /// Its dispute is already in a recent block: the Responder must answer it now.
     pub late_breach: bool,
+    /// Its dispute is already in a recent block but its blob does not decrypt with that txid: it was
+    /// charged for and not stored (see [`store_appointment`]).
+    pub discarded: bool,
 }
 
 const NOT_ENOUGH_SLOTS: &str = "Invalid signature or user does not have enough slots available";
 
 /// Stores (or updates) `user_id`'s appointment and charges its slots, atomically. Runs inside a storage
 /// write op, strictly ordered with block scans (see `chain_view`).
+///
+/// A late appointment (its locator is in the locator cache: the dispute is already in a recent block)
+/// is decrypted here with the dispute's txid (PROTOCOL.md "Triggered appointments"). If it decrypts,
+/// it is stored with a pending breach that the block processor answers. If it does not, it is charged
+/// for and NOT stored, and the request still gets its receipt, as rust-teos does: an appointment that
+/// triggers and cannot be decrypted is deleted with no refund (PROTOCOL.md "Subscriptions"), and the
+/// block pipeline never sees it.
 ///
 /// Errors: unknown user, expired subscription or not enough slots → code 7; the appointment already
 /// triggered (a tracker or a pending breach exists for its uuid) → code 35; storage failure → 32.
@@ -122,25 +132,39 @@ pub fn store_appointment(
         start_block: height,
         slots,
     };
+    if let Some(cached) = cached
+        && let Err(e) = cryptography::decrypt(&appointment.encrypted_blob, &cached.txid)
+    {
+        users::upsert(conn, user_id, &user).map_err(storage_error)?;
+        tracing::info!(%uuid, dispute = %cached.txid, "late appointment does not decrypt with its dispute's txid ({e}); charged, not stored");
+        return Ok(Accepted {
+            start_block: height,
+            user,
+            late_breach: false,
+            discarded: true,
+        });
+    }
     appointments::upsert(conn, &record).map_err(storage_error)?;
     // Same write op as the insert, so no block scan runs between the two (see watched_locators).
     view.lock().watched.insert(&appointment.locator);
     users::upsert(conn, user_id, &user).map_err(storage_error)?;
     if let Some(cached) = cached {
-        pending::insert(conn, &uuid, &cached.txid, &cached.block_hash).map_err(storage_error)?;
+        pending::insert(conn, &uuid, &cached.txid, &cached.block_hash, cached.height)
+            .map_err(storage_error)?;
         tracing::info!(%uuid, dispute = %cached.txid, "late appointment: its dispute is already on chain");
     }
     Ok(Accepted {
         start_block: height,
         user,
         late_breach: cached.is_some(),
+        discarded: false,
     })
 }
 
 /// Decrypts every appointment that matched a transaction of a block.
 ///
 /// `txs` maps each locator of the block to its transaction. Returns the breaches to answer and the
-/// [`TrackerChange::Drop`]s of blobs that do not decrypt to a transaction (deleted, no refund:
+/// [`TrackerChange::Invalid`]s of blobs that do not decrypt to a transaction (deleted, no refund:
 /// PROTOCOL.md "Subscriptions").
 pub fn find_breaches(
     matches: Vec<AppointmentRecord>,
@@ -162,13 +186,248 @@ pub fn find_breaches(
                     dispute_tx: (*dispute_tx).clone(),
                     penalty_tx,
                     dispute_height: height,
+                    to_self_delay: appointment.to_self_delay,
                 })
             }
-            Err(e) => invalid.push(TrackerChange::Drop {
+            Err(e) => invalid.push(TrackerChange::Invalid {
                 uuid: appointment.uuid,
+                encrypted_blob: appointment.encrypted_blob,
                 reason: format!("breach detected but the blob does not decrypt: {e}"),
             }),
         }
     }
     (breaches, invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The Watcher's request side (inspection, storage with slot accounting, late appointments) and its
+    //! block side (decrypting what a block triggered).
+
+    use bitcoin::absolute::LockTime;
+    use bitcoin::hashes::Hash;
+    use bitcoin::transaction::Version;
+    use bitcoin::{Amount, BlockHash, ScriptBuf, TxOut};
+
+    use super::*;
+    use crate::storage::Store;
+
+    const RULES: AppointmentRules = AppointmentRules {
+        min_to_self_delay: 20,
+        max_blob_size: 2048,
+        slot_size: 2048,
+    };
+
+    fn tx(n: u32) -> Transaction {
+        Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::from_consensus(n),
+            input: Vec::new(),
+            output: vec![TxOut {
+                value: Amount::from_sat(u64::from(n)),
+                script_pubkey: ScriptBuf::new(),
+            }],
+        }
+    }
+
+    fn user() -> UserId {
+        let sk = secp256k1::SecretKey::from_slice(&[4; 32]).unwrap();
+        UserId(sk.public_key(secp256k1::SECP256K1))
+    }
+
+    /// An appointment for dispute tx(n) whose blob decrypts to penalty tx(n + 1000) (or garbage).
+    fn appointment(n: u32, decryptable: bool) -> Appointment {
+        let txid = tx(n).compute_txid();
+        Appointment {
+            locator: Locator::new(&txid),
+            encrypted_blob: if decryptable {
+                cryptography::encrypt(&tx(n + 1000), &txid)
+            } else {
+                vec![7; 100]
+            },
+            to_self_delay: 42,
+        }
+    }
+
+    struct World {
+        store: Store,
+        view: SharedChainView,
+        _dir: tempfile::TempDir,
+    }
+
+    impl World {
+        /// A store with one user holding 10 slots, a view at height 100.
+        fn new() -> World {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("teos.db")).unwrap();
+            store
+                .write_blocking(|conn| {
+                    users::upsert(
+                        conn,
+                        &user(),
+                        &UserRecord {
+                            available_slots: 10,
+                            subscription_start: 100,
+                            subscription_expiry: 200,
+                        },
+                    )
+                })
+                .unwrap();
+            World {
+                store,
+                view: SharedChainView::new(100, BlockHash::all_zeros(), 6),
+                _dir: dir,
+            }
+        }
+
+        fn store(&self, appointment: &Appointment) -> Result<Accepted, ApiError> {
+            let (view, appointment) = (self.view.clone(), appointment.clone());
+            self.store.write_blocking(move |conn| {
+                store_appointment(conn, &view, &user(), &appointment, "sig", &RULES)
+            })
+        }
+
+        fn stored(&self, appointment: &Appointment) -> Option<AppointmentRecord> {
+            let uuid = AppointmentId::new(&appointment.locator, &user());
+            self.store
+                .read_blocking(move |conn| appointments::get(conn, &uuid))
+                .unwrap()
+        }
+
+        fn pending(&self) -> Vec<crate::storage::records::PendingBreach> {
+            self.store.read_blocking(pending::list).unwrap()
+        }
+    }
+
+    #[test]
+    fn inspection_refuses_empty_and_oversized_blobs_and_short_delays() {
+        let mut a = appointment(1, true);
+        assert!(inspect(&a, &RULES).is_ok());
+        a.encrypted_blob.clear();
+        assert_eq!(
+            inspect(&a, &RULES).unwrap_err().code,
+            ErrorCode::AppointmentFieldTooSmall
+        );
+        a.encrypted_blob = vec![0; 2049];
+        assert_eq!(
+            inspect(&a, &RULES).unwrap_err().code,
+            ErrorCode::AppointmentFieldTooBig
+        );
+        let mut a = appointment(1, true);
+        a.to_self_delay = 19;
+        assert_eq!(
+            inspect(&a, &RULES).unwrap_err().code,
+            ErrorCode::AppointmentFieldTooSmall
+        );
+    }
+
+    #[test]
+    fn an_appointment_is_stored_and_charged_and_an_update_is_charged_the_difference() {
+        let world = World::new();
+        let a = appointment(1, true);
+        let accepted = world.store(&a).unwrap();
+        assert_eq!(
+            (accepted.start_block, accepted.user.available_slots),
+            (100, 9)
+        );
+        assert!(!accepted.late_breach && !accepted.discarded);
+        assert!(world.stored(&a).is_some());
+        // Same locator, a blob two slots long: one more slot.
+        let mut bigger = a.clone();
+        bigger.encrypted_blob = vec![1; 2049];
+        assert_eq!(world.store(&bigger).unwrap().user.available_slots, 8);
+        assert_eq!(world.stored(&a).unwrap().encrypted_blob, vec![1; 2049]);
+    }
+
+    #[test]
+    fn an_appointment_without_slots_or_of_an_unknown_user_is_refused_with_code_7() {
+        let world = World::new();
+        for n in 0..10 {
+            world.store(&appointment(n, true)).unwrap();
+        }
+        let refused = world.store(&appointment(10, true)).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::InvalidSignatureOrSubscriptionError);
+        assert!(world.stored(&appointment(10, true)).is_none());
+    }
+
+    #[test]
+    fn a_late_appointment_that_decrypts_is_stored_with_a_pending_breach_at_its_block() {
+        let world = World::new();
+        let block = BlockHash::from_byte_array([9; 32]);
+        world
+            .view
+            .lock()
+            .cache
+            .connect_block(block, 98, &[tx(1).compute_txid()]);
+        let a = appointment(1, true);
+        let accepted = world.store(&a).unwrap();
+        assert!(accepted.late_breach);
+        assert!(world.stored(&a).is_some());
+        let pending = world.pending();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (pending[0].block_hash, pending[0].block_height),
+            (block, Some(98))
+        );
+        // Sent again while the breach is pending: already triggered.
+        assert_eq!(
+            world.store(&a).unwrap_err().code,
+            ErrorCode::AppointmentAlreadyTriggered
+        );
+    }
+
+    #[test]
+    fn a_late_appointment_that_does_not_decrypt_is_charged_and_not_stored() {
+        let world = World::new();
+        world.view.lock().cache.connect_block(
+            BlockHash::from_byte_array([9; 32]),
+            98,
+            &[tx(1).compute_txid()],
+        );
+        let a = appointment(1, false);
+        let accepted = world.store(&a).unwrap();
+        assert!(accepted.discarded && !accepted.late_breach);
+        assert_eq!(accepted.user.available_slots, 9);
+        assert!(world.stored(&a).is_none());
+        assert!(world.pending().is_empty());
+        let charged = world
+            .store
+            .read_blocking(|conn| users::get(conn, &user()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(charged.available_slots, 9);
+    }
+
+    #[test]
+    fn a_triggered_appointment_decrypts_to_a_breach_or_is_invalid() {
+        let (good, bad) = (appointment(1, true), appointment(2, false));
+        let record = |a: &Appointment| AppointmentRecord {
+            uuid: AppointmentId::new(&a.locator, &user()),
+            locator: a.locator,
+            user_id: user(),
+            encrypted_blob: a.encrypted_blob.clone(),
+            to_self_delay: 42,
+            user_signature: "sig".into(),
+            start_block: 100,
+            slots: 1,
+        };
+        let (d1, d2) = (tx(1), tx(2));
+        let txs: HashMap<Locator, (Txid, &Transaction)> = [
+            (good.locator, (d1.compute_txid(), &d1)),
+            (bad.locator, (d2.compute_txid(), &d2)),
+        ]
+        .into_iter()
+        .collect();
+        let (breaches, invalid) = find_breaches(vec![record(&good), record(&bad)], &txs, 105);
+        assert_eq!(breaches.len(), 1);
+        assert_eq!(breaches[0].penalty_tx, tx(1001));
+        assert_eq!(
+            (breaches[0].dispute_height, breaches[0].to_self_delay),
+            (105, 42)
+        );
+        assert!(matches!(
+            &invalid[..],
+            [TrackerChange::Invalid { encrypted_blob, .. }] if *encrypted_blob == bad.encrypted_blob
+        ));
+    }
 }

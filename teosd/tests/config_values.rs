@@ -407,3 +407,16 @@ fn example_file_loads_and_its_values_are_the_defaults() {
     );
     assert_eq!(config, defaults);
 }
+
+#[test]
+fn locator_cache_size_is_bounded_by_the_blocks_the_tower_remembers() {
+    let config = load(Some("locator_cache_size = 288\n"), &AUTH, &[]).unwrap();
+    assert_eq!(config.locator_cache_size, 288);
+    let err = load(Some("locator_cache_size = 289\n"), &AUTH, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("locator_cache_size") && err.contains("at most 288"),
+        "{err}"
+    );
+}

@@ -332,10 +332,10 @@ fn pending_breaches_insert_list_contains_delete() {
             let n = i as u32 + 1;
             appointments::upsert(c, &appointment(locator(n), user(1)))?;
             let block = if n == 3 { block_hash(8) } else { block_hash(7) };
-            pending::insert(c, id, &tx(n).compute_txid(), &block)?;
+            pending::insert(c, id, &tx(n).compute_txid(), &block, 7)?;
         }
         // Re-inserting replaces.
-        pending::insert(c, &inserted[0], &tx(1).compute_txid(), &block_hash(7))
+        pending::insert(c, &inserted[0], &tx(1).compute_txid(), &block_hash(7), 7)
     })
     .unwrap();
     let list = r(&store, pending::list);

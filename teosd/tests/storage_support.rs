@@ -100,6 +100,7 @@ pub fn tracker(
         dispute_height: None,
         status,
         status_height,
+        to_self_delay: 42,
     }
 }
 

@@ -351,7 +351,7 @@ fn deleting_a_user_cascades_to_appointments_trackers_and_pending_breaches() {
         appointments::upsert(c, &appointment(locator(2), user(1)))?;
         appointments::upsert(c, &appointment(locator(3), user(2)))?;
         trackers::insert(c, &tracker(a, 1, TrackerStatus::InMempool, 1))?;
-        pending::insert(c, &b, &tx(2).compute_txid(), &block_hash(1))?;
+        pending::insert(c, &b, &tx(2).compute_txid(), &block_hash(1), 7)?;
         c.execute("DELETE FROM users WHERE user_id = ?1", [user(1).to_bytes()])?;
         Ok(())
     })
@@ -368,7 +368,7 @@ fn deleting_an_appointment_cascades_to_its_pending_breach() {
     let a = AppointmentId::new(&locator(1), &user(1));
     w(&store, move |c| -> Result<(), StorageError> {
         appointments::upsert(c, &appointment(locator(1), user(1)))?;
-        pending::insert(c, &a, &tx(1).compute_txid(), &block_hash(1))?;
+        pending::insert(c, &a, &tx(1).compute_txid(), &block_hash(1), 7)?;
         appointments::delete(c, &a)?;
         Ok(())
     })

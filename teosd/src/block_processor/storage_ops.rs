@@ -10,9 +10,11 @@ use teos_common::constants::{CONFIRMATIONS_BEFORE_RETRY, IRREVOCABLY_RESOLVED};
 
 use super::ProcessError;
 use crate::chain_view::SharedChainView;
+use crate::metrics as m;
 use crate::responder::TrackerChange;
 use crate::storage::records::{AppointmentRecord, TrackerRecord, TrackerStatus};
-use crate::storage::{appointments, pending, trackers, users};
+use crate::storage::{StorageError, appointments, pending, trackers, users};
+use teos_common::appointment::UserId;
 
 /// Everything a block scan hands back from the storage writer.
 pub(super) struct Scan {
@@ -69,6 +71,7 @@ pub(super) fn scan_block(
     };
     add(trackers::by_dispute_or_penalty_txids(conn, txids)?);
     add(trackers::with_status(conn, TrackerStatus::Reorged)?);
+    add(trackers::with_status(conn, TrackerStatus::Rejected)?);
     if let Some(h) = height.checked_sub(CONFIRMATIONS_BEFORE_RETRY) {
         add(trackers::in_mempool_since_at_most(conn, h)?);
     }
@@ -82,48 +85,130 @@ pub(super) fn scan_block(
 }
 
 /// Applies the Responder's and Watcher's decisions (inside the block's transaction).
+///
+/// Bookkeeping can never fail a block (the pipeline is everyone's protection): each change runs in its
+/// own savepoint, and one that violates a constraint (a defect, never expected) is rolled back,
+/// logged and counted (`teosd_bookkeeping_errors_total`) while the rest of the block commits. Storage
+/// failures (disk full, I/O) still fail the block, which is then retried.
 pub(super) fn apply_changes(
     conn: &Connection,
     changes: &[TrackerChange],
 ) -> Result<(), ProcessError> {
     for change in changes {
-        match change {
-            TrackerChange::Track(record) => {
-                // The appointment must still exist (the FK would fail the whole block otherwise).
-                if appointments::get(conn, &record.uuid)?.is_some() {
-                    trackers::insert(conn, record)?;
-                } else {
-                    tracing::warn!(uuid = %record.uuid, "breach answered but its appointment is gone; not tracked");
-                }
-                pending::delete(conn, &record.uuid)?;
+        conn.execute_batch("SAVEPOINT change")?;
+        match apply_change(conn, change) {
+            Ok(()) => conn.execute_batch("RELEASE change")?,
+            Err(e) if is_constraint_violation(&e) => {
+                conn.execute_batch("ROLLBACK TO change; RELEASE change")?;
+                tracing::error!(?change, "bookkeeping step skipped: {e}");
+                metrics::counter!(m::BOOKKEEPING_ERRORS, "change" => change_name(change))
+                    .increment(1);
             }
-            TrackerChange::Status {
-                uuid,
-                status,
-                height,
-            } => {
-                trackers::update_status(conn, uuid, *status, *height)?;
-            }
-            TrackerChange::DisputeHeight { uuid, height } => {
-                trackers::set_dispute_height(conn, uuid, *height)?;
-            }
-            TrackerChange::Complete { uuid } => {
-                if let Some(a) = appointments::get(conn, uuid)?
-                    && users::get(conn, &a.user_id)?.is_some()
-                {
-                    users::add_slots(conn, &a.user_id, i64::from(a.slots))?;
-                }
-                trackers::delete(conn, uuid)?;
-            }
-            TrackerChange::Drop { uuid, reason } => {
-                tracing::warn!(%uuid, "appointment dropped: {reason}");
-                appointments::delete(conn, uuid)?;
-            }
-            TrackerChange::Rewatch { uuid } => {
-                trackers::delete_tracker_only(conn, uuid)?;
-                pending::delete(conn, uuid)?;
+            Err(e) => {
+                conn.execute_batch("ROLLBACK TO change; RELEASE change")?;
+                return Err(e);
             }
         }
     }
     Ok(())
+}
+
+fn apply_change(conn: &Connection, change: &TrackerChange) -> Result<(), ProcessError> {
+    match change {
+        TrackerChange::Track(record) => {
+            // The appointment must still exist (the FK would fail otherwise).
+            if appointments::get(conn, &record.uuid)?.is_some() {
+                if trackers::get(conn, &record.uuid)?.is_none() {
+                    trackers::insert(conn, record)?;
+                }
+            } else {
+                tracing::warn!(uuid = %record.uuid, "breach answered but its appointment is gone; not tracked");
+            }
+            pending::delete(conn, &record.uuid)?;
+        }
+        TrackerChange::Status {
+            uuid,
+            status,
+            height,
+        } => {
+            trackers::update_status(conn, uuid, *status, *height)?;
+        }
+        TrackerChange::DisputeHeight { uuid, height } => {
+            trackers::set_dispute_height(conn, uuid, *height)?;
+        }
+        TrackerChange::Complete { uuid } => {
+            if let Some(a) = appointments::get(conn, uuid)?
+                && let Some(user) = users::get(conn, &a.user_id)?
+            {
+                refund(conn, &a.user_id, user.available_slots, a.slots)?;
+            }
+            trackers::delete(conn, uuid)?;
+        }
+        TrackerChange::Drop { uuid, reason } => {
+            tracing::warn!(%uuid, "appointment dropped: {reason}");
+            appointments::delete(conn, uuid)?;
+        }
+        TrackerChange::Invalid {
+            uuid,
+            encrypted_blob,
+            reason,
+        } => match appointments::get(conn, uuid)? {
+            Some(a) if a.encrypted_blob == *encrypted_blob => {
+                tracing::warn!(%uuid, "appointment dropped: {reason}");
+                appointments::delete(conn, uuid)?;
+            }
+            Some(_) => {
+                tracing::info!(%uuid, "appointment updated since the block was scanned; the new blob is kept");
+            }
+            None => {}
+        },
+        TrackerChange::Rewatch { uuid } => {
+            trackers::delete_tracker_only(conn, uuid)?;
+            pending::delete(conn, uuid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives `slots` back to a user holding `available`, saturating at `u32::MAX` (a refund that would
+/// overflow is cut and logged: PROTOCOL.md caps slots at u32).
+fn refund(
+    conn: &Connection,
+    user_id: &UserId,
+    available: u32,
+    slots: u32,
+) -> Result<(), ProcessError> {
+    let room = u32::MAX - available;
+    if slots > room {
+        tracing::warn!(%user_id, available, slots, "slot refund cut at {}", u32::MAX);
+        metrics::counter!(m::REFUNDS_SATURATED).increment(1);
+    }
+    users::add_slots(conn, user_id, i64::from(slots.min(room)))?;
+    Ok(())
+}
+
+fn is_constraint_violation(e: &ProcessError) -> bool {
+    let sqlite = match e {
+        ProcessError::Storage(StorageError::Sqlite(e)) => e,
+        ProcessError::Storage(StorageError::SlotsOutOfRange { .. } | StorageError::NotFound(_)) => {
+            return true;
+        }
+        _ => return false,
+    };
+    matches!(
+        sqlite.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation)
+    )
+}
+
+fn change_name(change: &TrackerChange) -> &'static str {
+    match change {
+        TrackerChange::Track(_) => "track",
+        TrackerChange::Status { .. } => "status",
+        TrackerChange::DisputeHeight { .. } => "dispute_height",
+        TrackerChange::Complete { .. } => "complete",
+        TrackerChange::Drop { .. } => "drop",
+        TrackerChange::Invalid { .. } => "invalid",
+        TrackerChange::Rewatch { .. } => "rewatch",
+    }
 }

@@ -21,6 +21,12 @@ impl BitcoindRpc for Unreachable {
     fn block_hash(&self, _: u32) -> Result<BlockHash, RpcError> {
         Err(RpcError::Transport("test".into()))
     }
+    fn block_header(&self, _: &BlockHash) -> Result<crate::bitcoind::HeaderInfo, RpcError> {
+        Err(RpcError::Transport("test".into()))
+    }
+    fn chain_tips(&self) -> Result<Vec<crate::bitcoind::ChainTip>, RpcError> {
+        Err(RpcError::Transport("test".into()))
+    }
     fn block(&self, _: &BlockHash) -> Result<Block, RpcError> {
         Err(RpcError::Transport("test".into()))
     }
@@ -74,7 +80,7 @@ fn a_block_whose_commit_fails_leaves_no_trace_in_the_chain_view() {
         view.lock().cache.get(&locator).is_none(),
         "txids taken back out"
     );
-    assert_eq!(processor.tip(), (100, start));
+    assert_eq!((processor.tip().height, processor.tip().hash), (100, start));
 
     // Once the commit can succeed, the same block connects normally.
     store
@@ -86,4 +92,69 @@ fn a_block_whose_commit_fails_leaves_no_trace_in_the_chain_view() {
     processor.connect_block(&block, 101).unwrap();
     assert_eq!(view.tip(), (101, block.block_hash()));
     assert!(view.lock().cache.get(&locator).is_some());
+}
+
+#[test]
+fn a_reorg_whose_commit_fails_leaves_the_chain_view_unchanged() {
+    use crate::bitcoind::fake::FakeBitcoind;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("teos.db")).unwrap();
+    let bitcoind = Arc::new(FakeBitcoind::new(10));
+    let tip = bitcoind.tip();
+    store
+        .write_blocking(move |conn| chain::push(conn, 10, &tip, KEPT_BLOCKS))
+        .unwrap();
+    let view = SharedChainView::new(10, tip, 6);
+    view.lock()
+        .cache
+        .connect_block(tip, 10, &[Txid::from_byte_array([5; 32])]);
+    let mut processor = BlockProcessor::new(
+        bitcoind.clone(),
+        store.clone(),
+        view.clone(),
+        SubscriptionParams {
+            slots: 10,
+            duration: 4320,
+            expiry_delta: 6,
+        },
+        Arc::new(Shutdown::new()),
+        Arc::new(AtomicBool::new(true)),
+        Arc::new(crate::notify::Heartbeat::new()),
+    );
+    // The bootstrap block is reorged out by a longer branch.
+    let branch = bitcoind.branch(bitcoind.at(9), 2);
+    let cached = Locator::new(&Txid::from_byte_array([5; 32]));
+
+    // The reorg's COMMIT fails (after the op ran and changed the view): a deferred foreign key on the
+    // row it deletes. The view must keep the old tip and its cached block.
+    store
+        .write_blocking(|conn| -> Result<(), StorageError> {
+            conn.execute_batch(
+                "CREATE TABLE hold (height INTEGER REFERENCES chain (height)
+                     DEFERRABLE INITIALLY DEFERRED);
+                 INSERT INTO hold VALUES (10);",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    assert!(processor.sync(|_, _| {}).is_err());
+    assert_eq!(view.tip(), (10, tip), "tip unchanged");
+    assert!(view.lock().cache.get(&cached).is_some(), "cache unchanged");
+    assert_eq!(processor.tip().hash, tip);
+
+    // Once commits succeed, the tower follows the branch from the fork point.
+    store
+        .write_blocking(|conn| -> Result<(), StorageError> {
+            conn.execute_batch("DROP TABLE hold")?;
+            Ok(())
+        })
+        .unwrap();
+    processor.sync(|_, _| {}).unwrap();
+    assert_eq!(view.tip(), (11, branch[1]));
+    assert!(
+        view.lock().cache.get(&cached).is_none(),
+        "stale block left the cache"
+    );
+    let stored = store.read_blocking(chain::tip).unwrap();
+    assert_eq!(stored, Some((11, branch[1])));
 }

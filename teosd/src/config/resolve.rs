@@ -79,9 +79,11 @@ pub(crate) fn resolve(
             take(l.max_encrypted_blob_size, d::MAX_ENCRYPTED_BLOB_SIZE),
         )?,
         polling_delta: positive("polling_delta", take(l.polling_delta, d::POLLING_DELTA))?,
-        locator_cache_size: positive(
+        locator_cache_size: at_most(
             "locator_cache_size",
             take(l.locator_cache_size, d::LOCATOR_CACHE_SIZE),
+            crate::block_processor::KEPT_BLOCKS,
+            "the blocks the tower remembers",
         )?,
         api_max_connections: positive(
             "api_max_connections",
@@ -183,6 +185,19 @@ fn positive<T: Copy + PartialEq + From<u8>>(
         ));
     }
     Ok(setting.value)
+}
+
+/// A setting between 1 and `max` (`what` says where the bound comes from).
+fn at_most(key: &str, setting: Setting<u32>, max: u32, what: &str) -> Result<u32, ConfigError> {
+    let value = positive(key, setting.clone())?;
+    if value > max {
+        return Err(ConfigError::invalid(
+            key,
+            &setting.origin,
+            format!("must be at most {max} ({what}), found {value}"),
+        ));
+    }
+    Ok(value)
 }
 
 /// An IP literal or a host name, returned without IPv6 brackets.

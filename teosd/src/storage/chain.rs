@@ -2,7 +2,7 @@
 //! the block processor compares these with bitcoind to find the fork point.
 
 use bitcoin::hashes::Hash;
-use bitcoin::{BlockHash, Txid};
+use bitcoin::{BlockHash, Txid, Work};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::StorageError;
@@ -17,19 +17,36 @@ pub fn tip(conn: &Connection) -> Result<Option<(u32, BlockHash)>, StorageError> 
 }
 
 /// Records block `hash` at `height` (replacing a row at the same height) and prunes the rows below
-/// `height - keep + 1`, so at most `keep` blocks ending at `height` remain (the caller passes
-/// `keep >= 100`, covering any realistic reorg; 0 is treated as 1).
+/// `height - keep + 1`, so at most `keep` blocks ending at `height` remain (0 is treated as 1). Rows
+/// are a record of the tower's chain, not a limit on reorgs: a fork point below them is found by
+/// asking bitcoind for headers (`chain_walker`).
 pub fn push(
     conn: &Connection,
     height: u32,
     hash: &BlockHash,
     keep: u32,
 ) -> Result<(), StorageError> {
+    push_with_work(conn, height, hash, None, keep)
+}
+
+/// [`push`] with the chain's total work up to this block (`chainwork`), when known.
+pub fn push_with_work(
+    conn: &Connection,
+    height: u32,
+    hash: &BlockHash,
+    chainwork: Option<Work>,
+    keep: u32,
+) -> Result<(), StorageError> {
     let mut insert = conn.prepare_cached(
-        "INSERT INTO chain (height, hash) VALUES (?1, ?2)
-         ON CONFLICT (height) DO UPDATE SET hash = excluded.hash, txids = NULL",
+        "INSERT INTO chain (height, hash, chainwork) VALUES (?1, ?2, ?3)
+         ON CONFLICT (height) DO UPDATE SET hash = excluded.hash, txids = NULL,
+             chainwork = excluded.chainwork",
     )?;
-    insert.execute(params![height, hash.to_byte_array()])?;
+    insert.execute(params![
+        height,
+        hash.to_byte_array(),
+        chainwork.map(|w| w.to_be_bytes())
+    ])?;
     let lowest_kept = i64::from(height) - i64::from(keep.max(1)) + 1;
     let mut prune = conn.prepare_cached("DELETE FROM chain WHERE height < ?1")?;
     prune.execute([lowest_kept])?;
@@ -102,6 +119,22 @@ pub fn recent(conn: &Connection) -> Result<Vec<(u32, BlockHash)>, StorageError> 
         .query_and_then([], |row| Ok((row.get(0)?, block_hash_at(row, 1)?)))?
         .collect::<Result<Vec<_>, StorageError>>()?;
     Ok(blocks)
+}
+
+/// The total work (`chainwork`) stored with the remembered block `hash`, if it is kept and its work
+/// is known (rows written before schema V4 have none).
+pub fn work_of(conn: &Connection, hash: &BlockHash) -> Result<Option<Work>, StorageError> {
+    let mut stmt = conn.prepare_cached("SELECT chainwork FROM chain WHERE hash = ?1")?;
+    let bytes: Option<Option<Vec<u8>>> = stmt
+        .query_row([hash.to_byte_array()], |row| row.get(0))
+        .optional()?;
+    let Some(bytes) = bytes.flatten() else {
+        return Ok(None);
+    };
+    let bytes = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        StorageError::Corrupt(format!("chainwork of block {hash}: {} bytes", bytes.len()))
+    })?;
+    Ok(Some(Work::from_be_bytes(bytes)))
 }
 
 /// Hash of the remembered block at `height`, if it is still kept.

@@ -91,3 +91,133 @@ fn classify(e: rusqlite::Error) -> StorageError {
         _ => StorageError::Sqlite(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Upgrades in place: a database written by the previous schema keeps everything.
+
+    use super::*;
+
+    /// A database at schema V3 (what teosd wrote before V4) holding a user, two appointments, a tracker
+    /// of each status V3 knew, a pending breach and remembered blocks with txids.
+    fn v3_database(path: &Path) {
+        let mut conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(3))
+            .run(&mut conn)
+            .unwrap();
+        let user = [2u8; 33];
+        conn.execute(
+            "INSERT INTO users VALUES (?1, 9998, 100, 4420)",
+            [user.as_slice()],
+        )
+        .unwrap();
+        for (n, delay) in [(1u8, 42), (2, 144), (3, 20)] {
+            conn.execute(
+                "INSERT INTO appointments VALUES (?1, ?2, ?3, x'00', ?4, 'sig', 100, 1)",
+                rusqlite::params![
+                    [n; 20].as_slice(),
+                    [n; 16].as_slice(),
+                    user.as_slice(),
+                    delay
+                ],
+            )
+            .unwrap();
+        }
+        for (n, status) in [(1u8, 0), (2, 2)] {
+            conn.execute(
+                "INSERT INTO trackers VALUES (?1, ?2, x'01', ?3, x'02', 105, ?4, 106)",
+                rusqlite::params![
+                    [n; 20].as_slice(),
+                    [n; 32].as_slice(),
+                    [n + 100; 32].as_slice(),
+                    status
+                ],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO pending_breaches VALUES (?1, ?2, ?3)",
+            rusqlite::params![
+                [3u8; 20].as_slice(),
+                [3u8; 32].as_slice(),
+                [9u8; 32].as_slice()
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO chain VALUES (107, ?1, ?2)",
+            rusqlite::params![[9u8; 32].as_slice(), [7u8; 64].as_slice()],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_v3_database_is_upgraded_in_place_keeping_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("teos.db");
+        v3_database(&path);
+
+        let conn = open_writer(&path).unwrap();
+        assert!(schema_version(&conn).unwrap() >= Some(4));
+        let count = |table: &str| -> i64 {
+            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count("users"), 1);
+        assert_eq!(count("appointments"), 3);
+        assert_eq!(count("trackers"), 2);
+        assert_eq!(count("pending_breaches"), 1);
+        assert_eq!(count("chain"), 1);
+        // Trackers keep their fields and get their appointment's to_self_delay.
+        let trackers: Vec<(Vec<u8>, i64, i64, i64, i64)> = conn
+            .prepare("SELECT uuid, status, status_height, dispute_height, to_self_delay FROM trackers ORDER BY uuid")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            trackers,
+            vec![
+                (vec![1; 20], 0, 106, 105, 42),
+                (vec![2; 20], 2, 106, 105, 144)
+            ]
+        );
+        // New columns are empty for old rows; the old txids are kept.
+        let (work, txids): (Option<Vec<u8>>, Option<Vec<u8>>) = conn
+            .query_row("SELECT chainwork, txids FROM chain", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((work, txids), (None, Some(vec![7; 64])));
+        let height: Option<i64> = conn
+            .query_row("SELECT block_height FROM pending_breaches", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(height, None);
+        // The rebuilt table still cascades from appointments, and accepts the new status.
+        conn.execute(
+            "UPDATE trackers SET status = 3 WHERE uuid = ?1",
+            [[1u8; 20].as_slice()],
+        )
+        .unwrap();
+        conn.execute(
+            "DELETE FROM appointments WHERE uuid = ?1",
+            [[1u8; 20].as_slice()],
+        )
+        .unwrap();
+        assert_eq!(count("trackers"), 1);
+        // Counters kept by V2's triggers still count.
+        let appointments: i64 = conn
+            .query_row(
+                "SELECT value FROM counters WHERE name = 'appointments'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(appointments, 2);
+    }
+}

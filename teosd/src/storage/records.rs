@@ -55,24 +55,30 @@ pub enum TrackerStatus {
     /// The dispute or the penalty left the chain at `status_height`; the penalty must be sent again.
     /// Stored as 2.
     Reorged,
+    /// bitcoind refused the penalty at `status_height` for a reason that may pass (fee too low, a
+    /// losing replacement, any refusal but missing inputs); it is sent again at every block until
+    /// `dispute_height + to_self_delay` (teosd's rule, ARCHITECTURE.md "Responding"). Stored as 3.
+    Rejected,
 }
 
 impl TrackerStatus {
-    /// The stored integer (0, 1, 2).
+    /// The stored integer (0, 1, 2, 3).
     pub fn to_db(self) -> i64 {
         match self {
             TrackerStatus::InMempool => 0,
             TrackerStatus::Confirmed => 1,
             TrackerStatus::Reorged => 2,
+            TrackerStatus::Rejected => 3,
         }
     }
 
-    /// Parses the stored integer; anything but 0, 1, 2 is [`StorageError::Corrupt`].
+    /// Parses the stored integer; anything but 0, 1, 2, 3 is [`StorageError::Corrupt`].
     pub fn from_db(value: i64) -> Result<TrackerStatus, StorageError> {
         match value {
             0 => Ok(TrackerStatus::InMempool),
             1 => Ok(TrackerStatus::Confirmed),
             2 => Ok(TrackerStatus::Reorged),
+            3 => Ok(TrackerStatus::Rejected),
             other => Err(corrupt("tracker status", other)),
         }
     }
@@ -97,6 +103,9 @@ pub struct TrackerRecord {
     pub status: TrackerStatus,
     /// Height the status refers to (see [`TrackerStatus`]).
     pub status_height: u32,
+    /// The appointment's `to_self_delay` (blocks): the penalty must confirm before
+    /// `dispute_height + to_self_delay`, when the cheater's output becomes spendable.
+    pub to_self_delay: u32,
 }
 
 /// One row of `pending_breaches`: a late appointment whose dispute was already on chain when it arrived.
@@ -108,6 +117,8 @@ pub struct PendingBreach {
     pub dispute_txid: Txid,
     /// Hash of the block holding the dispute.
     pub block_hash: BlockHash,
+    /// Height of that block; `None` for rows written before schema V4.
+    pub block_height: Option<u32>,
 }
 
 /// Reads column `idx` as a BLOB of exactly `N` bytes; another length is [`StorageError::Corrupt`].

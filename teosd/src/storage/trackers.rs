@@ -18,7 +18,7 @@ use super::records::{
 
 /// Column list matching [`from_row`].
 const COLUMNS: &str = "t.uuid, t.dispute_txid, t.dispute_tx, t.penalty_txid, t.penalty_tx, \
-                       t.dispute_height, t.status, t.status_height";
+                       t.dispute_height, t.status, t.status_height, t.to_self_delay";
 
 /// Maps a row selected with [`COLUMNS`].
 fn from_row(row: &Row<'_>) -> Result<TrackerRecord, StorageError> {
@@ -31,6 +31,7 @@ fn from_row(row: &Row<'_>) -> Result<TrackerRecord, StorageError> {
         dispute_height: row.get(5)?,
         status: TrackerStatus::from_db(row.get(6)?)?,
         status_height: row.get(7)?,
+        to_self_delay: row.get(8)?,
     })
 }
 
@@ -52,8 +53,8 @@ fn select(
 pub fn insert(conn: &Connection, record: &TrackerRecord) -> Result<(), StorageError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO trackers (uuid, dispute_txid, dispute_tx, penalty_txid, penalty_tx,
-                               dispute_height, status, status_height)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                               dispute_height, status, status_height, to_self_delay)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     stmt.execute(params![
         record.uuid.as_bytes(),
@@ -63,7 +64,8 @@ pub fn insert(conn: &Connection, record: &TrackerRecord) -> Result<(), StorageEr
         encode_tx(&record.penalty_tx),
         record.dispute_height,
         record.status.to_db(),
-        record.status_height
+        record.status_height,
+        record.to_self_delay
     ])?;
     Ok(())
 }

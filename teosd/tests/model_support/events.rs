@@ -37,6 +37,21 @@ pub enum Outage {
     Stall,
     /// Every call answers -28 (warm-up).
     Warmup,
+    /// Only `sendrawtransaction` is held.
+    StallSend,
+    /// `getblock` answers -5 "Block not found" twice (a block reorged out under the caller).
+    FailGetblock,
+}
+
+/// How bitcoind, restarted behind (as after `-reindex`), gets ahead of the tower again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behind {
+    /// Its held-back blocks come back (the tower must have waited, not disconnected).
+    Reconnect,
+    /// A branch with more work than the tower's tip is mined on the lower tip (followed).
+    Overtake,
+    /// teosd is restarted while bitcoind is behind, then the blocks come back.
+    TowerRestart,
 }
 
 /// One step of a sequence.
@@ -82,6 +97,12 @@ pub enum Event {
     Outage(Outage),
     /// Stop and start teosd.
     RestartTower(Stop),
+    /// bitcoind restarts `blocks` behind its tip (lower work, empty mempool): the tower must wait.
+    BitcoindBehind { blocks: u8, then: Behind },
+    /// bitcoind's mempool min fee rises above the wallet's 2 sat/vB for `blocks` blocks (penalties
+    /// refused with -26, kept and retried), optionally with a breach's dispute mined in the first
+    /// of them; then it falls and 6 more blocks are mined.
+    FeeSpike { blocks: u8, dispute: Option<u8> },
     /// SIGHUP (must only reopen the log), then a block the tower must process.
     Sighup,
 }
@@ -192,7 +213,9 @@ impl ReferenceStateMachine for Chain {
                 prop_oneof![
                     Just(Outage::Refuse),
                     Just(Outage::Stall),
-                    Just(Outage::Warmup)
+                    Just(Outage::Warmup),
+                    Just(Outage::StallSend),
+                    Just(Outage::FailGetblock),
                 ]
                 .prop_map(Event::Outage)
                 .boxed(),
@@ -209,6 +232,25 @@ impl ReferenceStateMachine for Chain {
                 .boxed(),
             ),
         ];
+        arms.push((
+            2,
+            (
+                1u8..=12,
+                prop_oneof![
+                    Just(Behind::Reconnect),
+                    Just(Behind::Overtake),
+                    Just(Behind::TowerRestart)
+                ],
+            )
+                .prop_map(|(blocks, then)| Event::BitcoindBehind { blocks, then })
+                .boxed(),
+        ));
+        arms.push((
+            1,
+            (1u8..=5, proptest::option::of(index()))
+                .prop_map(|(blocks, dispute)| Event::FeeSpike { blocks, dispute })
+                .boxed(),
+        ));
         if on.sighup {
             arms.push((1, Just(Event::Sighup).boxed()));
         }

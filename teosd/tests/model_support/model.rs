@@ -416,6 +416,20 @@ impl TowerModel {
         }
     }
 
+    /// Whether no tracked breach whose penalty is unconfirmed reaches its last retry
+    /// (`dispute_height + to_self_delay`) by `until`: a fee spike lasting until then only delays
+    /// penalties (the lead's rule: -26 is retried every block until that height, then dropped).
+    pub fn spike_safe(&self, facts: &ChainFacts, until: u32, to_self_delay: u32) -> bool {
+        self.appts
+            .iter()
+            .filter(|(_, a)| a.status == Status::Tracked)
+            .all(|(&(_, breach), _)| {
+                let dispute = facts.disputes.get(breach).and_then(TxState::block);
+                let penalty = facts.penalties.get(breach).and_then(TxState::block);
+                penalty.is_some() || dispute.is_none_or(|d| d.height + to_self_delay > until)
+            })
+    }
+
     /// Breaches whose penalty must be in bitcoind's mempool or chain now: tracked, dispute on the
     /// active chain, and no mempool loss in the last `retry_blocks` blocks.
     pub fn penalties_due(&self, facts: &ChainFacts) -> Vec<usize> {

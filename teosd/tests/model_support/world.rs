@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, Transaction, Txid};
-use bitcoind_sim::node::{BlockStatus, Node};
+use bitcoind_sim::node::{BlockStatus, Node, TxOrTxid};
 use bitcoind_sim::wallet::TestWallet;
 use teos_common::appointment::{Appointment, Locator};
 use teos_common::client::ClientError;
@@ -22,7 +22,7 @@ use teos_common::protos::teos::v2::GetTowerInfoResponse;
 use teos_common::protos::teos::v2::private_tower_services_client::PrivateTowerServicesClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use super::events::{Event, Outage, Stop};
+use super::events::{Behind, Event, Outage, Stop};
 use super::model::{
     AddAnswer, Blob, BlockRef, ChainFacts, GetAnswer, InfoAnswer, Params, TowerModel, TxState,
 };
@@ -51,6 +51,10 @@ const SYNC_DEADLINE: Duration = Duration::from_secs(90);
 const CHECK_DEADLINE: Duration = Duration::from_secs(20);
 /// Blocks mined at the end of every sequence.
 pub const FINAL_BLOCKS: u8 = 110;
+/// Mempool min fee during a fee spike (satoshis per 1000 vbytes): above the wallet's 2 sat/vB.
+const SPIKE_FEE: u64 = 10_000;
+/// `to_self_delay` of every appointment (`appointment_for`).
+const TO_SELF_DELAY: u32 = 42;
 /// How long a bitcoind fault lasts.
 const FAULT: Duration = Duration::from_millis(700);
 
@@ -492,10 +496,16 @@ impl World {
                     Outage::Refuse => faults.refuse_rpc(FAULT),
                     Outage::Stall => faults.stall_rpc(FAULT),
                     Outage::Warmup => faults.warmup(FAULT),
+                    Outage::StallSend => faults.stall_method("sendrawtransaction", FAULT),
+                    Outage::FailGetblock => {
+                        faults.fail_method("getblock", -5, "Block not found", Some(2))
+                    }
                 }
                 self.mine(1);
             }
             Event::RestartTower(stop) => self.restart_tower(stop),
+            Event::BitcoindBehind { blocks, then } => self.bitcoind_behind(u32::from(blocks), then),
+            Event::FeeSpike { blocks, dispute } => self.fee_spike(u32::from(blocks), dispute),
             Event::Sighup => {
                 let pid = self.tower().pid();
                 crate::common::signal(pid, "HUP");
@@ -610,6 +620,9 @@ impl World {
             got, expected,
             "user {user} breach {breach}: add_appointment"
         );
+        if matches!(got, AddAnswer::Accepted { .. }) {
+            count(&FIGURES.acknowledged, 1);
+        }
     }
 
     /// Reorgs never go below the tower's first block unless enabled, and never more than
@@ -660,6 +673,94 @@ impl World {
         self.tower = None;
         self.spawn_tower();
         self.model.tower_restarted();
+    }
+
+    /// bitcoind restarts behind (lower work, empty mempool); the tower must keep its tip while it
+    /// looks at bitcoind's (twice, counted on the simulator); then bitcoind gets ahead again.
+    fn bitcoind_behind(&mut self, blocks: u32, then: Behind) {
+        let tip = self.chain.height();
+        let blocks = blocks.min(tip.saturating_sub(self.start_height - BELOW_START));
+        if blocks == 0 {
+            return;
+        }
+        if then == Behind::TowerRestart {
+            self.stop_tower();
+            count(&FIGURES.tower_restarts, 1);
+        }
+        let sim = self.chain.sim.take().expect("bitcoind-sim stopped");
+        self.chain.sim = Some(sim.restart_behind(tip - blocks).unwrap());
+        self.model.mempool_lost();
+        count(&FIGURES.bitcoind_restarts, 1);
+        if then == Behind::TowerRestart {
+            self.tower = Some(TowerProcess::spawn_with(
+                &self.datadir,
+                self.api_port,
+                &[],
+                &[],
+                "",
+            ));
+            self.model.tower_restarted();
+        }
+        self.assert_waits();
+        if then == Behind::Overtake {
+            // More work than the tower's tip; the held-back blocks then come back as a stale branch.
+            self.mine(blocks + 1);
+        }
+        self.node().reconnect_stored(u32::MAX).unwrap();
+    }
+
+    /// While bitcoind's tip has less work than the tower's: the tower stays alive and at its tip
+    /// (checked after it has asked bitcoind for its best block twice more).
+    fn assert_waits(&mut self) {
+        let faults = self.chain.sim().faults();
+        let before = faults.calls("getbestblockhash");
+        let deadline = Instant::now() + CHECK_DEADLINE;
+        while self.chain.sim().faults().calls("getbestblockhash") < before + 2 {
+            self.assert_alive();
+            assert!(
+                Instant::now() < deadline,
+                "the tower did not look at bitcoind's tip within {CHECK_DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.assert_alive();
+        if let Some(info) = self.tower_info() {
+            assert_eq!(
+                info.best_block_hash,
+                self.tower_tip.to_byte_array(),
+                "the tower left its tip (height {}) for bitcoind's lower-work chain",
+                info.best_block_height
+            );
+        }
+    }
+
+    /// A fee spike (see [`Event::FeeSpike`]); skipped when a tracked penalty could reach its last
+    /// retry during it (then dropping it would be right, and the model does not follow retries).
+    fn fee_spike(&mut self, blocks: u32, dispute: Option<u8>) {
+        let facts = self.facts();
+        let until = facts.tip + blocks + 6;
+        if !self.model.spike_safe(&facts, until, TO_SELF_DELAY) {
+            return;
+        }
+        let node = self.node();
+        node.set_mempool_min_fee(SPIKE_FEE);
+        self.model.mempool_lost();
+        let mut blocks = blocks;
+        if let Some(b) = dispute.and_then(|d| self.pick(d))
+            && facts.disputes[b].block().is_none()
+        {
+            // Mined directly: a dispute paying less than the floor still confirms (another miner).
+            let script = self.next_script();
+            let tx = TxOrTxid::Tx(self.breaches[b].dispute.clone());
+            if node.generate_block(&script, vec![tx]).is_ok() {
+                blocks -= 1;
+                count(&FIGURES.blocks, 1);
+            }
+        }
+        self.mine(blocks);
+        self.wait_synced();
+        node.set_mempool_min_fee(0);
+        self.mine(6);
     }
 
     fn stop_tower(&mut self) {

@@ -259,3 +259,32 @@ fn a_late_appointment_whose_penalty_is_already_confirmed_completes_and_refunds()
         },
     ]);
 }
+
+/// Failed on 3faf63f (review #6: "the tower left its tip for bitcoind's lower-work chain").
+#[test]
+fn the_tower_waits_for_bitcoind_restarted_behind() {
+    replay(&[
+        Event::Mine { blocks: 3 },
+        Event::BitcoindBehind {
+            blocks: 3,
+            then: events::Behind::Reconnect,
+        },
+    ]);
+}
+
+/// Failed on 3faf63f (review R: a penalty refused with -26 dropped the appointment).
+#[test]
+fn a_penalty_refused_for_its_fee_is_kept_and_sent_once_fees_fall() {
+    replay(&[
+        Event::NewBreach,
+        Event::Appoint {
+            user: 0,
+            breach: 0,
+            blob: Blob::Good,
+        },
+        Event::FeeSpike {
+            blocks: 2,
+            dispute: Some(0),
+        },
+    ]);
+}

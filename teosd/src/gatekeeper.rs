@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension};
 use teos_common::appointment::UserId;
 use teos_common::errors::{ApiError, ErrorCode};
 
+use crate::carrier::Interrupted;
 use crate::config::{Config, defaults};
+use crate::listen::{ConnectedBlock, Decision, DisconnectedBlock, Listen};
 use crate::storage::records::UserRecord;
 use crate::storage::{StorageError, users};
 
@@ -92,6 +94,33 @@ pub fn remove_outdated(
     params: &SubscriptionParams,
 ) -> Result<Vec<UserId>, StorageError> {
     users::delete_outdated(conn, height, params.expiry_delta)
+}
+
+/// The Gatekeeper's block side (see [`Listen`]): users expire with the chain.
+pub struct Gatekeeper {
+    /// Blocks after expiry before a user's data is deleted (`expiry_delta`).
+    pub expiry_delta: u32,
+}
+
+impl Listen for Gatekeeper {
+    type Found = ();
+
+    /// Users outdated at this height are removed (see [`remove_outdated`]).
+    fn block_connected(
+        &self,
+        block: &ConnectedBlock<'_>,
+        _: Self::Found,
+    ) -> Result<Vec<Decision>, Interrupted> {
+        Ok(vec![Decision::RemoveOutdatedUsers {
+            height: block.height,
+            expiry_delta: self.expiry_delta,
+        }])
+    }
+
+    /// Nothing: a removed user stays removed (its data is gone), as in rust-teos.
+    fn block_disconnected(&self, _: &DisconnectedBlock, _: Self::Found) -> Vec<Decision> {
+        Vec::new()
+    }
 }
 
 /// Maps a storage failure to the answer a client gets: 503 / code 32, nothing stored (no receipt).

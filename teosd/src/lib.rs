@@ -12,6 +12,7 @@ pub mod chain_walker;
 pub mod config;
 pub mod daemon;
 pub mod gatekeeper;
+pub mod listen;
 pub mod locator_cache;
 pub mod logging;
 pub mod metrics;

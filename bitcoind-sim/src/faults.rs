@@ -10,8 +10,15 @@
 //! | [`Faults::refuse_rpc`] | the RPC listener and open connections are closed: connections are refused |
 //! | [`Faults::warmup`] | every call answers -28 "Loading block index…" (Core's `RPC_IN_WARMUP`) |
 //! | [`Faults::drop_zmq`] | ZMQ messages are not sent (their sequence numbers are still used, so gaps show) |
+//! | [`Faults::fail_method`] | calls of one JSON-RPC method answer a given JSON-RPC error (HTTP 500, as Core's errors) |
+//! | [`Faults::stall_method`] | calls of one JSON-RPC method are held until the stall ends, then answered |
+//!
+//! The per-method faults act after the warm-up check and before the method runs, so a failed call
+//! changes nothing in the node. [`Faults::calls`] and [`Faults::held_calls`] let a test see that a
+//! client made a call, or is waiting in a stalled one, without timing anything.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -42,6 +49,31 @@ pub struct FaultStatus {
     pub drop_zmq_next: u64,
     /// Milliseconds left of [`ZmqDrop::For`].
     pub drop_zmq_ms: u64,
+    /// Per-method faults ([`Faults::fail_method`], [`Faults::stall_method`]) and calls held now,
+    /// by method name; methods without any are left out.
+    pub methods: BTreeMap<String, MethodFaultStatus>,
+}
+
+/// The faults of one JSON-RPC method, in a [`FaultStatus`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MethodFaultStatus {
+    /// The error calls answer ([`Faults::fail_method`]), if any.
+    pub fail: Option<MethodFailure>,
+    /// Milliseconds left of [`Faults::stall_method`] (0 = not stalled).
+    pub stall_ms: u64,
+    /// Calls held by the stall right now.
+    pub held: u32,
+}
+
+/// The JSON-RPC error a failing method answers ([`Faults::fail_method`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MethodFailure {
+    /// JSON-RPC error code, e.g. -5 (Core's `RPC_INVALID_ADDRESS_OR_KEY`).
+    pub code: i32,
+    /// The error message, e.g. "Block not found".
+    pub message: String,
+    /// Calls still to fail; `None` = every call until cleared.
+    pub times: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -50,12 +82,22 @@ struct State {
     warmup_until: Option<Instant>,
     zmq_drop_next: u64,
     zmq_drop_until: Option<Instant>,
+    /// Method name → the error its calls answer.
+    failures: HashMap<String, MethodFailure>,
+    /// Method name → when its stall ends.
+    method_stalls: HashMap<String, Instant>,
+    /// Method name → calls held by its stall now (kept by [`Faults::clear`]).
+    held: HashMap<String, u32>,
+    /// Method name → calls received (kept by [`Faults::clear`]).
+    calls: HashMap<String, u64>,
 }
 
 /// The fault switchboard (thread-safe; shared behind an `Arc`).
 #[derive(Debug)]
 pub struct Faults {
     state: Mutex<State>,
+    /// Notified whenever a method stall is set or lifted, so held calls re-check it.
+    stall_changed: Condvar,
     /// When the RPC listener may accept again; `None` = not refusing. A watch channel so the
     /// server closes its listener the moment a refusal starts.
     refuse: watch::Sender<Option<Instant>>,
@@ -72,6 +114,7 @@ impl Faults {
     pub fn new() -> Faults {
         Faults {
             state: Mutex::new(State::default()),
+            stall_changed: Condvar::new(),
             refuse: watch::channel(None).0,
         }
     }
@@ -106,9 +149,71 @@ impl Faults {
         }
     }
 
-    /// Lifts every fault now.
+    /// Makes the next `times` calls of JSON-RPC `method` (`None`: every call until
+    /// [`Faults::clear`] or [`Faults::clear_method`]) answer the error `code`/`message` instead
+    /// of running. In JSON-RPC 1.0 the reply is HTTP 500 with
+    /// `{"result":null,"error":{"code":..,"message":..},"id":..}`, as Core answers every error
+    /// but -32600 (400) and -32601 (404). Use Core's own pairs to stay faithful, e.g. -5 "Block not
+    /// found", -1 "Block not available (pruned data)" (`getblock` of a pruned block), -5 "No such
+    /// mempool or blockchain transaction. Use gettransaction for wallet transactions.". Replaces an
+    /// earlier failure of the same method.
+    pub fn fail_method(&self, method: &str, code: i32, message: &str, times: Option<u32>) {
+        let failure = MethodFailure {
+            code,
+            message: message.to_owned(),
+            times,
+        };
+        if times == Some(0) {
+            self.state().failures.remove(method);
+            return;
+        }
+        self.state().failures.insert(method.to_owned(), failure);
+    }
+
+    /// Holds every call of JSON-RPC `method` arriving in the next `duration` (and those already
+    /// held) until the stall ends or is lifted ([`Faults::clear`], [`Faults::clear_method`]), then
+    /// answers it normally. Other methods are not held. A client waiting in such a call shows in
+    /// [`Faults::held_calls`].
+    pub fn stall_method(&self, method: &str, duration: Duration) {
+        self.state()
+            .method_stalls
+            .insert(method.to_owned(), Instant::now() + duration);
+        self.stall_changed.notify_all();
+    }
+
+    /// Lifts the faults of one method ([`Faults::fail_method`], [`Faults::stall_method`]); held
+    /// calls are answered now.
+    pub fn clear_method(&self, method: &str) {
+        let mut state = self.state();
+        state.failures.remove(method);
+        state.method_stalls.remove(method);
+        drop(state);
+        self.stall_changed.notify_all();
+    }
+
+    /// Calls of `method` held by [`Faults::stall_method`] right now.
+    pub fn held_calls(&self, method: &str) -> u32 {
+        self.state().held.get(method).copied().unwrap_or(0)
+    }
+
+    /// Calls of JSON-RPC `method` received (past authentication, each element of a batch
+    /// counted) since this switchboard was made, across restarts.
+    pub fn calls(&self, method: &str) -> u64 {
+        self.state().calls.get(method).copied().unwrap_or(0)
+    }
+
+    /// Lifts every fault now (the call counters stay).
     pub fn clear(&self) {
-        *self.state() = State::default();
+        let mut state = self.state();
+        let held = std::mem::take(&mut state.held);
+        let calls = std::mem::take(&mut state.calls);
+        *state = State {
+            held,
+            calls,
+            ..State::default()
+        };
+        drop(state);
+        self.stall_changed.notify_all();
         self.refuse.send_replace(None);
     }
 
@@ -119,13 +224,73 @@ impl Faults {
             until.map_or(0, |u| u.saturating_duration_since(now).as_millis() as u64)
         };
         let state = self.state();
+        let mut methods: BTreeMap<String, MethodFaultStatus> = BTreeMap::new();
+        for (method, failure) in &state.failures {
+            methods.entry(method.clone()).or_default().fail = Some(failure.clone());
+        }
+        for (method, until) in &state.method_stalls {
+            let ms = remaining(Some(*until));
+            if ms > 0 {
+                methods.entry(method.clone()).or_default().stall_ms = ms;
+            }
+        }
+        for (method, held) in &state.held {
+            if *held > 0 {
+                methods.entry(method.clone()).or_default().held = *held;
+            }
+        }
         FaultStatus {
             stall_rpc_ms: remaining(state.stall_until),
             refuse_rpc_ms: remaining(*self.refuse.borrow()),
             warmup_ms: remaining(state.warmup_until),
             drop_zmq_next: state.zmq_drop_next,
             drop_zmq_ms: remaining(state.zmq_drop_until),
+            methods,
         }
+    }
+
+    /// Called once per JSON-RPC call of `method`, on the thread that will run it: counts the
+    /// call, holds it while the method is stalled, then returns the error it must answer, if the
+    /// method is failing (consuming one of its `times`). Blocks; never call it on an async worker.
+    pub(crate) fn before_method(&self, method: &str) -> Result<(), MethodFailure> {
+        let mut state = self.state();
+        *state.calls.entry(method.to_owned()).or_default() += 1;
+        let mut holding = false;
+        loop {
+            let now = Instant::now();
+            let Some(until) = state
+                .method_stalls
+                .get(method)
+                .copied()
+                .filter(|u| *u > now)
+            else {
+                break;
+            };
+            if !holding {
+                holding = true;
+                *state.held.entry(method.to_owned()).or_default() += 1;
+            }
+            state = self
+                .stall_changed
+                .wait_timeout(state, until - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        if holding && let Some(held) = state.held.get_mut(method) {
+            *held = held.saturating_sub(1);
+        }
+        let Some(failure) = state.failures.get_mut(method) else {
+            return Ok(());
+        };
+        let answer = failure.clone();
+        match &mut failure.times {
+            None => {}
+            Some(1) => {
+                state.failures.remove(method);
+            }
+            Some(n) => *n -= 1,
+        }
+        Err(answer)
     }
 
     /// When a request arriving now may be answered, if a stall is active.
@@ -182,6 +347,66 @@ mod tests {
         faults.clear();
         assert_eq!(faults.status(), FaultStatus::default());
         assert!(!faults.take_zmq_drop());
+    }
+
+    #[test]
+    fn method_failure_counts_down_and_only_hits_its_method() {
+        let faults = Faults::new();
+        faults.fail_method("getblock", -5, "Block not found", Some(2));
+        assert!(faults.before_method("getblockhash").is_ok());
+        let failure = faults.before_method("getblock").unwrap_err();
+        assert_eq!(
+            (failure.code, failure.message.as_str()),
+            (-5, "Block not found")
+        );
+        assert_eq!(
+            faults.status().methods["getblock"]
+                .fail
+                .as_ref()
+                .unwrap()
+                .times,
+            Some(1)
+        );
+        assert!(faults.before_method("getblock").is_err());
+        assert!(faults.before_method("getblock").is_ok());
+        assert_eq!(faults.calls("getblock"), 3);
+        assert_eq!(faults.calls("getblockhash"), 1);
+        assert!(faults.status().methods.is_empty());
+    }
+
+    #[test]
+    fn method_failure_without_a_count_lasts_until_cleared_and_counters_survive() {
+        let faults = Faults::new();
+        faults.fail_method(
+            "sendrawtransaction",
+            -26,
+            "mempool min fee not met, 1 < 2",
+            None,
+        );
+        for _ in 0..5 {
+            assert!(faults.before_method("sendrawtransaction").is_err());
+        }
+        faults.clear();
+        assert!(faults.before_method("sendrawtransaction").is_ok());
+        assert_eq!(faults.calls("sendrawtransaction"), 6);
+    }
+
+    #[test]
+    fn method_stall_holds_until_lifted_and_is_visible_meanwhile() {
+        let faults = std::sync::Arc::new(Faults::new());
+        faults.stall_method("sendrawtransaction", Duration::from_secs(600));
+        let held = faults.clone();
+        let call = std::thread::spawn(move || held.before_method("sendrawtransaction"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while faults.held_calls("sendrawtransaction") == 0 {
+            assert!(Instant::now() < deadline, "the call was never held");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(faults.before_method("getblockcount").is_ok());
+        assert_eq!(faults.status().methods["sendrawtransaction"].held, 1);
+        faults.clear_method("sendrawtransaction");
+        assert!(call.join().unwrap().is_ok());
+        assert_eq!(faults.held_calls("sendrawtransaction"), 0);
     }
 
     #[test]

@@ -216,8 +216,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// Stops the running instance (if any) and starts a new one on the same ports.
-    pub(crate) fn restart(&self, keep_mempool: bool) -> Result<(), SimError> {
+    /// Stops the running instance (if any) and starts a new one on the same ports; with
+    /// `behind`, the node comes back with the blocks above that height held back
+    /// ([`Node::open_behind`]).
+    pub(crate) fn restart(&self, keep_mempool: bool, behind: Option<u32>) -> Result<(), SimError> {
         let mut instance = lock(&self.instance);
         if let Some(old) = instance.take() {
             old.stop()?;
@@ -229,6 +231,7 @@ impl Shared {
             &self.faults,
             &self.stop_request,
             keep_mempool,
+            behind,
         )?);
         Ok(())
     }
@@ -329,20 +332,26 @@ fn stop_callback(
     })
 }
 
-/// Starts one run: datadir, RPC listener, node, ZMQ, cookie, then the serving thread.
+/// Starts one run: datadir, RPC listener, node (behind when `behind` is set), ZMQ, cookie,
+/// then the serving thread.
 fn start_instance(
     config: &SimConfig,
     faults: &Arc<Faults>,
     stop_request: &Arc<StopRequest>,
     keep_mempool: bool,
+    behind: Option<u32>,
 ) -> Result<Instance, SimError> {
     prepare_datadir(&config.datadir, keep_mempool)?;
     let (listener, rpc_port) = bind_rpc(config.rpc_port)?;
-    let node = Arc::new(Node::open(NodeConfig {
+    let node_config = NodeConfig {
         datadir: config.datadir.clone(),
         txindex: config.txindex,
         persist_mempool: config.persist_mempool,
-    })?);
+    };
+    let node = Arc::new(match behind {
+        None => Node::open(node_config)?,
+        Some(height) => Node::open_behind(node_config, height)?,
+    });
     let (publisher, cookie) = start_services(config, &node, faults).inspect_err(|_| {
         let _ = node.close();
     })?;
@@ -426,7 +435,7 @@ impl Simulator {
     pub fn start(config: SimConfig) -> Result<Simulator, SimError> {
         let faults = Arc::new(Faults::new());
         let stop_request = Arc::new(StopRequest::default());
-        let instance = start_instance(&config, &faults, &stop_request, true)?;
+        let instance = start_instance(&config, &faults, &stop_request, true, None)?;
         let mut resolved = config.clone();
         resolved.rpc_port = instance.rpc_port;
         resolved.zmq_endpoints = instance.zmq.clone();
@@ -563,7 +572,22 @@ impl Simulator {
     /// cookie. With `keep_mempool` false the node comes back with an empty mempool (as after a
     /// crash or with `-persistmempool=0`).
     pub fn restart(self, keep_mempool: bool) -> Result<Simulator, SimError> {
-        self.shared.restart(keep_mempool)?;
+        self.shared.restart(keep_mempool, None)?;
+        Ok(self)
+    }
+
+    /// Stops and starts again BEHIND, as after `bitcoind -reindex` or a restore from an older
+    /// snapshot: same ports, a new cookie, an empty mempool, and an active chain ending at
+    /// `visible_height` (when that many blocks are stored); the stored blocks above it are out
+    /// of the block index until [`Node::reconnect_stored`] hands them in again, one call at a
+    /// time, with the same hashes and the usual ZMQ notifications, so the chain later passes
+    /// the old tip. `getblockheader` and `getblockchaininfo` report the lower tip's `chainwork`
+    /// meanwhile. Errors: as [`Simulator::restart`].
+    ///
+    /// Simplifications: `headers` equals `blocks` (no peers announce the held-back headers) and
+    /// `initialblockdownload` follows the tip's age as usual (Core reports true while reindexing).
+    pub fn restart_behind(self, visible_height: u32) -> Result<Simulator, SimError> {
+        self.shared.restart(false, Some(visible_height))?;
         Ok(self)
     }
 }

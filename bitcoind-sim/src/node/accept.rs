@@ -1,6 +1,6 @@
 //! Mempool acceptance as Bitcoin Core's `BroadcastTransaction` + `AcceptToMemoryPool` do it, in
 //! Core's check order and with its codes and messages (`PreChecks`, `CheckTxInputs`,
-//! `CheckFeeRate`, `ReplacementChecks`). Scripts and signatures are not verified (documented
+//! `CheckFeeRate` with the dynamic mempool minimum fee of `min_fee.rs`, `ReplacementChecks`). Scripts and signatures are not verified (documented
 //! simplification); cluster-size limits are not enforced.
 
 use std::collections::HashSet;
@@ -178,6 +178,13 @@ impl State {
         let vsize = tx.vsize() as u64;
         if fee != 0 && policy::dust_outputs(tx) > 0 {
             return Err(rejected("dust", "tx with dust output must be 0-fee"));
+        }
+        let reject_fee = self.mempool_reject_fee(vsize);
+        if !opts.bypass_limits && reject_fee > 0 && fee < reject_fee {
+            return Err(rejected(
+                "mempool min fee not met",
+                format!("{fee} < {reject_fee}"),
+            ));
         }
         let min_fee = policy::fee_at(policy::MIN_RELAY_FEE_PER_KVB, vsize);
         if !opts.bypass_limits && fee < min_fee {

@@ -8,7 +8,8 @@
 //!
 //! Inside: `chain` (block tree, work, active chain), `coins` (UTXO set and undo data),
 //! `validation` (block checks and input checks), `mempool` (storage and relatives), `accept`
-//! (AcceptToMemoryPool), `policy` (standardness, dust, fees), `mining` (coinbase, templates,
+//! (AcceptToMemoryPool), `min_fee` (a full mempool's dynamic minimum fee), `policy` (standardness,
+//! dust, fees), `mining` (coinbase, templates,
 //! proof of work), `store` (files under `<datadir>/regtest/`), `state` (the locked state and the
 //! chain-changing operations), `queries` (read views and block building).
 //!
@@ -22,6 +23,7 @@ mod accept;
 mod chain;
 mod coins;
 mod mempool;
+mod min_fee;
 mod mining;
 mod policy;
 mod queries;
@@ -240,10 +242,40 @@ impl Node {
     /// (re-validating each transaction). Errors: [`NodeError::Storage`] for unreadable or corrupt
     /// files.
     pub fn open(config: NodeConfig) -> Result<Node, NodeError> {
-        let state = state::State::open(config)?;
+        let state = state::State::open(config, None)?;
         Ok(Node {
             state: Mutex::new(state),
         })
+    }
+
+    /// [`Node::open`], but the node comes back behind, as after `bitcoind -reindex` (while it
+    /// re-reads its block files) or a restore from an older snapshot: stored blocks above
+    /// `visible_height` are held back, out of the block index (`getblockheader`, `getblock`,
+    /// `getblockhash` of them answer as for unknown blocks: -5 "Block not found", -8 "Block height
+    /// out of range"; their transactions are unknown to `getrawtransaction`), so the active
+    /// chain ends at `visible_height` (or at the best stored chain below it) with that chain's
+    /// `chainwork`. [`Node::reconnect_stored`] hands them back in, with the same hashes. The block
+    /// files are not changed: a later plain [`Node::open`] sees every block again (the reindex
+    /// finished while the node was down).
+    pub fn open_behind(config: NodeConfig, visible_height: u32) -> Result<Node, NodeError> {
+        let state = state::State::open(config, Some(visible_height))?;
+        Ok(Node {
+            state: Mutex::new(state),
+        })
+    }
+
+    /// After [`Node::open_behind`]: processes the next `n` held-back blocks again, in the order
+    /// they were first stored (parents first), as if they had just arrived: the best chain is
+    /// activated as usual (a reorg when they make a heavier branch) and ZMQ publishes each
+    /// connected block. Returns the hashes handed in (fewer than `n` when none are left).
+    /// Errors: [`NodeError::Storage`].
+    pub fn reconnect_stored(&self, n: u32) -> Result<Vec<BlockHash>, NodeError> {
+        self.lock().reconnect_stored(n)
+    }
+
+    /// Stored blocks still held back since [`Node::open_behind`] (0 otherwise).
+    pub fn held_back_blocks(&self) -> usize {
+        self.lock().held_back()
     }
 
     /// A poisoned lock still holds consistent state (no operation panics half-way by design),
@@ -376,6 +408,24 @@ impl Node {
             .iter()
             .map(|e| e.txid)
             .collect()
+    }
+
+    /// Sets the dynamic mempool minimum fee a full mempool has (`sat_per_kvb` satoshis per 1000
+    /// vbytes; 0 = none, the default). While set, a transaction paying less than that rate for
+    /// its size (but at least the incremental relay fee, 100 sat/kvB) is refused with -26
+    /// "mempool min fee not met, <fee> < <required fee>" (satoshis), before the min relay fee
+    /// check, as Core's `CheckFeeRate`; transactions of disconnected blocks are exempt (Core's
+    /// `bypass_limits`). Mempool transactions paying less are evicted (reported removed, 'R'), as
+    /// Core's `TrimToSize`. `getmempoolinfo` reports it as `mempoolminfee`. Setting it lower
+    /// (or 0) lowers it at once; it does not decay by itself.
+    pub fn set_mempool_min_fee(&self, sat_per_kvb: u64) {
+        self.lock().set_mempool_min_fee(sat_per_kvb);
+    }
+
+    /// `getmempoolinfo`'s `mempoolminfee` in satoshis per 1000 vbytes: the dynamic minimum
+    /// ([`Node::set_mempool_min_fee`]) or the min relay fee (100), whichever is higher.
+    pub fn mempool_min_fee(&self) -> u64 {
+        self.lock().mempool_min_fee()
     }
 
     /// One mempool entry with its ancestor/descendant totals.

@@ -3,7 +3,7 @@
 //! point), invalidate and reconsider blocks, keep the mempool consistent, and emit events in the
 //! order Core's validation interface does.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,12 +65,21 @@ pub(crate) struct State {
     pub ibd: bool,
     /// Why a block failed to connect (for submitblock's answer).
     fail_reasons: HashMap<usize, BlockReject>,
+    /// Stored blocks left out of the tree by a restart behind, in stored order (parents first).
+    held_back: VecDeque<Block>,
+    /// Flag records of the held-back blocks, in log order.
+    held_flags: Vec<(FlagOp, BlockHash)>,
+    /// The floor a full mempool sets (satoshis per 1000 vbytes, 0 = none; see `min_fee.rs`).
+    pub rolling_min_fee: u64,
 }
 
 impl State {
     /// Opens the store, replays blocks and flags, rebuilds the UTXO set along the best chain,
     /// and loads `mempool.dat` when `persist_mempool`.
-    pub fn open(config: NodeConfig) -> Result<State, NodeError> {
+    ///
+    /// With `visible_height`, stored blocks above that height are held back (not in the block
+    /// tree) until [`State::reconnect_stored`] hands them in again: the node restarted behind.
+    pub fn open(config: NodeConfig, visible_height: Option<u32>) -> Result<State, NodeError> {
         let (mut store, loaded) = Store::open(&config.datadir)?;
         let genesis = bitcoin::constants::genesis_block(Network::Regtest);
         let mut blocks = loaded.blocks.into_iter();
@@ -85,22 +94,35 @@ impl State {
             }
         }
         let mut tree = BlockTree::new(genesis);
+        let mut held_back = VecDeque::new();
+        let mut held_hashes = HashSet::new();
         for block in blocks {
-            if tree.lookup(&block.header.prev_blockhash).is_none() {
+            let parent = block.header.prev_blockhash;
+            if held_hashes.contains(&parent) {
+                held_hashes.insert(block.block_hash());
+                held_back.push_back(block);
+                continue;
+            }
+            let Some(parent_idx) = tree.lookup(&parent) else {
                 tracing::warn!(hash = %block.block_hash(), "stored block with unknown parent ignored");
+                continue;
+            };
+            if visible_height.is_some_and(|h| tree.node(parent_idx).height >= h) {
+                held_hashes.insert(block.block_hash());
+                held_back.push_back(block);
                 continue;
             }
             tree.insert(block);
         }
+        let mut held_flags = Vec::new();
         for (op, hash) in loaded.flags {
             let Some(idx) = tree.lookup(&hash) else {
+                if held_hashes.contains(&hash) {
+                    held_flags.push((op, hash));
+                }
                 continue;
             };
-            match op {
-                FlagOp::Failed => tree.set_failed(idx),
-                FlagOp::Reconsider => tree.clear_failed(idx),
-                FlagOp::Validated => tree.node_mut(idx).validated = true,
-            }
+            apply_flag(&mut tree, op, idx);
         }
         let mut state = State {
             config,
@@ -114,6 +136,9 @@ impl State {
             subscribers: Vec::new(),
             ibd: true,
             fail_reasons: HashMap::new(),
+            rolling_min_fee: 0,
+            held_back,
+            held_flags,
         };
         let genesis_idx = state.tree.tip();
         let genesis_block = state.tree.node(genesis_idx).block.clone();
@@ -125,6 +150,57 @@ impl State {
             state.load_mempool()?;
         }
         Ok(state)
+    }
+
+    /// Hands the next `n` held-back blocks (see [`State::open`]) to block processing again, in
+    /// the order they were first stored, without storing them twice; returns their hashes.
+    /// Their invalidate/reconsider flags are replayed as each one is back in the tree, before
+    /// the best chain is activated.
+    pub fn reconnect_stored(&mut self, n: u32) -> Result<Vec<BlockHash>, NodeError> {
+        let mut hashes = Vec::new();
+        for _ in 0..n {
+            let Some(block) = self.held_back.pop_front() else {
+                break;
+            };
+            let hash = block.block_hash();
+            self.restore_block(block)?;
+            hashes.push(hash);
+        }
+        Ok(hashes)
+    }
+
+    /// Puts a held-back block back in the tree as [`State::open`] does for stored blocks (it was
+    /// checked when first stored), replays its flags, then activates the best chain.
+    fn restore_block(&mut self, block: Block) -> Result<(), NodeError> {
+        if self.tree.lookup(&block.block_hash()).is_some() {
+            return Ok(());
+        }
+        if self.tree.lookup(&block.header.prev_blockhash).is_none() {
+            tracing::warn!(hash = %block.block_hash(), "stored block with unknown parent ignored");
+            return Ok(());
+        }
+        let idx = self.tree.insert(block);
+        self.replay_held_flags(idx);
+        self.activate_best_chain()
+    }
+
+    /// Applies the flag records of a block handed back in by [`State::reconnect_stored`].
+    fn replay_held_flags(&mut self, idx: usize) {
+        let hash = self.tree.node(idx).hash;
+        let flags: Vec<FlagOp> = self
+            .held_flags
+            .iter()
+            .filter(|(_, h)| *h == hash)
+            .map(|(op, _)| *op)
+            .collect();
+        for op in flags {
+            apply_flag(&mut self.tree, op, idx);
+        }
+    }
+
+    /// Stored blocks still held back after a restart behind.
+    pub fn held_back(&self) -> usize {
+        self.held_back.len()
     }
 
     fn load_mempool(&mut self) -> Result<(), NodeError> {
@@ -514,5 +590,14 @@ impl State {
         self.fail_reasons.retain(|i, _| self.tree.node(*i).failed);
         self.store.append_flag(FlagOp::Reconsider, &hash)?;
         self.activate_best_chain()
+    }
+}
+
+/// Applies one record of the block-flag log to `idx`.
+fn apply_flag(tree: &mut BlockTree, op: FlagOp, idx: usize) {
+    match op {
+        FlagOp::Failed => tree.set_failed(idx),
+        FlagOp::Reconsider => tree.clear_failed(idx),
+        FlagOp::Validated => tree.node_mut(idx).validated = true,
     }
 }

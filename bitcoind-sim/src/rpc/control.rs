@@ -9,8 +9,12 @@
 //! | `POST /faults/refuse` | `{"seconds": N}` | close the RPC port for N seconds |
 //! | `POST /faults/warmup` | `{"seconds": N}` | answer -28 for N seconds |
 //! | `POST /faults/drop_zmq` | `{"count": N}` or `{"seconds": N}` | drop ZMQ messages |
+//! | `POST /faults/fail_method` | `{"method": M, "code": C, "message": S, "times": N}` (`times` optional) | calls of M answer error C/S |
+//! | `POST /faults/stall_method` | `{"method": M, "seconds": N}` | hold calls of M for N seconds |
+//! | `POST /faults/clear_method` | `{"method": M}` | lift the faults of M |
 //! | `POST /faults/clear` | | lift every fault |
-//! | `POST /restart` | `{"keep_mempool": bool}` (default true) | restart: same ports, new cookie |
+//! | `POST /restart` | `{"keep_mempool": bool}` (default true), `{"visible_height": H}` | restart: same ports, new cookie; with H, behind (see [`Simulator::restart_behind`]) |
+//! | `POST /reconnect` | `{"blocks": N}` (default 1) | after a restart behind, connect the next N stored blocks again |
 //! | `POST /mine` | `{"blocks": N}` (default 1) | mine N blocks to the simulator's address |
 //!
 //! Answers are JSON: the status object, or `{"error": "..."}` with HTTP 400/500.
@@ -100,6 +104,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/faults/{fault}", post(fault))
         .route("/restart", post(restart))
         .route("/mine", post(mine))
+        .route("/reconnect", post(reconnect))
         .with_state(shared)
 }
 
@@ -159,6 +164,27 @@ fn body_json<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, C
 struct FaultBody {
     seconds: Option<f64>,
     count: Option<u64>,
+    method: Option<String>,
+    code: Option<i32>,
+    message: Option<String>,
+    times: Option<u32>,
+}
+
+fn method_name(body: &FaultBody) -> Result<&str, ControlError> {
+    body.method
+        .as_deref()
+        .ok_or_else(|| bad_request("expected {\"method\": \"<JSON-RPC method>\"}"))
+}
+
+fn fail_method(faults: &crate::faults::Faults, body: &FaultBody) -> Result<(), ControlError> {
+    let method = method_name(body)?;
+    let (Some(code), Some(message)) = (body.code, body.message.as_deref()) else {
+        return Err(bad_request(
+            "expected {\"method\": M, \"code\": C, \"message\": S} (\"times\": N optional)",
+        ));
+    };
+    faults.fail_method(method, code, message, body.times);
+    Ok(())
 }
 
 fn seconds(body: &FaultBody) -> Result<Duration, ControlError> {
@@ -182,6 +208,9 @@ async fn fault(
             Some(n) => faults.drop_zmq(ZmqDrop::Next(n)),
             None => faults.drop_zmq(ZmqDrop::For(seconds(&body)?)),
         },
+        "fail_method" => fail_method(faults, &body)?,
+        "stall_method" => faults.stall_method(method_name(&body)?, seconds(&body)?),
+        "clear_method" => faults.clear_method(method_name(&body)?),
         "clear" => faults.clear(),
         other => {
             return Err(ControlError(
@@ -196,13 +225,16 @@ async fn fault(
 #[derive(Deserialize, Default)]
 struct RestartBody {
     keep_mempool: Option<bool>,
+    visible_height: Option<u32>,
 }
 
 async fn restart(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response, ControlError> {
     let body: RestartBody = body_json(&body)?;
-    let keep = body.keep_mempool.unwrap_or(true);
+    // A restart behind always comes back with an empty mempool (see `Simulator::restart_behind`).
+    let keep = body.keep_mempool.unwrap_or(true) && body.visible_height.is_none();
+    let behind = body.visible_height;
     let worker = shared.clone();
-    tokio::task::spawn_blocking(move || worker.restart(keep))
+    tokio::task::spawn_blocking(move || worker.restart(keep, behind))
         .await
         .map_err(internal)?
         .map_err(internal)?;
@@ -222,6 +254,25 @@ async fn mine(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response
     let script = Simulator::mining_address().script_pubkey();
     let blocks = body.blocks.unwrap_or(1);
     let hashes = tokio::task::spawn_blocking(move || node.generate_to_script(blocks, &script))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    let hashes: Vec<String> = hashes.iter().map(ToString::to_string).collect();
+    Ok(axum::Json(json!({"blocks": hashes})).into_response())
+}
+
+/// `POST /reconnect {"blocks": N}`: [`crate::node::Node::reconnect_stored`]; answers
+/// `{"blocks": [hashes handed back in]}`.
+async fn reconnect(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<Response, ControlError> {
+    let body: MineBody = body_json(&body)?;
+    let node = shared
+        .node()
+        .ok_or_else(|| internal(SimError::NotRunning))?;
+    let blocks = body.blocks.unwrap_or(1);
+    let hashes = tokio::task::spawn_blocking(move || node.reconnect_stored(blocks))
         .await
         .map_err(internal)?
         .map_err(internal)?;

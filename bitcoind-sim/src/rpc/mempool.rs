@@ -259,7 +259,8 @@ pub fn getmempoolinfo(ctx: &RpcContext, _: &Args) -> Result<Json, RpcError> {
         usage: 64 + entries.iter().map(|e| e.weight + 400).sum::<u64>(),
         total_fee: btc(total_fee),
         maxmempool: 300_000_000,
-        mempoolminfee: MIN_RELAY_FEE_BTC_KVB,
+        // Satoshis per kvB to BTC per kvB; 100 (the min relay fee) unless a floor is set.
+        mempoolminfee: ctx.node.mempool_min_fee() as f64 / 1e8,
         minrelaytxfee: MIN_RELAY_FEE_BTC_KVB,
         incrementalrelayfee: MIN_RELAY_FEE_BTC_KVB,
         // No peers ever ask for a transaction, so every one stays unbroadcast (see json.rs).

@@ -50,12 +50,18 @@ pub(crate) struct RpcContext {
 }
 
 impl RpcContext {
-    /// Runs one request: warm-up check, method lookup, parameter checks, then the method.
+    /// Runs one request: warm-up check, the method's injected faults (a stall holds this
+    /// blocking thread; a failure answers its error), method lookup, parameter checks, then the
+    /// method.
     pub fn execute(&self, request: &Request) -> Result<Json, RpcError> {
         if let Some(message) = self.warmup_status() {
             return Err(RpcError::new(RPC_IN_WARMUP, message));
         }
         tracing::debug!(method = %request.method, "rpc call");
+        if let Err(failure) = self.faults.before_method(&request.method) {
+            tracing::debug!(method = %request.method, code = failure.code, "rpc call failed (fault)");
+            return Err(RpcError::new(failure.code, failure.message));
+        }
         #[cfg(test)]
         if let Some(hook) = &self.before_method {
             hook(request);

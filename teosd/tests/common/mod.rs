@@ -382,3 +382,243 @@ pub fn error_code(result: Result<impl std::fmt::Debug, ClientError>) -> (u16, u8
         other => panic!("expected an API error, got {other:?}"),
     }
 }
+
+// ---- Chain-regression helpers (e2e_chain_regressions*): the admin view of the tower, its
+// ---- process state, and blocks mined by "another miner".
+
+/// What the admin API's `get_tower_info` says about the tower.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TowerInfo {
+    /// Height of the last block the tower processed.
+    pub height: u32,
+    /// Its hash.
+    pub hash: bitcoin::BlockHash,
+    pub users: u32,
+    pub appointments: u32,
+    pub trackers: u32,
+    pub bitcoind_reachable: bool,
+}
+
+/// A client of the tower's admin gRPC API, with the certificates teosd wrote in its data dir.
+pub struct Admin {
+    rt: tokio::runtime::Runtime,
+    client:
+        teos_common::protos::teos::v2::private_tower_services_client::PrivateTowerServicesClient<
+            tonic::transport::Channel,
+        >,
+}
+
+impl Admin {
+    /// Connects (lazily) to the `rpc_port` of `tower`'s `teos.toml`.
+    pub fn connect(tower: &TowerProcess) -> Admin {
+        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+        let dir = &tower.datadir;
+        let text = std::fs::read_to_string(dir.join("teos.toml")).unwrap();
+        let port: u16 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("rpc_port = "))
+            .expect("no rpc_port in teos.toml")
+            .trim()
+            .parse()
+            .unwrap();
+        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+        let tls = ClientTlsConfig::new()
+            .domain_name("localhost")
+            .ca_certificate(Certificate::from_pem(read("ca.pem")))
+            .identity(Identity::from_pem(
+                read("client.pem"),
+                read("client-key.pem"),
+            ));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let channel = {
+            let _guard = rt.enter();
+            Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect_lazy()
+        };
+        Admin {
+            rt,
+            client: teos_common::protos::teos::v2::private_tower_services_client::PrivateTowerServicesClient::new(channel),
+        }
+    }
+
+    /// `get_tower_info`, or `None` when the call fails (teosd down or not serving yet).
+    pub fn info(&self) -> Option<TowerInfo> {
+        use bitcoin::hashes::Hash;
+        let mut client = self.client.clone();
+        let info = self
+            .rt
+            .block_on(client.get_tower_info(()))
+            .ok()?
+            .into_inner();
+        let hash = <[u8; 32]>::try_from(info.best_block_hash.as_slice()).ok()?;
+        Some(TowerInfo {
+            height: info.best_block_height,
+            hash: bitcoin::BlockHash::from_byte_array(hash),
+            users: info.n_registered_users,
+            appointments: info.n_watcher_appointments,
+            trackers: info.n_responder_trackers,
+            bitcoind_reachable: info.bitcoind_reachable,
+        })
+    }
+}
+
+impl TowerProcess {
+    /// Panics, with the exit status and the last log lines, if teosd has exited.
+    pub fn assert_running(&mut self, what: &str) {
+        let Some(child) = self.child.as_mut() else {
+            panic!("teosd is not running ({what})");
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            let logs = self.logs();
+            let tail = logs[logs.len().saturating_sub(8)..].join("\n");
+            panic!("teosd exited with {status} while {what}; last log lines:\n{tail}");
+        }
+    }
+
+    /// Starts teosd on an existing data dir (config already written) and waits (bounded by
+    /// [`SOON`]) until its public API answers `GET /ping`, panicking at once if it exits (a
+    /// refused start). Unlike [`TowerProcess::spawn`] it does not read the log.
+    pub fn spawn_serving(datadir: &Path, api_port: u16) -> TowerProcess {
+        let mut tower = Self::spawn_with(datadir, api_port, &[], &[], "");
+        let deadline = Instant::now() + SOON;
+        loop {
+            tower.assert_running("starting");
+            if tower.answers_ping() {
+                return tower;
+            }
+            assert!(Instant::now() < deadline, "teosd never started serving");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether `GET /ping` on the public API answers 200 now.
+    pub fn answers_ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.api_port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let request = "GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.1 200")
+    }
+
+    /// Waits (bounded by [`SOON`]) until the last block the tower processed is bitcoind's best
+    /// block, read through the admin API; panics at once if teosd exits meanwhile.
+    pub fn wait_at_tip(&mut self, admin: &Admin, chain: &Chain) -> TowerInfo {
+        let deadline = Instant::now() + SOON;
+        loop {
+            self.assert_running("waiting for it to reach bitcoind's tip");
+            let best = chain.sim().node().best_block_hash();
+            let info = admin.info();
+            if let Some(info) = info.filter(|i| i.hash == best) {
+                return info;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {SOON:?} waiting for the tower at bitcoind's tip {} (height {}); \
+                 the tower says {:?}",
+                best,
+                chain.height(),
+                admin.info()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Chain {
+    /// Mines `n` blocks paying another miner (`seed` picks it), so they differ from any block
+    /// [`Chain::mine`] built on the same parent (a rebuilt invalidated block would be refused).
+    pub fn mine_elsewhere(&self, n: u32, seed: u64) -> Vec<bitcoin::BlockHash> {
+        let miner = TestWallet::new(seed);
+        self.sim()
+            .node()
+            .generate_to_script(n, &miner.script_pubkey())
+            .unwrap()
+    }
+
+    /// Mines one block holding exactly `txs` (they need not be in the mempool), paying the
+    /// miner of `seed`.
+    pub fn mine_with(&self, txs: &[Transaction], seed: u64) -> bitcoin::BlockHash {
+        let miner = TestWallet::new(seed);
+        let txs = txs
+            .iter()
+            .cloned()
+            .map(bitcoind_sim::node::TxOrTxid::Tx)
+            .collect();
+        self.sim()
+            .node()
+            .generate_block(&miner.script_pubkey(), txs)
+            .unwrap()
+    }
+
+    /// Restarts bitcoind-sim behind, at `visible_height` (see `Simulator::restart_behind`).
+    pub fn restart_behind(&mut self, visible_height: u32) {
+        let sim = self.sim.take().expect("simulator stopped");
+        self.sim = Some(sim.restart_behind(visible_height).unwrap());
+    }
+}
+
+/// What `get_appointment` says about `locator`: "being_watched", "dispute_responded",
+/// "not_found" (404, code 36), or the error.
+pub fn appointment_state(user: &User, locator: &Locator) -> String {
+    // A pooled keep-alive connection the tower closed after its idle timeout fails once at
+    // the transport level: ask again on a new one.
+    let mut answer = user.get(locator);
+    for _ in 0..2 {
+        if !matches!(answer, Err(ClientError::Transport(_))) {
+            break;
+        }
+        answer = user.get(locator);
+    }
+    match answer {
+        Ok(GetAppointmentResponse::BeingWatched(_)) => "being_watched".into(),
+        Ok(GetAppointmentResponse::DisputeResponded(_)) => "dispute_responded".into(),
+        Err(ClientError::Api { status: 404, error }) if error.code.as_u8() == 36 => {
+            "not_found".into()
+        }
+        Err(e) => format!("error: {e:?}"),
+    }
+}
+
+/// Waits (bounded by [`SOON`]) until [`appointment_state`] of `locator` is `expected`; the panic
+/// message says what it was instead.
+pub fn wait_for_state(user: &User, locator: &Locator, expected: &str) {
+    let deadline = Instant::now() + SOON;
+    loop {
+        let state = appointment_state(user, locator);
+        if state == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {SOON:?} waiting for the appointment to be {expected}; it is {state}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (bounded by [`SOON`]) until `penalty` is in bitcoind's mempool or mined; the panic
+/// message says what the tower says about `locator` meanwhile.
+pub fn wait_for_penalty(chain: &Chain, penalty: &Txid, user: &User, locator: &Locator) {
+    let deadline = Instant::now() + SOON;
+    while !(chain.in_mempool(penalty) || chain.confirmations(penalty) > 0) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {SOON:?} waiting for the penalty {penalty}; the appointment is {}",
+            appointment_state(user, locator)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

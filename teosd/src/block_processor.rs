@@ -622,8 +622,12 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                     continue;
                 }
             }
+            // Sleep until woken, the poll interval, or the next late appointment retry.
             let slept = Instant::now();
-            while !wakeup.wait(Duration::from_secs(1)) && slept.elapsed() < poll_interval {
+            let nap = self.late.next_retry().map_or(poll_interval, |at| {
+                at.saturating_duration_since(slept).min(poll_interval)
+            });
+            while !wakeup.wait(Duration::from_secs(1).min(nap)) && slept.elapsed() < nap {
                 self.heartbeat.beat();
                 if self.shutdown.is_triggered() {
                     break;

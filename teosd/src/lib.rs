@@ -18,6 +18,7 @@ pub mod notify;
 pub mod responder;
 pub mod shutdown;
 pub mod storage;
+pub mod thread;
 pub mod tls;
 pub mod tower;
 pub mod watched_locators;

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
     }
 
     let shutdown = Arc::new(Shutdown::new());
+    // A thread that panics or fails stops the tower, which then exits 1 (see teosd::thread).
+    teosd::thread::stop_on_failure(shutdown.clone());
     if let Err(e) = watch_signals(shutdown.clone()) {
         tracing::error!("cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
@@ -46,22 +48,21 @@ fn main() -> ExitCode {
 /// SIGINT/SIGTERM start a graceful shutdown; a second one exits at once. SIGHUP reopens the log file.
 fn watch_signals(shutdown: Arc<Shutdown>) -> std::io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut received = 0;
-            for signal in signals.forever() {
-                received += 1;
-                if received == 1 {
-                    tracing::info!(
-                        "signal {signal} received, shutting down (send it again to exit at once)"
-                    );
-                    shutdown.trigger();
-                } else {
-                    tracing::warn!("second signal {signal}: exiting now");
-                    std::process::exit(130);
-                }
+    teosd::thread::spawn("signals", move || {
+        let mut received = 0;
+        for signal in signals.forever() {
+            received += 1;
+            if received == 1 {
+                tracing::info!(
+                    "signal {signal} received, shutting down (send it again to exit at once)"
+                );
+                shutdown.trigger();
+            } else {
+                tracing::warn!("second signal {signal}: exiting now");
+                std::process::exit(130);
             }
-        })?;
+        }
+        Ok(())
+    })?;
     Ok(())
 }

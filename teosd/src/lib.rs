@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod notify;
 pub mod responder;
 pub mod shutdown;
+pub mod signals;
 pub mod storage;
 pub mod thread;
 pub mod tls;

@@ -63,20 +63,20 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
         .install()
 }
 
-/// Refreshes the stored-state gauges every few seconds until shutdown.
+/// Refreshes the stored-state gauges every few seconds until shutdown, on the `metrics` thread
+/// ([`crate::thread::spawn`]: a panic stops the tower; a failed refresh is only logged).
 pub fn spawn_refresher(store: Store, shutdown: Arc<Shutdown>) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            loop {
-                if let Err(e) = refresh(&store) {
-                    tracing::debug!("metrics refresh failed: {e}");
-                }
-                if shutdown.wait_timeout(REFRESH) {
-                    return;
-                }
+    crate::thread::spawn("metrics", move || {
+        loop {
+            crate::thread::fault_point();
+            if let Err(e) = refresh(&store) {
+                tracing::debug!("metrics refresh failed: {e}");
             }
-        })
+            if shutdown.wait_timeout(REFRESH) {
+                return Ok(());
+            }
+        }
+    })
 }
 
 fn refresh(store: &Store) -> Result<(), StorageError> {

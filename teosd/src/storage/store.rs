@@ -63,9 +63,11 @@ impl Store {
             rx,
             counters: counters.clone(),
         };
-        let handle = thread::Builder::new()
-            .name("teosd-db-writer".into())
-            .spawn(move || writer.run())?;
+        // A panic of the writer outside an op (ops' panics are caught) stops the tower.
+        let handle = crate::thread::spawn("teosd-db-writer", move || {
+            writer.run();
+            Ok(())
+        })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),

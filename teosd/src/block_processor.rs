@@ -246,9 +246,10 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             let rpc = self.walker.rpc();
             let heights = (first + worker..=best_height).step_by(PREFETCH_THREADS as usize);
             let stop_prefetch = stop.0.clone();
-            let spawned = std::thread::Builder::new()
-                .name("teosd-prefetch".into())
-                .spawn(move || prefetch_blocks(&*rpc, heights, &sender, &stop_prefetch));
+            let spawned = crate::thread::spawn("teosd-prefetch", move || {
+                prefetch_blocks(&*rpc, heights, &sender, &stop_prefetch);
+                Ok(())
+            });
             if let Err(e) = spawned {
                 tracing::warn!(
                     "cannot start the block prefetcher ({e}); fetching one block at a time"

@@ -121,7 +121,8 @@ pub fn remove_outdated(
     users::delete_outdated(conn, height, params.expiry_delta)
 }
 
-/// Maps a storage failure to the answer a client gets: 503 / code 32, nothing stored (no receipt).
+/// Maps a storage failure to code 32 (SERVICE_UNAVAILABLE), nothing stored (no receipt): 503 JSON,
+/// or for `add_appointment` a connection closed without an answer (`api::http`, "Held back").
 pub fn storage_error(e: impl Into<StorageError>) -> ApiError {
     let e: StorageError = e.into();
     tracing::error!("storage error: {e}");
@@ -143,9 +144,11 @@ impl From<StorageError> for ApiError {
 /// capped appointments at 1,000,000 (`MAX_APPOINTMENTS`); rust-teos had no cap.
 ///
 /// Only growth is refused: renewing an existing subscription or updating an existing appointment
-/// always passes. A refusal is 503 / code 32 (SERVICE_UNAVAILABLE), as python-teos answered
-/// "appointment rejected" with 503 when full: the request was well-formed and authentic, the tower
-/// cannot take it now, and a client should try later or use another tower.
+/// always passes. A refusal is code 32 (SERVICE_UNAVAILABLE): the request was well-formed and
+/// authentic, the tower cannot take it now, and a client should try later or use another tower. A new
+/// user gets it as 503 JSON (as python-teos answered "rejected" with 503 when full); a new appointment
+/// gets no answer, its connection is closed, because the reference client files an appointment
+/// refused with any code but 7 as invalid and never resends it (`api::http`, "Held back").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capacity {
     /// Most registered users (`max_users`).
@@ -187,7 +190,7 @@ pub enum Counted {
 /// after inserting a new row: the op's `Err` rolls its savepoint back, so nothing of the refused request
 /// is stored. Counts come from the `counters` table (migration V2), kept exact by triggers.
 ///
-/// Errors: over the cap → 503 / code 32 with a message saying the tower is full; storage → 32.
+/// Errors: over the cap → code 32 with a message saying the tower is full; storage → 32.
 pub fn check_capacity(conn: &Connection, what: Counted, cap: u32) -> Result<(), ApiError> {
     if cap == 0 {
         return Ok(());

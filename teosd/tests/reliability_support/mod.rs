@@ -122,6 +122,36 @@ impl LocalTower {
         })
     }
 
+    /// POSTs `body` verbatim on a fresh connection: `Some((status, json))` for an answer, `None` when
+    /// the server closed the connection without one (how the tower holds back an appointment it
+    /// cannot take now).
+    pub fn post_or_closed(
+        &self,
+        path: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> Option<(u16, serde_json::Value)> {
+        let (url, body) = (self.url(path), body.into());
+        self.rt.block_on(async move {
+            let sent = tokio::time::timeout(
+                Duration::from_secs(30),
+                reqwest::Client::new().post(url).body(body).send(),
+            )
+            .await
+            .expect("neither an answer nor a close within 30 s");
+            let response = match sent {
+                Ok(response) => response,
+                Err(error) => {
+                    assert!(!error.is_connect(), "could not even connect: {error}");
+                    return None;
+                }
+            };
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.ok()?;
+            let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            Some((status, json))
+        })
+    }
+
     /// (users, appointments) stored, counted with COUNT(*).
     pub fn counts(&self) -> (u64, u64) {
         self.store
@@ -208,6 +238,7 @@ pub fn relaxed_limits() -> HttpLimits {
         body_timeout: Duration::from_secs(30),
         register_rate: None,
         add_appointment_rate: None,
+        hold: Duration::from_secs(10),
     }
 }
 

@@ -151,7 +151,7 @@ impl Listen for Gatekeeper {
 }
 
 /// Maps a storage failure to code 32 (SERVICE_UNAVAILABLE), nothing stored (no receipt): 503 JSON,
-/// or for `add_appointment` a connection closed without an answer (`api::http`, "Held back").
+/// or for `add_appointment` 401 / code 7 "retry later" (`api::http`, "Held back").
 pub fn storage_error(e: impl Into<StorageError>) -> ApiError {
     let e: StorageError = e.into();
     tracing::error!("storage error: {e}");
@@ -176,8 +176,8 @@ impl From<StorageError> for ApiError {
 /// always passes. A refusal is code 32 (SERVICE_UNAVAILABLE): the request was well-formed and
 /// authentic, the tower cannot take it now, and a client should try later or use another tower. A new
 /// user gets it as 503 JSON (as python-teos answered "rejected" with 503 when full); a new appointment
-/// gets no answer, its connection is closed, because the reference client files an appointment
-/// refused with any code but 7 as invalid and never resends it (`api::http`, "Held back").
+/// gets 401 / code 7 "retry later", because the reference client files an appointment refused with
+/// any other code as invalid and never resends it (`api::http`, "Held back").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capacity {
     /// Most registered users (`max_users`).

@@ -2,9 +2,10 @@
 //! clients from `teos_common::client`).
 //!
 //! The reference client (Core Lightning's watchtower-client plugin) files an appointment refused with
-//! any error code but 7 as invalid and never sends it again. So when the tower cannot take a valid
-//! appointment now (over the per-IP rate, full, bitcoind unreachable) it holds the request or closes
-//! the connection without an answer; a retry succeeds once the cause is gone. Also here: a user whose
+//! any error code but 7 as invalid and never sends it again, and loses a fresh one whose connection is
+//! closed after it was sent. So when the tower cannot take a valid appointment now (over the per-IP
+//! rate, full, bitcoind unreachable) it holds the request, then answers 401 / code 7 "retry later"
+//! (the plugin keeps it pending, re-registers and retries); a retry succeeds once the cause is gone. Also here: a user whose
 //! subscription expired renews from the current height (PROTOCOL.md "Subscriptions" plus our rule in
 //! `gatekeeper::subscription_after`).
 
@@ -26,17 +27,18 @@ fn appointment(n: u8) -> Appointment {
     }
 }
 
-/// The call ended with the connection closed and no answer: a transport error of a connection that
-/// was made (reqwest's `is_connect` is false), not an error body with a code.
-fn assert_dropped<T: std::fmt::Debug>(result: Result<T, ClientError>, what: &str) {
+/// The call was refused with code 7 and told to retry later: the one refusal the reference client
+/// keeps the appointment for.
+fn assert_retry_later<T: std::fmt::Debug>(result: Result<T, ClientError>, what: &str) {
     match result {
-        Err(ClientError::Transport(error)) => {
+        Err(ClientError::Api { status: 401, error }) if error.code.as_u8() == 7 => {
             assert!(
-                !error.is_connect(),
-                "{what}: could not even connect: {error}"
+                error.message.contains("retry"),
+                "{what}: code 7 without saying to retry: {}",
+                error.message
             )
         }
-        other => panic!("{what}: expected a closed connection without an answer, got {other:?}"),
+        other => panic!("{what}: expected 401 / code 7 \"retry later\", got {other:?}"),
     }
 }
 
@@ -48,7 +50,8 @@ fn assert_watched(user: &User, appointment: &Appointment) {
 }
 
 #[test]
-fn an_appointment_sent_while_bitcoind_is_unreachable_is_dropped_then_accepted_once_it_is_back() {
+fn an_appointment_sent_while_bitcoind_is_unreachable_is_told_to_retry_then_accepted_once_it_is_back()
+ {
     let chain = Chain::start(1);
     let dir = tempfile::tempdir().unwrap();
     let tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
@@ -63,7 +66,7 @@ fn an_appointment_sent_while_bitcoind_is_unreachable_is_dropped_then_accepted_on
         || matches!(user.info(), Err(ClientError::Api { status: 503, ref error }) if error.code.as_u8() == 32),
     );
     let sent = appointment(1);
-    assert_dropped(
+    assert_retry_later(
         user.add(&sent),
         "add_appointment while bitcoind is unreachable",
     );
@@ -78,7 +81,8 @@ fn an_appointment_sent_while_bitcoind_is_unreachable_is_dropped_then_accepted_on
 }
 
 #[test]
-fn an_appointment_over_max_appointments_is_dropped_and_accepted_after_a_restart_with_more_room() {
+fn an_appointment_over_max_appointments_is_told_to_retry_and_accepted_after_a_restart_with_more_room()
+ {
     let chain = Chain::start(1);
     let dir = tempfile::tempdir().unwrap();
     let options = TowerOptions {
@@ -89,7 +93,7 @@ fn an_appointment_over_max_appointments_is_dropped_and_accepted_after_a_restart_
     user.register().unwrap();
     let (first, second) = (appointment(1), appointment(2));
     user.add(&first).unwrap();
-    assert_dropped(user.add(&second), "add_appointment over max_appointments");
+    assert_retry_later(user.add(&second), "add_appointment over max_appointments");
     assert_eq!(
         error_code(user.get(&second.locator)),
         (404, 36),
@@ -118,7 +122,7 @@ fn an_appointment_over_max_appointments_is_dropped_and_accepted_after_a_restart_
 }
 
 #[test]
-fn appointments_over_the_rate_are_held_and_served_and_beyond_the_hold_dropped_never_refused() {
+fn appointments_over_the_rate_are_held_and_served_and_beyond_the_hold_told_to_retry_with_code_7() {
     let chain = Chain::start(1);
     let dir = tempfile::tempdir().unwrap();
     // 600 per minute after a burst of 2: a turn every 100 ms, well within the 10 s hold.
@@ -141,7 +145,7 @@ fn appointments_over_the_rate_are_held_and_served_and_beyond_the_hold_dropped_ne
     }
     drop(tower);
 
-    // One per minute: the next turn is beyond the hold, so the request is dropped at once.
+    // One per minute: the next turn is beyond the hold, so the request is told to retry at once.
     let dir = tempfile::tempdir().unwrap();
     let options = TowerOptions {
         extra: vec![
@@ -153,7 +157,7 @@ fn appointments_over_the_rate_are_held_and_served_and_beyond_the_hold_dropped_ne
     let user = User::new(&tower.url(), 43);
     user.register().unwrap();
     user.add(&appointment(1)).unwrap();
-    assert_dropped(user.add(&appointment(2)), "add_appointment beyond the hold");
+    assert_retry_later(user.add(&appointment(2)), "add_appointment beyond the hold");
     assert_eq!(error_code(user.get(&appointment(2).locator)), (404, 36));
 }
 

@@ -517,8 +517,13 @@ async fn tower_errors_map_to_their_http_statuses() {
                 ErrorCode::ServiceUnavailable | ErrorCode::UnexpectedError
             );
             if *path == "/add_appointment" && cannot_serve {
-                // Held back: the connection is closed (see the next test).
-                assert!(server.post_or_closed(path, body).await.is_err(), "{code:?}");
+                // Held back: "retry later" with code 7 (see the next test).
+                let (status, _, answer) = server.post(path, body).await;
+                assert_eq!(
+                    (status, answer["error_code"].clone()),
+                    (401, json!(7)),
+                    "{code:?}"
+                );
                 continue;
             }
             let (status, content_type, answer) = server.post(path, body).await;
@@ -533,7 +538,7 @@ async fn tower_errors_map_to_their_http_statuses() {
 }
 
 #[tokio::test]
-async fn add_appointment_is_closed_without_an_answer_when_the_tower_cannot_serve() {
+async fn add_appointment_is_told_to_retry_later_with_code_7_when_the_tower_cannot_serve() {
     let server = Server::start().await;
     for mode in [
         Mode::Fail(ApiError::new(
@@ -543,13 +548,17 @@ async fn add_appointment_is_closed_without_an_answer_when_the_tower_cannot_serve
         Mode::Panic,
     ] {
         server.tower.set_mode(mode.clone());
-        let closed = server.post_or_closed("/add_appointment", &add_body()).await;
-        let error = closed.expect_err("a JSON refusal of a valid appointment");
-        // What reqwest (the reference client's HTTP library) reports: the connection was made, then
-        // closed before an answer; not a refusal with an error code.
+        // Code 7 is the one refusal the reference client keeps the appointment for (pending,
+        // re-register, retry); 32 or 255 would make it file the appointment as invalid.
+        let (status, answer) = server
+            .post_or_closed("/add_appointment", &add_body())
+            .await
+            .unwrap();
+        assert_eq!(status, 401, "{mode:?}: {answer}");
+        assert_eq!(answer["error_code"], json!(7), "{mode:?}: {answer}");
         assert!(
-            !error.is_connect() && !error.is_status(),
-            "{mode:?}: {error}"
+            answer["error"].as_str().unwrap().contains("retry later"),
+            "{mode:?}: {answer}"
         );
         // The other endpoints still answer with their JSON error.
         let (status, answer) = server
@@ -850,7 +859,7 @@ async fn shutdown_stops_accepting_and_finishes_requests_in_flight() {
 }
 
 #[tokio::test]
-async fn rate_limited_requests_get_429_or_a_close_before_reaching_the_tower() {
+async fn rate_limited_requests_get_429_or_code_7_before_reaching_the_tower() {
     use teosd::api::http::serve_with_limits;
     use teosd::api::limits::{HttpLimits, RateLimit};
 
@@ -890,8 +899,12 @@ async fn rate_limited_requests_get_429_or_a_close_before_reaching_the_tower() {
         .post(&url)
         .body(add_body().to_string())
         .send()
-        .await;
-    assert!(second.is_err(), "an appointment got an answer: {second:?}");
+        .await
+        .unwrap();
+    assert_eq!(second.status().as_u16(), 401);
+    assert!(second.headers().contains_key("retry-after"));
+    let json: Value = second.json().await.unwrap();
+    assert_eq!(json["error_code"], 7, "{json}");
     assert_eq!(
         tower.calls().len(),
         2,

@@ -1,7 +1,8 @@
 //! Limits of the public API (issue 6, item 4): connection cap, header and body timeouts (slowloris),
 //! per-IP rate limits, caps on users and appointments. A valid appointment is never refused with a
-//! JSON error for any of them: it is held, or its connection closed (`teosd::api::http`, "Held back"). A real tower (real SQLite) behind the real
-//! server on 127.0.0.1:0; slow and idle clients are raw TCP sockets.
+//! code its client would drop it for: it is held, then told to retry later with code 7
+//! (`teosd::api::http`, "Held back"). A real tower (real SQLite) behind the real server on
+//! 127.0.0.1:0; slow and idle clients are raw TCP sockets.
 //!
 //! Body limits per endpoint are covered by `http_api.rs` (`bodies_over_each_limit_get_413...`).
 
@@ -167,7 +168,7 @@ fn a_swarm_of_slow_clients_does_not_lock_out_a_good_client() {
 }
 
 #[test]
-fn over_the_rate_registrations_get_429_and_appointments_are_dropped_never_refused() {
+fn over_the_rate_registrations_get_429_and_appointments_are_told_to_retry_later_with_code_7() {
     // One per minute: the next turn is a minute away, beyond the 10 s hold, so nothing is held.
     let limits = HttpLimits {
         register_rate: RateLimit::per_minute(1, 3),
@@ -197,13 +198,15 @@ fn over_the_rate_registrations_get_429_and_appointments_are_dropped_never_refuse
         assert_eq!(status, 200, "{json}");
     }
     // An appointment refused with any code but 7 would be filed as invalid by the reference client
-    // and never sent again: the connection is closed instead, with no answer.
-    let answer = tower.post_or_closed("/add_appointment", add_body(&appointment(9, 100), &sk));
-    assert_eq!(answer, None, "a JSON refusal of a valid appointment");
+    // and never sent again: it is told to retry later with code 7 (and Retry-After).
+    let (status, headers, json) =
+        tower.post_full("/add_appointment", add_body(&appointment(9, 100), &sk));
+    assert_eq!((status, code(&json)), (401, Some(7)), "{json}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
     assert_eq!(
         tower.counts().1,
         2,
-        "the dropped appointment stored nothing"
+        "the refused appointment stored nothing"
     );
     // get_subscription_info is not rate limited.
     let info = serde_json::json!({
@@ -263,7 +266,7 @@ fn new_users_over_max_users_get_503_while_renewals_pass() {
 }
 
 #[test]
-fn new_appointments_over_max_appointments_are_dropped_and_accepted_once_room_is_made() {
+fn new_appointments_over_max_appointments_are_told_to_retry_later_and_accepted_once_room_is_made() {
     let capacity = Capacity {
         max_users: 0,
         max_appointments: 3,
@@ -277,14 +280,12 @@ fn new_appointments_over_max_appointments_are_dropped_and_accepted_once_room_is_
         let (status, json) = tower.post("/add_appointment", add_body(&appointment(n, 100), &sk1));
         assert_eq!(status, 200, "{json}");
     }
-    // Full: no answer at all (a JSON refusal would make the reference client drop it for good).
+    // Full: "retry later" with code 7 (any other code would make the reference client drop it).
     let refused = add_body(&appointment(3, 100), &sk2);
-    assert_eq!(
-        tower.post_or_closed("/add_appointment", refused.clone()),
-        None
-    );
+    let (status, json) = tower.post("/add_appointment", refused.clone());
+    assert_eq!((status, code(&json)), (401, Some(7)), "{json}");
     assert_eq!(tower.counts(), (2, 3));
-    // The dropped request charged nothing.
+    // The refused request charged nothing.
     let info = serde_json::json!({
         "signature": teos_common::cryptography::sign(b"get subscription info", &sk2)
     });

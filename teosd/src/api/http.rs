@@ -20,11 +20,13 @@
 //! client would act on wrongly:
 //! - it is first held (up to [`HttpLimits::hold`]) while waiting helps: for its turn under the rate
 //!   limit, for a free tower-call slot;
-//! - then `/add_appointment` gets **no answer: its connection is closed**. The reference client
-//!   (Core Lightning's watchtower-client plugin) files an appointment refused with any code but 7 as
-//!   invalid and never sends it again; a closed connection is a network failure to it, not a
-//!   verdict. Codes 32 (SERVICE_UNAVAILABLE) and 255 (UNEXPECTED_ERROR) are therefore never sent
-//!   by `/add_appointment`;
+//! - then `/add_appointment` is answered **401 with code 7** and a message saying to retry later
+//!   (over the rate, with `Retry-After`). The reference client (Core Lightning's watchtower-client
+//!   plugin) files an appointment refused with any other code as invalid and never sends it again,
+//!   and loses a fresh one whose connection is closed after it was sent (only connect errors count
+//!   as "unreachable" there); code 7 is the one answer it keeps the appointment for: pending,
+//!   re-register, retry with backoff. Codes 32 (SERVICE_UNAVAILABLE) and 255 (UNEXPECTED_ERROR) are
+//!   therefore never sent by `/add_appointment`;
 //! - `/register`, `/get_appointment` and `/get_subscription_info` keep their JSON answers (429 with
 //!   `Retry-After` over the rate, 503 / code 32 otherwise): the plugin only shows them to its user or
 //!   retries them, and nothing is lost.
@@ -81,7 +83,7 @@ pub async fn serve<T: TowerApi>(
 /// `limits.header_timeout` (hyper's `header_read_timeout`, also applied while a keep-alive connection
 /// waits for its next request), bodies within `limits.body_timeout` (408). `/register` and
 /// `/add_appointment` are rate limited per peer IP address: held until their turn, at most
-/// `limits.hold`, then 429 (`/register`) or closed without an answer (`/add_appointment`). At most
+/// `limits.hold`, then 429 (`/register`) or 401 / code 7 "retry later" (`/add_appointment`). At most
 /// `limits.max_connections` tower calls run at once. See [`super::limits`] and the module doc.
 ///
 /// Errors: none in practice (accept errors are logged and retried after 100 ms, e.g. EMFILE).
@@ -162,22 +164,6 @@ struct Server {
     limits: HttpLimits,
 }
 
-/// Why a request got no answer and its connection was closed (what hyper does when the service
-/// fails). Only `/add_appointment` is answered this way; see the module doc, "Held back".
-#[derive(Debug, thiserror::Error)]
-enum Dropped {
-    /// Over the per-IP rate, and its turn could not come within the hold.
-    #[error("over the per-IP rate for longer than the hold")]
-    RateLimited,
-    /// The tower could not serve it (busy, bitcoind unreachable, full, storage failure).
-    #[error("the tower cannot serve the request now")]
-    Unavailable,
-}
-
-/// Marks a handler's response as "close the connection instead of sending this" (see [`Dropped`]).
-#[derive(Clone, Copy, Debug)]
-struct CloseWithoutAnswer;
-
 impl Server {
     /// Serves one connection until the client closes it, a timeout fires, or shutdown starts (then
     /// the request in flight is finished first).
@@ -190,7 +176,7 @@ impl Server {
         let server = self.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let server = server.clone();
-            async move { server.request(request, peer).await }
+            async move { Ok::<_, std::convert::Infallible>(server.request(request, peer).await) }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -216,19 +202,11 @@ impl Server {
         }
     }
 
-    /// Rate limit, then the router with the body deadline. `Err`: close the connection without an
-    /// answer (hyper drops the connection when the service fails).
-    async fn request(
-        &self,
-        request: hyper::Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Result<Response, Dropped> {
+    /// Rate limit, then the router with the body deadline.
+    async fn request(&self, request: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
         let endpoint = endpoint_label(request.uri().path());
         let response = self.route(request, peer).await;
-        let status = match &response {
-            Ok(response) => response.status().as_u16().to_string(),
-            Err(_) => "closed".to_owned(),
-        };
+        let status = response.status().as_u16().to_string();
         metrics::counter!(
             crate::metrics::HTTP_REQUESTS,
             "endpoint" => endpoint,
@@ -238,11 +216,7 @@ impl Server {
         response
     }
 
-    async fn route(
-        &self,
-        request: hyper::Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Result<Response, Dropped> {
+    async fn route(&self, request: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
         if request.method() == Method::POST {
             let path = request.uri().path();
             if let Err(wait) = self
@@ -252,23 +226,19 @@ impl Server {
             {
                 tracing::debug!(%peer, path, "rate limited");
                 if path == "/add_appointment" {
-                    return Err(Dropped::RateLimited);
+                    return retry_later(wait);
                 }
-                return Ok(too_many_requests(wait));
+                return too_many_requests(wait);
             }
         }
         let mut request = request.map(Body::new);
         request
             .extensions_mut()
             .insert(BodyDeadline(self.limits.body_timeout));
-        let response = match self.router.clone().oneshot(request).await {
+        match self.router.clone().oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
-        };
-        if response.extensions().get::<CloseWithoutAnswer>().is_some() {
-            return Err(Dropped::Unavailable);
         }
-        Ok(response)
     }
 }
 
@@ -293,8 +263,22 @@ const MAX_BUF_SIZE: usize = 16 * 1024;
 #[derive(Clone, Copy)]
 struct BodyDeadline(Duration);
 
+/// 401 with code 7 and `Retry-After` (whole seconds, rounded up): what `/add_appointment` answers over
+/// the rate (see the module doc, "Held back").
+fn retry_later(wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = error_response(&ApiError::new(
+        ErrorCode::InvalidSignatureOrSubscriptionError,
+        format!("Too many requests from this address; retry in {seconds} s"),
+    ));
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 /// 429 with `Retry-After` (whole seconds, rounded up) and code 32: the client is told to come back.
-/// Only `/register` gets it (`/add_appointment` is closed instead, see the module doc).
+/// Only `/register` gets it (`/add_appointment` gets [`retry_later`], see the module doc).
 fn too_many_requests(wait: Duration) -> Response {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut response = json_response(
@@ -383,7 +367,7 @@ async fn add_appointment<T: TowerApi>(
         name: "add_appointment",
         limit: ADD_APPOINTMENT_BODY_LIMIT,
         parse: protocol::parse_add_appointment,
-        unavailable: Unavailable::Close,
+        unavailable: Unavailable::RetryLater,
     };
     endpoint
         .handle(state, request, |t, r| async move {
@@ -455,8 +439,9 @@ async fn method_not_allowed(request: Request) -> Response {
 enum Unavailable {
     /// The JSON error (503 / code 32, 500 / code 255).
     Answer,
-    /// No answer: the connection is closed.
-    Close,
+    /// 401 / code 7 with the reason and "retry later" (the one refusal the reference client keeps
+    /// the appointment for).
+    RetryLater,
 }
 
 /// One POST endpoint: its name (for logs), its body limit in bytes, its strict parser, and what it
@@ -525,22 +510,26 @@ impl<Req: Send + 'static> Endpoint<Req> {
         }
     }
 
-    /// The answer for `error`: its JSON body, or — for an endpoint that closes when the tower cannot
-    /// serve, and a code saying so (32, 255) — a response marked [`CloseWithoutAnswer`].
+    /// The answer for `error`: its JSON body, or — for an endpoint that answers "retry later" when the
+    /// tower cannot serve, and a code saying so (32, 255) — 401 / code 7 with the reason.
     fn error(&self, error: &ApiError) -> Response {
         let cannot_serve = matches!(
             error.code,
             ErrorCode::ServiceUnavailable | ErrorCode::UnexpectedError
         );
-        if cannot_serve && self.unavailable == Unavailable::Close {
+        if cannot_serve && self.unavailable == Unavailable::RetryLater {
             tracing::debug!(
                 endpoint = self.name,
                 error = %error,
-                "tower cannot serve: closing the connection without an answer"
+                "tower cannot serve: answering retry later (code 7)"
             );
-            let mut response = Response::default();
-            response.extensions_mut().insert(CloseWithoutAnswer);
-            return response;
+            return error_response(&ApiError::new(
+                ErrorCode::InvalidSignatureOrSubscriptionError,
+                format!(
+                    "{}; the tower cannot take it now, retry later",
+                    error.message
+                ),
+            ));
         }
         tracing::debug!(
             endpoint = self.name,

@@ -8,7 +8,7 @@
 //! | [`HttpLimits::max_connections`] | the next connection waits in the kernel's accept queue until one closes |
 //! | [`HttpLimits::header_timeout`] | the connection is closed (headers too slow, or idle keep-alive) |
 //! | [`HttpLimits::body_timeout`] | 408 with `{"error","error_code":6}`, connection closed |
-//! | [`HttpLimits::register_rate`], [`HttpLimits::add_appointment_rate`] | the request is held until its turn comes (at most [`HttpLimits::hold`]); if it cannot come in time, `/add_appointment` has its connection closed without an answer and `/register` gets 429 with `{"error","error_code":32}` and `Retry-After` (seconds) |
+//! | [`HttpLimits::register_rate`], [`HttpLimits::add_appointment_rate`] | the request is held until its turn comes (at most [`HttpLimits::hold`]); if it cannot come in time, `/add_appointment` gets 401 / code 7 "retry later" with `Retry-After` and `/register` gets 429 with `{"error","error_code":32}` and `Retry-After` (seconds) |
 //!
 //! Why a rate-limited `/add_appointment` is held or dropped rather than refused: the reference client
 //! (Core Lightning's watchtower-client plugin) files an appointment refused with any error code but 7

@@ -100,11 +100,13 @@ impl LogEvent {
     }
 
     /// The event the way teosd's human format prints it, without the timestamp:
-    /// `LEVEL target: message key=value …` (strings unquoted).
+    /// `LEVEL target: message key=value …` (strings unquoted; the `log.*` fields of records from
+    /// the `log` crate left out).
     pub fn render(&self) -> String {
         let mut out = format!("{} {}: {}", self.level, self.target, self.message());
         for (key, value) in &self.fields.0 {
-            if key == "message" {
+            // `log.target`, `log.file`…: where a `log` record (from a dependency) came from.
+            if key == "message" || key.starts_with("log.") {
                 continue;
             }
             let _ = match value {

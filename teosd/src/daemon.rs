@@ -125,7 +125,7 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     match &started {
         Ok(()) => {
             let api_local = servers.api_local;
-            tracing::info!("Tower ready (tower id {tower_id}, API on {api_local})");
+            tracing::info!(event = "ready", tower_id = %tower_id, api = %api_local, "Tower ready");
             Notifier::ready();
             Notifier::status(&format!("ready: tower {tower_id} serving on {api_local}"));
             while !shared.shutdown.wait_timeout(Duration::from_secs(3600)) {}
@@ -286,7 +286,7 @@ fn start_servers(
     };
     let shutdown = shared.shutdown.clone();
     let admin = runtime.spawn(admin_server.serve(state, async move { shutdown.wait().await }));
-    tracing::info!("admin API on {admin_local}");
+    tracing::info!(event = "admin_listening", admin = %admin_local, "admin API listening");
 
     let tower = Arc::new(
         Tower::new(

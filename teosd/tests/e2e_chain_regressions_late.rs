@@ -39,7 +39,7 @@ fn late_appointment_that_does_not_decrypt_gets_a_receipt_but_is_not_stored() {
     let chain = Chain::start(2);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let user = User::new(&tower.url(), 1);
     user.register().unwrap();
     let (commitment, penalty) = chain.breach();
@@ -67,7 +67,7 @@ fn late_appointment_is_answered_once_getrawtransaction_succeeds_again() {
     let chain = Chain::start(2);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let user = User::new(&tower.url(), 2);
     user.register().unwrap();
     let (commitment, penalty) = chain.breach();
@@ -107,10 +107,8 @@ fn late_appointment_is_answered_once_getrawtransaction_succeeds_again() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(
-        appointment_state(&user, &appointment.locator),
-        "dispute_responded"
-    );
+    // The penalty is sent before the tracker is committed: wait for the commit.
+    wait_for_state(&user, &appointment.locator, "dispute_responded");
 }
 
 #[test]
@@ -118,7 +116,7 @@ fn late_breach_is_answered_even_when_a_catch_up_of_300_blocks_runs_first() {
     let chain = Chain::start(2);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let user = User::new(&tower.url(), 3);
     user.register().unwrap();
     let (commitment, penalty) = chain.breach();
@@ -151,7 +149,7 @@ fn appointment_corrected_while_its_block_is_being_answered_is_not_deleted_by_tha
     let chain = Chain::start(3);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let alice = User::new(&tower.url(), 4);
     let bob = User::new(&tower.url(), 5);
     alice.register().unwrap();
@@ -198,7 +196,7 @@ fn startup_succeeds_when_bitcoind_cannot_serve_a_block_of_the_locator_cache() {
         extra: vec!["locator_cache_size = 1".into()],
     };
     let mut tower = TowerProcess::start(&chain, dir.path(), &options);
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     chain.mine(5);
     tower.wait_at_tip(&admin, &chain);
     assert!(tower.stop().success());
@@ -212,7 +210,7 @@ fn startup_succeeds_when_bitcoind_cannot_serve_a_block_of_the_locator_cache() {
     let faults = chain.sim().faults();
     faults.fail_method("getblock", -1, "Block not available (pruned data)", None);
     let mut tower = TowerProcess::spawn_serving(dir.path(), tower.api_port);
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     faults.clear();
     chain.mine(1);
     tower.wait_at_tip(&admin, &chain);

@@ -33,7 +33,7 @@ fn watched(chain: &Chain, tower: &TowerProcess, seed: u8) -> Watched {
 }
 
 /// Breaches `w` on bitcoind's current chain and waits for the tower's penalty in the mempool.
-fn breach_is_answered(chain: &Chain, tower: &mut TowerProcess, admin: &Admin, w: &Watched) {
+fn breach_is_answered(chain: &Chain, tower: &mut TowerProcess, admin: &AdminView, w: &Watched) {
     assert_eq!(
         appointment_state(&w.user, &w.appointment.locator),
         "being_watched",
@@ -54,7 +54,7 @@ fn reorg_of_the_bootstrap_block_is_followed() {
     let chain = Chain::start(2);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let bootstrap = chain.sim().node().best_block_hash();
     assert_eq!(tower.wait_at_tip(&admin, &chain).hash, bootstrap);
     let w = watched(&chain, &tower, 1);
@@ -72,7 +72,7 @@ fn reorg_one_block_deeper_than_the_blocks_connected_since_bootstrap_is_followed(
     let chain = Chain::start(2);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let bootstrap = chain.sim().node().best_block_hash();
     let w = watched(&chain, &tower, 2);
     chain.mine(3);
@@ -97,7 +97,7 @@ fn reorg_of_the_stored_tip_while_the_tower_is_down_is_followed_after_restart() {
     chain.sim().node().invalidate_block(&bootstrap).unwrap();
     chain.mine_elsewhere(2, 92);
     let mut tower = TowerProcess::spawn_serving(&tower.datadir.clone(), tower.api_port);
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     tower.wait_at_tip(&admin, &chain);
     let w = Watched {
         user: User::new(&tower.url(), 3),
@@ -111,7 +111,7 @@ fn reorg_deeper_than_the_kept_blocks_is_followed() {
     let chain = Chain::start(2);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let w = watched(&chain, &tower, 4);
     let start = chain.height();
     let hashes = chain.mine(300);
@@ -134,7 +134,7 @@ fn invalidated_tip_is_followed_even_though_the_remaining_chain_has_less_work() {
     let chain = Chain::start(2);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let w = watched(&chain, &tower, 5);
     let mined = chain.mine(3);
     tower.wait_at_tip(&admin, &chain);
@@ -150,7 +150,7 @@ fn lower_work_tip_after_bitcoind_comes_back_behind_is_not_followed() {
     let mut chain = Chain::start(3);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let confirmed = watched(&chain, &tower, 6);
     let later = watched(&chain, &tower, 7);
 

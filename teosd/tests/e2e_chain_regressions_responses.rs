@@ -21,7 +21,7 @@ fn late_appointment_whose_penalty_is_already_confirmed_completes_and_refunds_its
     let chain = Chain::start(2);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let user = User::new(&tower.url(), 1);
     let slots = user.register().unwrap().available_slots;
 
@@ -53,7 +53,7 @@ fn late_appointment_whose_penalty_is_already_confirmed_completes_and_refunds_its
 fn breach_during_a_fee_spike(
     chain: &Chain,
     tower: &mut TowerProcess,
-    admin: &Admin,
+    admin: &AdminView,
     seed: u8,
 ) -> (
     User,
@@ -84,7 +84,7 @@ fn penalty_refused_for_the_mempool_min_fee_is_kept_and_sent_once_fees_fall() {
     let chain = Chain::start(2);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let (user, appointment, penalty, _) = breach_during_a_fee_spike(&chain, &mut tower, &admin, 2);
     assert_eq!(
         appointment_state(&user, &appointment.locator),
@@ -103,7 +103,7 @@ fn penalty_refused_for_fees_until_the_to_self_delay_window_closes_is_dropped() {
     let chain = Chain::start(2);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let (user, appointment, penalty, dispute_height) =
         breach_during_a_fee_spike(&chain, &mut tower, &admin, 3);
     chain.mine(2);
@@ -127,7 +127,7 @@ fn dispute_refused_for_missing_inputs_while_its_block_is_reorged_out_is_watched_
     let chain = Chain::start(2);
     let dir = tempfile::tempdir().unwrap();
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
     let user = User::new(&tower.url(), 4);
     user.register().unwrap();
 
@@ -184,7 +184,7 @@ fn slot_refund_that_would_overflow_does_not_stop_block_processing() {
         extra: vec!["subscription_slots = 2147483648".into()],
     };
     let mut tower = TowerProcess::start(&chain, dir.path(), &options);
-    let admin = Admin::connect(&tower);
+    let admin = AdminView::connect(&tower);
 
     let u = User::new(&tower.url(), 5);
     assert_eq!(u.register().unwrap().available_slots, 2_147_483_648);

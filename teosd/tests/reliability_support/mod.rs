@@ -1,6 +1,10 @@
 //! In-process harness of the reliability suites: a real [`Tower`] (real SQLite store, real key, no
 //! bitcoind) behind the real public API server on 127.0.0.1:0, on its own tokio runtime, so that plain
 //! `#[test]` functions and proptest cases can drive it over real TCP.
+//!
+//! It stays here rather than in teos-testkit because it is built from teosd's library (the kit runs
+//! the teosd binary and does not depend on teosd); like the kit, it listens on port 0 and reads the
+//! bound address back, and never waits on log output.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::net::SocketAddr;

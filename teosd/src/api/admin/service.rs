@@ -103,17 +103,20 @@ impl PrivateTowerServices for AdminService {
         &self,
         _request: Request<()>,
     ) -> Result<Response<GetTowerInfoResponse>, Status> {
-        let (users, watched, trackers) = self
+        // Counts and tip from one read transaction: the tip is the last COMMITTED block, consistent
+        // with what every other read sees (the chain view moves a moment before its commit).
+        let (users, watched, trackers, tip) = self
             .read(|conn| {
                 Ok((
                     users::count(conn)?,
                     appointments::count_watched(conn)?,
                     trackers::count(conn)?,
+                    crate::storage::chain::tip(conn)?,
                 ))
             })
             .await?;
         let state = &self.state;
-        let (height, hash) = state.view.tip();
+        let (height, hash) = tip.unwrap_or_else(|| state.view.tip());
         let addresses = state
             .addresses
             .iter()

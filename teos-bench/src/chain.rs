@@ -6,17 +6,18 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, ScriptBuf};
-use bitcoind_sim::wallet::{Breach, TestWallet};
-use bitcoind_sim::{SimConfig, Simulator};
+use bitcoind_sim::Simulator;
+use bitcoind_sim::wallet::Breach;
 use teos_common::appointment::{Appointment, Locator};
 use teos_common::cryptography;
+use teos_testkit::{Chain, ChainConfig, Launch, LogLine, TowerConfig, TowerProcess};
 
 use crate::clients::{BenchUser, TO_SELF_DELAY};
 use crate::error::BenchError;
 use crate::events::EventLog;
 use crate::http::HttpConn;
 use crate::prefill::{PrefillSpec, prefill};
-use crate::tower::{LogLine, TowerConfig, TowerProcess, log_field};
+use crate::tower::{bench_config, bench_launch};
 use bitcoind_sim::fillers::{Fillers, mine};
 
 /// How long teosd may take to get ready (a cold start on a big database included).
@@ -57,13 +58,15 @@ pub struct ChainOptions {
 /// bitcoind-sim, its wallet and fillers, and teosd's data dir.
 pub struct ChainEnv {
     pub options: ChainOptions,
-    pub sim: Simulator,
+    /// bitcoind-sim in this process and the wallet the breaches spend from.
+    pub chain: Chain,
     pub events: EventLog,
     breaches: Vec<Breach>,
     fillers: Fillers,
     miner: ScriptBuf,
     pub config: TowerConfig,
-    _dir: tempfile::TempDir,
+    /// How teosd is run (at debug for `teosd`, so block events carry their timings).
+    pub launch: Launch,
 }
 
 /// One breach block's measurements.
@@ -90,15 +93,14 @@ impl ChainEnv {
     /// Starts bitcoind-sim, funds the wallet, builds every breach pair, mines the fan-out block and
     /// prefills teosd's database (users `0..users` with `appointments` appointments).
     pub fn prepare(options: &ChainOptions) -> Result<ChainEnv, BenchError> {
-        let dir = tempfile::tempdir().map_err(|e| BenchError::io("creating a temp dir", e))?;
-        let sim = Simulator::start(SimConfig::new(dir.path().join("bitcoind")))
-            .map_err(BenchError::sim)?;
-        let node = sim.node();
         let breach_count = options.rounds * options.breaches_per_block;
-        let wallet = TestWallet::new(11);
-        wallet
-            .fund(&node, breach_count + 1)
-            .map_err(BenchError::sim)?;
+        let chain = Chain::start_with(&ChainConfig {
+            wallet_seed: 11,
+            coins: breach_count + 1,
+            zmq: true,
+        })?;
+        let node = chain.sim().node();
+        let wallet = &chain.wallet;
         let breaches = wallet
             .build_breaches(&node, breach_count, BREACH_VALUE, TO_SELF_DELAY as u16)
             .map_err(BenchError::sim)?;
@@ -112,9 +114,10 @@ impl ChainEnv {
         let (fillers, _) = Fillers::fan_out(&node, &coin, width, &miner)?;
         let events = EventLog::subscribe(&node)?;
 
-        let mut config = TowerConfig::new(&dir.path().join("teosd"), true)?;
-        config.extra.extend(options.tower_options.iter().cloned());
-        config.write(&sim)?;
+        let datadir = chain.dir.path().join("teosd");
+        let config = bench_config(&datadir, &options.tower_options);
+        config.write(chain.sim())?;
+        let launch = bench_launch(&options.teosd, &datadir, true, options.echo);
         // The breach appointments arrive over HTTP later; together they make `appointments`.
         let spec = PrefillSpec {
             users: options.users,
@@ -131,23 +134,28 @@ impl ChainEnv {
         );
         Ok(ChainEnv {
             options: options.clone(),
-            sim,
+            chain,
             events,
             breaches,
             fillers,
             miner,
             config,
-            _dir: dir,
+            launch,
         })
     }
 
-    /// Spawns teosd and waits for "Tower ready".
+    /// Spawns teosd and waits for its ready event; times the start from its log lines' arrival.
     pub fn start_tower(&self) -> Result<(TowerProcess, Startup), BenchError> {
-        let mut tower = TowerProcess::spawn(&self.options.teosd, &self.config, self.options.echo)?;
-        let tip = tower.wait_for("last processed block", READY_TIMEOUT)?;
-        let ready = tower.wait_for("Tower ready", READY_TIMEOUT)?;
+        let mut tower = TowerProcess::spawn(&self.launch)?;
+        let tip = tower.wait_for_line(
+            0,
+            "teosd at its last processed block",
+            READY_TIMEOUT,
+            is_tip_loaded,
+        )?;
+        let ready = tower.wait_ready(READY_TIMEOUT)?.at;
         let startup = Startup {
-            ready: ready.at - tower.started,
+            ready: ready - tower.started,
             to_tip: tip.at - tower.started,
         };
         Ok((tower, startup))
@@ -155,14 +163,18 @@ impl ChainEnv {
 
     /// Sends the appointment of every breach pair over HTTP, breach `i` by prefilled user
     /// `i % users`.
-    pub fn send_breach_appointments(&self) -> Result<(), BenchError> {
+    pub fn send_breach_appointments(&self, tower: &TowerProcess) -> Result<(), BenchError> {
+        let api = tower
+            .ready()
+            .map(|ready| ready.api)
+            .ok_or(teos_testkit::KitError::NotRunning)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| BenchError::io("starting a client runtime", e))?;
         let users = self.options.users.max(1);
         runtime.block_on(async {
-            let mut conn = HttpConn::connect(self.config.api_addr()).await?;
+            let mut conn = HttpConn::connect(api).await?;
             for (i, breach) in self.breaches.iter().enumerate() {
                 let txid = breach.commitment.compute_txid();
                 let appointment = Appointment {
@@ -189,7 +201,7 @@ impl ChainEnv {
         let fillers = self.options.block_txs.saturating_sub(1 + k);
         let mut txs = self.fillers.take(fillers)?;
         txs.extend(pairs.iter().map(|b| b.commitment.clone()));
-        let node = self.sim.node();
+        let node = self.chain.sim().node();
         let height = node.block_count() + 1;
         let cursor = tower.log_len();
         let hash = mine(&node, txs, &self.miner)?;
@@ -198,8 +210,12 @@ impl ChainEnv {
         for pair in pairs {
             added.push(self.events.tx_added(&pair.penalty.compute_txid(), SOON)?);
         }
-        let line =
-            tower.wait_for_from(cursor, &format!("block connected height={height} "), SOON)?;
+        let line = tower.wait_for_line(
+            cursor,
+            &format!("teosd to connect block {height}"),
+            SOON,
+            |l| is_block_connected(l, Some(height)),
+        )?;
         let since = |at: Option<&Instant>| at.map_or(Duration::ZERO, |at| *at - connected);
         Ok(BreachRound {
             first: since(added.iter().min()),
@@ -210,7 +226,7 @@ impl ChainEnv {
 
     /// Mines `n` blocks of fillers only (`block_txs` transactions each).
     pub fn mine_fillers(&mut self, n: u32) -> Result<(), BenchError> {
-        let node = self.sim.node();
+        let node = self.chain.sim().node();
         for _ in 0..n {
             let txs = self
                 .fillers
@@ -222,11 +238,30 @@ impl ChainEnv {
 
     /// The active chain's height in bitcoind-sim.
     pub fn height(&self) -> u32 {
-        self.sim.node().block_count()
+        self.chain.height()
     }
 }
 
-/// The `elapsed_ms` of a "block connected" log line.
+/// Whether `line` is teosd's "block connected" debug event (of `height`, if given). teosd gives the
+/// event no `event` name, so it is known by its target and constant message; its numbers are read
+/// from its fields.
+pub fn is_block_connected(line: &LogLine, height: Option<u32>) -> bool {
+    line.event.as_ref().is_some_and(|e| {
+        e.target == "teosd::block_processor"
+            && e.message() == "block connected"
+            && height.is_none_or(|h| e.u64("height") == Some(u64::from(h)))
+    })
+}
+
+/// Whether `line` is teosd's startup event giving the last processed block (database opened, key
+/// loaded, bitcoind reached), known by its target and the start of its message (it has no fields).
+pub fn is_tip_loaded(line: &LogLine) -> bool {
+    line.event.as_ref().is_some_and(|e| {
+        e.target == "teosd::daemon" && e.message().starts_with("last processed block")
+    })
+}
+
+/// The `elapsed_ms` field of a "block connected" event ([`is_block_connected`]).
 pub fn connect_ms(line: &LogLine) -> Option<u64> {
-    log_field(&line.text, "elapsed_ms").and_then(|v| v.parse().ok())
+    line.event.as_ref().and_then(|e| e.u64("elapsed_ms"))
 }

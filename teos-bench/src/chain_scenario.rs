@@ -3,10 +3,15 @@
 
 use std::time::Duration;
 
-use crate::chain::{BreachRound, ChainEnv, ChainOptions, READY_TIMEOUT, Startup, connect_ms};
+use teos_testkit::TowerProcess;
+
+use crate::chain::{
+    BreachRound, ChainEnv, ChainOptions, READY_TIMEOUT, Startup, connect_ms, is_block_connected,
+    is_tip_loaded,
+};
 use crate::error::BenchError;
 use crate::stats::{median, ms};
-use crate::tower::TowerProcess;
+use crate::tower::rss_kib;
 
 /// How long a graceful stop may take.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -59,8 +64,8 @@ pub fn run(options: &ChainOptions) -> Result<ChainReport, BenchError> {
     let (mut tower, startup) = env.start_tower()?;
     println!("first start: ready in {}", ms(startup.ready));
     report.first_start = Some(startup);
-    report.rss_ready_kib = tower.rss_kib()?;
-    env.send_breach_appointments()?;
+    report.rss_ready_kib = rss_kib(tower.pid())?;
+    env.send_breach_appointments(&tower)?;
     for round in 0..options.rounds {
         let r = env.breach_round(&mut tower, round)?;
         println!(
@@ -71,7 +76,7 @@ pub fn run(options: &ChainOptions) -> Result<ChainReport, BenchError> {
         );
         report.rounds.push(r);
     }
-    report.rss_after_breaches_kib = tower.rss_kib()?;
+    report.rss_after_breaches_kib = rss_kib(tower.pid())?;
 
     if options.catchup_blocks > 0 {
         stop(&mut tower)?;
@@ -85,7 +90,7 @@ pub fn run(options: &ChainOptions) -> Result<ChainReport, BenchError> {
             catchup.rate(),
             catchup.connect_ms_sum
         );
-        report.rss_after_catchup_kib = Some(tower.rss_kib()?);
+        report.rss_after_catchup_kib = Some(rss_kib(tower.pid())?);
         report.catchup = Some(catchup);
     }
     for _ in 0..options.startup_runs {
@@ -114,17 +119,26 @@ fn stop(tower: &mut TowerProcess) -> Result<(), BenchError> {
 /// Starts teosd behind by `blocks` blocks and times the catch-up from its log.
 fn catch_up(env: &ChainEnv, blocks: u32) -> Result<(TowerProcess, CatchUp), BenchError> {
     let best = env.height();
-    let mut tower = TowerProcess::spawn(&env.options.teosd, &env.config, env.options.echo)?;
-    let tip = tower.wait_for("last processed block", READY_TIMEOUT)?;
-    let done = tower.wait_for(
-        &format!("catching up: block {best} of {best}"),
+    let mut tower = TowerProcess::spawn(&env.launch)?;
+    let tip = tower.wait_for_line(
+        0,
+        "teosd at its last processed block",
         READY_TIMEOUT,
+        is_tip_loaded,
     )?;
-    let ready = tower.wait_for("Tower ready", READY_TIMEOUT)?;
+    // The catch-up's progress event has no fields: the last one is known by its whole message.
+    let last_step = format!("catching up: block {best} of {best}");
+    let done = tower.wait_for_line(
+        0,
+        &format!("teosd to log {last_step:?}"),
+        READY_TIMEOUT,
+        |l| l.event.as_ref().is_some_and(|e| e.message() == last_step),
+    )?;
+    let ready = tower.wait_ready(READY_TIMEOUT)?.at;
     let connect_ms_sum = tower
         .lines()
         .iter()
-        .filter(|l| l.text.contains("block connected height="))
+        .filter(|l| is_block_connected(l, None))
         .filter_map(connect_ms)
         .sum();
     let catchup = CatchUp {
@@ -132,7 +146,7 @@ fn catch_up(env: &ChainEnv, blocks: u32) -> Result<(TowerProcess, CatchUp), Benc
         wall: done.at - tip.at,
         connect_ms_sum,
         startup: Startup {
-            ready: ready.at - tower.started,
+            ready: ready - tower.started,
             to_tip: tip.at - tower.started,
         },
     };

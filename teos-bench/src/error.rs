@@ -1,7 +1,5 @@
 //! The one error type of the benchmark scenarios.
 
-use std::time::Duration;
-
 /// Why a scenario could not run to the end. Every variant says which step failed; a benchmark that
 /// stops with an error reports no figure.
 #[derive(Debug, thiserror::Error)]
@@ -28,9 +26,10 @@ pub enum BenchError {
     /// bitcoind-sim could not start, mine or build a transaction.
     #[error("bitcoind-sim: {0}")]
     Sim(String),
-    /// Something the scenario waits for did not happen in time.
-    #[error("timed out after {after:?} waiting for {what}")]
-    Timeout { what: String, after: Duration },
+    /// teos-testkit: starting bitcoind-sim or teosd, waiting for something in time, reading teosd's
+    /// events.
+    #[error(transparent)]
+    Kit(#[from] teos_testkit::KitError),
     /// teosd exited while the scenario still needed it.
     #[error("teosd exited unexpectedly ({0}); see its log above")]
     TowerExited(String),

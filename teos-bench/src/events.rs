@@ -6,11 +6,13 @@
 //! the `hashblock` notification goes out, give or take a channel hop on both sides.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bitcoin::{BlockHash, Txid};
 use bitcoind_sim::node::{Node, NodeEvent};
+
+use teos_testkit::wait_for;
 
 use crate::error::BenchError;
 
@@ -23,7 +25,6 @@ struct Seen {
 #[derive(Default)]
 struct Shared {
     seen: Mutex<Seen>,
-    changed: Condvar,
 }
 
 impl Shared {
@@ -63,7 +64,6 @@ impl EventLog {
                             NodeEvent::TxRemoved { .. } | NodeEvent::BlockDisconnected { .. } => {}
                         }
                     }
-                    shared.changed.notify_all();
                 }
             })
             .map_err(|e| BenchError::io("starting the event thread", e))?;
@@ -88,32 +88,15 @@ impl EventLog {
         })
     }
 
+    /// Waits (teos-testkit's deadline loop) until `find` finds the instant. The instants were
+    /// taken by the subscriber thread on arrival, so how often this polls does not change them.
     fn wait(
         &self,
         timeout: Duration,
         what: &str,
         find: impl Fn(&Seen) -> Option<Instant>,
     ) -> Result<Instant, BenchError> {
-        let deadline = Instant::now() + timeout;
-        let mut seen = self.shared.lock();
-        loop {
-            if let Some(at) = find(&seen) {
-                return Ok(at);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(BenchError::Timeout {
-                    what: what.to_owned(),
-                    after: timeout,
-                });
-            }
-            seen = self
-                .shared
-                .changed
-                .wait_timeout(seen, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        Ok(wait_for(what, timeout, || Ok(find(&self.shared.lock())))?)
     }
 }
 
@@ -151,7 +134,7 @@ mod tests {
         let unknown = BlockHash::from_raw_hash(bitcoin::hashes::Hash::all_zeros());
         assert!(matches!(
             log.block_connected(&unknown, Duration::from_millis(50)),
-            Err(BenchError::Timeout { .. })
+            Err(BenchError::Kit(teos_testkit::KitError::Timeout { .. }))
         ));
     }
 }

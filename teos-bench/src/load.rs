@@ -9,15 +9,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bitcoind_sim::{SimConfig, Simulator};
 use bytes::Bytes;
+use teos_testkit::{Chain, TowerConfig, TowerProcess};
 
 use crate::clients::{BenchUser, presign};
 use crate::error::BenchError;
 use crate::http::HttpConn;
 use crate::prefill::{PrefillSpec, count_appointments, prefill};
 use crate::stats::{Latencies, ms};
-use crate::tower::{TowerConfig, TowerProcess, cpu_delta, log_field, thread_cpu};
+use crate::tower::{bench_config, bench_launch, cpu_delta, rss_kib, thread_cpu};
 
 /// Users of the load start at this number, so they never collide with prefilled users (0..).
 const LOAD_USER_BASE: u64 = 1 << 40;
@@ -184,7 +184,7 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, BenchError> {
         .enable_all()
         .build()
         .map_err(|e| BenchError::io("starting the client runtime", e))?;
-    let addr = env.addr();
+    let addr = env.addr()?;
     let (warm_accepted, conns) = runtime.block_on(async {
         register(addr, &users).await?;
         let mut conns = Vec::with_capacity(options.connections);
@@ -216,9 +216,9 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, BenchError> {
         cpu,
     };
     if let Env::Own { tower, config, .. } = &mut env {
-        report.rss_kib = Some(tower.rss_kib()?);
+        report.rss_kib = Some(rss_kib(tower.pid())?);
         // A crash right after the last receipt: everything acknowledged must be on disk.
-        tower.kill()?;
+        tower.kill();
         let stored = count_appointments(&config.db_path())?;
         // Every receipt of both phases, plus the prefill.
         let receipts = warm_accepted + phase.accepted + options.prefill;
@@ -321,27 +321,26 @@ enum Env {
     /// A tower someone else runs.
     External(SocketAddr),
     /// bitcoind-sim and teosd started here (kept alive until the end of the run).
+    /// (Boxed: both are large, an `External` env is an address.)
     Own {
-        _sim: Simulator,
-        tower: TowerProcess,
+        _chain: Box<Chain>,
+        tower: Box<TowerProcess>,
         config: TowerConfig,
-        _dir: tempfile::TempDir,
     },
 }
 
 impl Env {
-    /// Starts bitcoind-sim (one block mined) and teosd in a temp dir, prefilled as asked.
+    /// Starts bitcoind-sim and teosd in a temp dir, prefilled as asked.
     fn start(options: &LoadOptions) -> Result<Env, BenchError> {
-        let dir = tempfile::tempdir().map_err(|e| BenchError::io("creating a temp dir", e))?;
-        let sim = Simulator::start(SimConfig::new(dir.path().join("bitcoind")))
-            .map_err(BenchError::sim)?;
-        let height = sim.node().block_count();
-        let mut config = TowerConfig::new(&dir.path().join("teosd"), false)?;
+        let chain = Chain::start(0)?;
+        let height = chain.height();
+        let datadir = chain.dir.path().join("teosd");
+        let config = bench_config(&datadir, &options.tower_options);
+        config.write(chain.sim())?;
+        let mut launch = bench_launch(&options.teosd, &datadir, false, options.echo);
         if options.commit_stats {
-            config.rust_log.push_str(",teosd::storage::writer=debug");
+            launch.rust_log.push_str(",teosd::storage::writer=debug");
         }
-        config.extra.extend(options.tower_options.iter().cloned());
-        config.write(&sim)?;
         if options.prefill > 0 {
             let spec = PrefillSpec {
                 users: 10_000,
@@ -356,13 +355,11 @@ impl Env {
                 took.as_secs_f64()
             );
         }
-        let mut tower = TowerProcess::spawn(&options.teosd, &config, options.echo)?;
-        tower.wait_for("Tower ready", Duration::from_secs(300))?;
+        let tower = TowerProcess::start(&launch, Duration::from_secs(300))?;
         Ok(Env::Own {
-            _sim: sim,
-            tower,
+            _chain: Box::new(chain),
+            tower: Box::new(tower),
             config,
-            _dir: dir,
         })
     }
 
@@ -370,10 +367,8 @@ impl Env {
     /// `teosd:` / `bench:`.
     fn cpu(&self) -> BTreeMap<String, Duration> {
         let mut all = BTreeMap::new();
-        if let Env::Own { tower, .. } = self
-            && let Ok(pid) = tower.pid()
-        {
-            for (name, d) in thread_cpu(pid) {
+        if let Env::Own { tower, .. } = self {
+            for (name, d) in thread_cpu(tower.pid()) {
                 all.insert(format!("teosd:{name}"), d);
             }
         }
@@ -397,21 +392,29 @@ impl Env {
             return None;
         };
         let mut stats = CommitStats { commits: 0, ops: 0 };
-        for line in tower.lines().iter().skip(cursor) {
-            if line.text.contains("group committed") {
+        // The storage writer's debug event has no `event` name: known by its target and constant
+        // message, its op count read from its field.
+        let groups = tower
+            .lines()
+            .into_iter()
+            .skip(cursor)
+            .filter_map(|l| l.event);
+        for event in groups {
+            if event.target == "teosd::storage::writer" && event.message() == "group committed" {
                 stats.commits += 1;
-                stats.ops += log_field(&line.text, "ops")
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
+                stats.ops += event.u64("ops").unwrap_or(0);
             }
         }
         (stats.commits > 0).then_some(stats)
     }
 
-    fn addr(&self) -> SocketAddr {
+    /// The public API's address (the bound one, for a tower started here).
+    fn addr(&self) -> Result<SocketAddr, BenchError> {
         match self {
-            Env::External(addr) => *addr,
-            Env::Own { config, .. } => config.api_addr(),
+            Env::External(addr) => Ok(*addr),
+            Env::Own { tower, .. } => {
+                Ok(tower.ready().ok_or(teos_testkit::KitError::NotRunning)?.api)
+            }
         }
     }
 }

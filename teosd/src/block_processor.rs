@@ -21,16 +21,17 @@ use crate::bitcoind::{BitcoindRpc, RpcError, codes};
 use crate::carrier::{Carrier, Interrupted};
 use crate::chain_view::SharedChainView;
 use crate::chain_walker::{ChainWalker, Reorg, Step, Tip};
-use crate::gatekeeper::{self, SubscriptionParams};
+use crate::gatekeeper::{Gatekeeper, SubscriptionParams};
+use crate::listen::{ConnectedBlock, Decision, DisconnectedBlock, Listen};
 use crate::locator_cache::LocatorCache;
 use crate::metrics as m;
 use crate::notify::Heartbeat;
-use crate::responder::{Responder, TrackerChange};
+use crate::responder::{Responder, ResponderFound, TrackerChange};
 use crate::shutdown::{Shutdown, Wakeup};
 use crate::storage::records::TrackerStatus;
-use crate::storage::{StorageError, Store, appointments, chain, pending, trackers};
+use crate::storage::{StorageError, Store, appointments, chain, trackers};
 use crate::watched_locators::WatchedLocators;
-use crate::watcher;
+use crate::watcher::Watcher;
 
 mod late;
 mod prefetch;
@@ -38,7 +39,7 @@ mod storage_ops;
 
 pub use prefetch::{PREFETCH_DEPTH, PREFETCH_THREADS};
 use prefetch::{StopFlag, prefetch_blocks};
-use storage_ops::{apply_changes, scan_block};
+use storage_ops::{apply_decisions, scan_block};
 
 /// How many of its last processed blocks the tower remembers in storage (`chain` rows). Reorgs of any
 /// depth are followed (the chain walker asks bitcoind for headers); this bounds the locator cache
@@ -82,6 +83,8 @@ impl From<rusqlite::Error> for ProcessError {
 pub struct BlockProcessor<B: BitcoindRpc> {
     /// Talks to bitcoind about the chain and owns the tip.
     walker: ChainWalker<B>,
+    /// Removes outdated users.
+    gatekeeper: Gatekeeper,
     /// Answers breaches and follows trackers (sends through its own Carrier).
     responder: Responder<B>,
     /// Where every block's effects are committed.
@@ -119,6 +122,9 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         };
         BlockProcessor {
             walker: ChainWalker::new(carrier(), store.clone(), Tip::new(height, hash)),
+            gatekeeper: Gatekeeper {
+                expiry_delta: params.expiry_delta,
+            },
             responder: Responder::new(carrier()),
             store,
             view,
@@ -240,9 +246,10 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             let rpc = self.walker.rpc();
             let heights = (first + worker..=best_height).step_by(PREFETCH_THREADS as usize);
             let stop_prefetch = stop.0.clone();
-            let spawned = std::thread::Builder::new()
-                .name("teosd-prefetch".into())
-                .spawn(move || prefetch_blocks(&*rpc, heights, &sender, &stop_prefetch));
+            let spawned = crate::thread::spawn("teosd-prefetch", move || {
+                prefetch_blocks(&*rpc, heights, &sender, &stop_prefetch);
+                Ok(())
+            });
             if let Err(e) = spawned {
                 tracing::warn!(
                     "cannot start the block prefetcher ({e}); fetching one block at a time"
@@ -342,41 +349,47 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         };
         let scanned = started.elapsed();
 
-        // 2. Watcher: decrypt what matched. 3. Responder: answer breaches, follow trackers.
-        let (breaches, mut changes) =
-            watcher::find_breaches(scan.appointments, &by_locator, height);
-        metrics::counter!(m::APPOINTMENTS_TRIGGERED).increment(breaches.len() as u64);
+        // 2. Gatekeeper, Watcher, Responder, in that order (see `listen`); the Watcher's breaches go
+        // to the Responder.
         let confirmed_at = Self::confirmed_at(&self.view);
-        for breach in breaches {
-            let change =
-                self.responder
-                    .handle_breach(breach, height, Some(&txid_set), &confirmed_at)?;
-            if matches!(&change, TrackerChange::Track(t) if t.status == TrackerStatus::InMempool) {
+        let event = ConnectedBlock {
+            height,
+            hash,
+            txids: &txid_set,
+            txs: &by_locator,
+            confirmed_at: &confirmed_at,
+        };
+        let mut decisions = self.gatekeeper.block_connected(&event, ())?;
+        let mut breaches = Vec::new();
+        for decision in Watcher.block_connected(&event, scan.appointments)? {
+            match decision {
+                Decision::Breach(breach) => breaches.push(breach),
+                other => decisions.push(other),
+            }
+        }
+        metrics::counter!(m::APPOINTMENTS_TRIGGERED).increment(breaches.len() as u64);
+        let found = ResponderFound {
+            breaches,
+            trackers: scan.trackers,
+        };
+        let responses = self.responder.block_connected(&event, found)?;
+        for decision in &responses {
+            if matches!(decision, Decision::Tracker(TrackerChange::Track(t)) if t.status == TrackerStatus::InMempool)
+            {
                 metrics::histogram!(m::BREACH_RESPONSE).record(started.elapsed().as_secs_f64());
             }
-            changes.push(change);
         }
-        changes.extend(self.responder.block_connected(
-            height,
-            &txid_set,
-            scan.trackers,
-            &confirmed_at,
-        )?);
+        decisions.extend(responses);
 
         // 4. Commit every effect of the block and the new tip at once.
         let responded = started.elapsed();
         let view = self.view.clone();
-        let params = self.params;
         let window = self.cache_window();
         let block_txids = keep_txids.then(|| txids.clone());
         let rebuild = self
             .store
             .write_blocking(move |conn| -> Result<bool, ProcessError> {
-                let outdated = gatekeeper::remove_outdated(conn, height, &params)?;
-                if !outdated.is_empty() {
-                    tracing::info!(height, count = outdated.len(), "removed outdated users");
-                }
-                apply_changes(conn, &changes)?;
+                apply_decisions(conn, &decisions)?;
                 chain::push_with_work(conn, height, &hash, chainwork, KEPT_BLOCKS)?;
                 if let Some(txids) = &block_txids {
                     chain::set_txids(conn, height, &hash, txids)?;
@@ -439,23 +452,40 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
     /// whose dispute was in them go back to being watched, and the fork point becomes the tip.
     fn disconnect_to(&mut self, reorg: Reorg) -> Result<(), ProcessError> {
         let Reorg { fork, stale } = reorg;
+        // What each component decides for each disconnected block, tip first. Trackers are read
+        // before the write op: only this thread changes them.
+        let heights: Vec<u32> = stale.iter().map(|(height, _)| *height).collect();
+        let concerned = self
+            .store
+            .read_blocking(move |conn| -> Result<_, ProcessError> {
+                let mut concerned = Vec::with_capacity(heights.len());
+                for height in heights {
+                    let mut trackers = trackers::penalty_confirmed_at(conn, height)?;
+                    trackers.extend(trackers::dispute_confirmed_at(conn, height)?);
+                    trackers.sort_by_key(|t| t.uuid);
+                    trackers.dedup_by_key(|t| t.uuid);
+                    concerned.push(trackers);
+                }
+                Ok(concerned)
+            })?;
+        let mut decisions = Vec::new();
+        for (&(height, hash), trackers) in stale.iter().zip(concerned) {
+            let event = DisconnectedBlock { height, hash };
+            decisions.extend(self.gatekeeper.block_disconnected(&event, ()));
+            decisions.extend(Watcher.block_disconnected(&event, Vec::new()));
+            let found = ResponderFound {
+                breaches: Vec::new(),
+                trackers,
+            };
+            decisions.extend(self.responder.block_disconnected(&event, found));
+        }
+
         let mut uncommitted = UncommittedView::unwinding(&self.view);
         let view = self.view.clone();
-        let disconnected = stale.clone();
+        let stale_hashes: Vec<BlockHash> = stale.iter().filter_map(|(_, hash)| *hash).collect();
         self.store
             .write_blocking(move |conn| -> Result<(), ProcessError> {
-                for (height, hash) in &disconnected {
-                    let mut concerned = trackers::penalty_confirmed_at(conn, *height)?;
-                    concerned.extend(trackers::dispute_confirmed_at(conn, *height)?);
-                    concerned.sort_by_key(|t| t.uuid);
-                    concerned.dedup_by_key(|t| t.uuid);
-                    let changes = Responder::<B>::block_disconnected(*height, concerned);
-                    apply_changes(conn, &changes)?;
-                    if let Some(hash) = hash {
-                        pending::delete_by_block(conn, hash)?;
-                    }
-                }
-                pending::delete_from_height(conn, fork.height + 1)?;
+                apply_decisions(conn, &decisions)?;
                 chain::pop(conn, fork.height + 1)?;
                 if chain::hash_at(conn, fork.height)? != Some(fork.hash) {
                     chain::push_with_work(
@@ -467,7 +497,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                     )?;
                 }
                 let mut view = view.lock();
-                for hash in disconnected.iter().filter_map(|(_, hash)| hash.as_ref()) {
+                for hash in &stale_hashes {
                     view.cache.disconnect_block(hash);
                 }
                 view.tip_height = fork.height;
@@ -593,8 +623,12 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                     continue;
                 }
             }
+            // Sleep until woken, the poll interval, or the next late appointment retry.
             let slept = Instant::now();
-            while !wakeup.wait(Duration::from_secs(1)) && slept.elapsed() < poll_interval {
+            let nap = self.late.next_retry().map_or(poll_interval, |at| {
+                at.saturating_duration_since(slept).min(poll_interval)
+            });
+            while !wakeup.wait(Duration::from_secs(1).min(nap)) && slept.elapsed() < nap {
                 self.heartbeat.beat();
                 if self.shutdown.is_triggered() {
                     break;

@@ -31,9 +31,10 @@ pub struct ChainMonitor {
 }
 
 impl ChainMonitor {
-    /// Starts the poller and, when `zmq_endpoint` is given (e.g. `tcp://127.0.0.1:28332`), the ZMQ
-    /// subscriber. Both wake `wakeup`; both stop when `shutdown` is triggered (within about 250 ms for
-    /// ZMQ, at once for the poller).
+    /// Starts the poller (thread `bitcoind-poller`) and, when `zmq_endpoint` is given (e.g.
+    /// `tcp://127.0.0.1:28332`), the ZMQ subscriber (thread `zmq-hashblock`), both with
+    /// [`crate::thread::spawn`] (a panic stops the tower). Both wake `wakeup`; both stop when
+    /// `shutdown` is triggered (within about 250 ms for ZMQ, at once for the poller).
     pub fn start<B: BitcoindRpc>(
         rpc: Arc<B>,
         zmq_endpoint: Option<String>,
@@ -46,18 +47,16 @@ impl ChainMonitor {
         if let Some(endpoint) = zmq_endpoint {
             let socket = subscribe(&endpoint)?;
             let (wakeup, shutdown) = (wakeup.clone(), shutdown.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name("zmq-hashblock".into())
-                    .spawn(move || listen(socket, &wakeup, &shutdown))?,
-            );
+            threads.push(crate::thread::spawn("zmq-hashblock", move || {
+                listen(socket, &wakeup, &shutdown);
+                Ok(())
+            })?);
             tracing::info!("listening to bitcoind's hashblock notifications on {endpoint}");
         }
-        threads.push(
-            std::thread::Builder::new()
-                .name("bitcoind-poller".into())
-                .spawn(move || poll(&*rpc, polling_delta, &wakeup, &reachable, &shutdown))?,
-        );
+        threads.push(crate::thread::spawn("bitcoind-poller", move || {
+            poll(&*rpc, polling_delta, &wakeup, &reachable, &shutdown);
+            Ok(())
+        })?);
         Ok(ChainMonitor { threads })
     }
 

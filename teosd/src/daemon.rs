@@ -3,12 +3,14 @@
 //! start HTTP and the chain monitor → "Tower ready". On shutdown: stop accepting requests, finish
 //! in-flight ones, finish the current block, flush and close the DB.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use secp256k1::SecretKey;
 
 use crate::bitcoind::{Auth, BitcoindClient, BitcoindRpc};
@@ -29,7 +31,9 @@ const HTTP_DRAIN: Duration = Duration::from_secs(10);
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the tower until `shutdown` is triggered. Errors are startup failures that need an operator
-/// (bad data dir, wrong network, a reorg deeper than the tower keeps, ports in use).
+/// (bad data dir, wrong network, a reorg deeper than the tower keeps, ports in use), and the failure
+/// of one of the tower's threads (a panic, or the block processor's fatal error; see
+/// [`crate::thread`]), which triggers `shutdown` itself.
 pub fn run(config: Config, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
     let network_dir = config.network_dir();
     std::fs::create_dir_all(&network_dir)
@@ -38,6 +42,10 @@ pub fn run(config: Config, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
     let result = serve(&config, store.clone(), shutdown);
     let closed = store.close().context("closing the database");
+    // A failed thread is the cause of whatever else went wrong (e.g. a dead writer fails the close).
+    if let Some(failure) = crate::thread::failure() {
+        return Err(failure.into());
+    }
     result.and(closed)
 }
 
@@ -108,53 +116,93 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
 
     let tower_id = key.id();
     let servers = start_servers(&runtime, config, &shared, key)?;
-    let polling = Duration::from_secs(u64::from(config.polling_delta).max(1));
-    let monitor = ChainMonitor::start(
-        rpc.clone(),
-        zmq_endpoint(&*rpc, config),
-        polling,
-        shared.wakeup.clone(),
-        shared.reachable.clone(),
-        shared.shutdown.clone(),
-    )?;
-    let fatal = Arc::new(std::sync::Mutex::new(None::<String>));
-    let processor_thread = {
-        let (wakeup, shutdown, fatal) = (
-            shared.wakeup.clone(),
-            shared.shutdown.clone(),
-            fatal.clone(),
-        );
-        std::thread::Builder::new()
-            .name("block-processor".into())
-            .spawn(move || {
-                processor.run(wakeup, polling, |e| {
-                    *fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                    shutdown.trigger();
-                })
-            })?
+    crate::thread::arm_injected_faults(); // test-only, debug builds (see crate::thread)
+    let mut pipeline = Pipeline {
+        monitor: None,
+        threads: metrics_refresher.into_iter().collect(),
     };
-
-    let api_local = servers.api_local;
-    tracing::info!("Tower ready (tower id {tower_id}, API on {api_local})");
-    Notifier::ready();
-    Notifier::status(&format!("ready: tower {tower_id} serving on {api_local}"));
-    let watchdog = crate::notify::spawn_watchdog(shared.heartbeat.clone(), shared.shutdown.clone());
-    while !shared.shutdown.wait_timeout(Duration::from_secs(3600)) {}
+    let started = pipeline.start(rpc, config, &shared, processor);
+    match &started {
+        Ok(()) => {
+            let api_local = servers.api_local;
+            tracing::info!(event = "ready", tower_id = %tower_id, api = %api_local, "Tower ready");
+            Notifier::ready();
+            Notifier::status(&format!("ready: tower {tower_id} serving on {api_local}"));
+            while !shared.shutdown.wait_timeout(Duration::from_secs(3600)) {}
+        }
+        Err(e) => {
+            tracing::error!("{e:#}");
+            shared.shutdown.trigger();
+        }
+    }
 
     tracing::info!("Shutting down tower");
     Notifier::stopping();
     shared.wakeup.wake();
     drain(&runtime, servers);
-    let _ = processor_thread.join();
-    monitor.join();
-    for thread in [watchdog, metrics_refresher].into_iter().flatten() {
-        let _ = thread.join();
-    }
+    pipeline.join();
     runtime.shutdown_timeout(Duration::from_secs(1));
-    if let Some(reason) = fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        bail!(reason);
+    started
+}
+
+/// The tower's threads after catch-up, joined at teardown (after shutdown is triggered). Each is
+/// started with [`crate::thread::spawn`], so a panic (or the block processor's fatal error) triggers
+/// the shutdown and `run` returns it.
+struct Pipeline {
+    /// The chain monitor's threads (`zmq-hashblock`, `bitcoind-poller`): they wake the processor.
+    monitor: Option<ChainMonitor>,
+    /// `block-processor`, and the `watchdog` and `metrics` threads when configured.
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts the chain monitor, the block processor and the systemd watchdog. Stops at the first
+    /// that cannot start (the caller triggers shutdown and joins what did).
+    fn start(
+        &mut self,
+        rpc: Arc<BitcoindClient>,
+        config: &Config,
+        shared: &Shared,
+        processor: BlockProcessor<BitcoindClient>,
+    ) -> anyhow::Result<()> {
+        let polling = Duration::from_secs(u64::from(config.polling_delta).max(1));
+        self.monitor = Some(ChainMonitor::start(
+            rpc.clone(),
+            zmq_endpoint(&*rpc, config),
+            polling,
+            shared.wakeup.clone(),
+            shared.reachable.clone(),
+            shared.shutdown.clone(),
+        )?);
+        let wakeup = shared.wakeup.clone();
+        self.threads
+            .push(crate::thread::spawn("block-processor", move || {
+                // `run` reports a fatal error (e.g. a reorg deeper than the tower keeps) and returns.
+                let fatal = RefCell::new(None);
+                processor.run(wakeup, polling, |e| {
+                    *fatal.borrow_mut() = Some(e.to_string());
+                });
+                match fatal.into_inner() {
+                    Some(reason) => Err(anyhow!(reason)),
+                    None => Ok(()),
+                }
+            })?);
+        let watchdog =
+            crate::notify::spawn_watchdog(shared.heartbeat.clone(), shared.shutdown.clone())?;
+        self.threads.extend(watchdog);
+        Ok(())
     }
-    Ok(())
+
+    /// Waits for every thread (trigger shutdown first). Never fails: the threads' failures were
+    /// reported by [`crate::thread`] when they happened.
+    fn join(self) {
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+        if let Some(monitor) = self.monitor {
+            monitor.join();
+        }
+    }
 }
 
 /// The block the tower resumes from: the stored tip, or bitcoind's best block on a fresh start;
@@ -193,7 +241,7 @@ fn start_metrics(
     config: &Config,
     store: &Store,
     shutdown: &Arc<Shutdown>,
-) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+) -> anyhow::Result<Option<JoinHandle<()>>> {
     let Some(addr) = config.metrics_bind else {
         return Ok(None);
     };
@@ -238,7 +286,7 @@ fn start_servers(
     };
     let shutdown = shared.shutdown.clone();
     let admin = runtime.spawn(admin_server.serve(state, async move { shutdown.wait().await }));
-    tracing::info!("admin API on {admin_local}");
+    tracing::info!(event = "admin_listening", admin = %admin_local, "admin API listening");
 
     let tower = Arc::new(
         Tower::new(

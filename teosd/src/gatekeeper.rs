@@ -7,7 +7,9 @@ use rusqlite::{Connection, OptionalExtension};
 use teos_common::appointment::UserId;
 use teos_common::errors::{ApiError, ErrorCode};
 
+use crate::carrier::Interrupted;
 use crate::config::{Config, defaults};
+use crate::listen::{ConnectedBlock, Decision, DisconnectedBlock, Listen};
 use crate::storage::records::UserRecord;
 use crate::storage::{StorageError, users};
 
@@ -22,39 +24,66 @@ pub struct SubscriptionParams {
     pub expiry_delta: u32,
 }
 
-/// Registers `user_id` at `height`, or renews an existing subscription.
-///
-/// New user: `slots` slots, start = `height`, expiry = `height + duration`. Existing user: slots are
-/// added (u32 overflow → code 65) and the expiry extended by `duration` from the old expiry; the start
-/// is unchanged (PROTOCOL.md; rust-teos #81).
+/// Registers `user_id` at `height`, or renews an existing subscription; see [`subscription_after`]
+/// for the arithmetic. Errors: code 65 when the slots would overflow `u32`; storage → code 32.
 pub fn register(
     conn: &Connection,
     user_id: &UserId,
     height: u32,
     params: &SubscriptionParams,
 ) -> Result<UserRecord, ApiError> {
-    let user = match users::get(conn, user_id).map_err(storage_error)? {
-        None => UserRecord {
-            available_slots: params.slots,
-            subscription_start: height,
-            subscription_expiry: height.saturating_add(params.duration),
-        },
-        Some(old) => UserRecord {
-            available_slots: old
-                .available_slots
-                .checked_add(params.slots)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::RegistrationResourceExhausted,
-                        "Subscription maximum slots count reached",
-                    )
-                })?,
-            subscription_start: old.subscription_start,
-            subscription_expiry: old.subscription_expiry.saturating_add(params.duration),
-        },
-    };
+    let old = users::get(conn, user_id).map_err(storage_error)?;
+    let user = subscription_after(old.as_ref(), height, params)?;
     users::upsert(conn, user_id, &user).map_err(storage_error)?;
     Ok(user)
+}
+
+/// The subscription a registration at `height` (blocks) gives, from the user's current one (`None`
+/// for an unknown user).
+///
+/// - New user: `params.slots` slots, start = `height`, expiry = `height + duration` (PROTOCOL.md
+///   "Subscriptions").
+/// - Renewal of a live subscription (`height < old expiry`): slots are added, the expiry is extended by
+///   `duration` from the old expiry and the start is unchanged (PROTOCOL.md; rust-teos #81).
+/// - Renewal of an expired subscription (`height >= old expiry`) **(ours)**: slots are added as for any
+///   renewal, but the new period is counted from `height`: start = `height`, expiry =
+///   `height + duration`. A user is only still stored after expiry during the `expiry_delta` grace
+///   window or when a tracker keeps it past outdating; extending from the old expiry there could sign
+///   a receipt for a subscription that is already over. rust-teos would have deleted such a user and
+///   registered it afresh with the same start and expiry.
+///
+/// Heights saturate at `u32::MAX`. Errors: code 65 (REGISTRATION_RESOURCE_EXHAUSTED) when the slots
+/// would overflow `u32`.
+pub fn subscription_after(
+    old: Option<&UserRecord>,
+    height: u32,
+    params: &SubscriptionParams,
+) -> Result<UserRecord, ApiError> {
+    let fresh = |available_slots| UserRecord {
+        available_slots,
+        subscription_start: height,
+        subscription_expiry: height.saturating_add(params.duration),
+    };
+    let Some(old) = old else {
+        return Ok(fresh(params.slots));
+    };
+    let available_slots = old
+        .available_slots
+        .checked_add(params.slots)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::RegistrationResourceExhausted,
+                "Subscription maximum slots count reached",
+            )
+        })?;
+    if height >= old.subscription_expiry {
+        return Ok(fresh(available_slots));
+    }
+    Ok(UserRecord {
+        available_slots,
+        subscription_start: old.subscription_start,
+        subscription_expiry: old.subscription_expiry.saturating_add(params.duration),
+    })
 }
 
 /// The user's record if registered and not expired at `height`.
@@ -94,7 +123,35 @@ pub fn remove_outdated(
     users::delete_outdated(conn, height, params.expiry_delta)
 }
 
-/// Maps a storage failure to the answer a client gets: 503 / code 32, nothing stored (no receipt).
+/// The Gatekeeper's block side (see [`Listen`]): users expire with the chain.
+pub struct Gatekeeper {
+    /// Blocks after expiry before a user's data is deleted (`expiry_delta`).
+    pub expiry_delta: u32,
+}
+
+impl Listen for Gatekeeper {
+    type Found = ();
+
+    /// Users outdated at this height are removed (see [`remove_outdated`]).
+    fn block_connected(
+        &self,
+        block: &ConnectedBlock<'_>,
+        _: Self::Found,
+    ) -> Result<Vec<Decision>, Interrupted> {
+        Ok(vec![Decision::RemoveOutdatedUsers {
+            height: block.height,
+            expiry_delta: self.expiry_delta,
+        }])
+    }
+
+    /// Nothing: a removed user stays removed (its data is gone), as in rust-teos.
+    fn block_disconnected(&self, _: &DisconnectedBlock, _: Self::Found) -> Vec<Decision> {
+        Vec::new()
+    }
+}
+
+/// Maps a storage failure to code 32 (SERVICE_UNAVAILABLE), nothing stored (no receipt): 503 JSON,
+/// or for `add_appointment` 401 / code 7 "retry later" (`api::http`, "Held back").
 pub fn storage_error(e: impl Into<StorageError>) -> ApiError {
     let e: StorageError = e.into();
     tracing::error!("storage error: {e}");
@@ -116,9 +173,11 @@ impl From<StorageError> for ApiError {
 /// capped appointments at 1,000,000 (`MAX_APPOINTMENTS`); rust-teos had no cap.
 ///
 /// Only growth is refused: renewing an existing subscription or updating an existing appointment
-/// always passes. A refusal is 503 / code 32 (SERVICE_UNAVAILABLE), as python-teos answered
-/// "appointment rejected" with 503 when full: the request was well-formed and authentic, the tower
-/// cannot take it now, and a client should try later or use another tower.
+/// always passes. A refusal is code 32 (SERVICE_UNAVAILABLE): the request was well-formed and
+/// authentic, the tower cannot take it now, and a client should try later or use another tower. A new
+/// user gets it as 503 JSON (as python-teos answered "rejected" with 503 when full); a new appointment
+/// gets 401 / code 7 "retry later", because the reference client files an appointment refused with
+/// any other code as invalid and never resends it (`api::http`, "Held back").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capacity {
     /// Most registered users (`max_users`).
@@ -160,7 +219,7 @@ pub enum Counted {
 /// after inserting a new row: the op's `Err` rolls its savepoint back, so nothing of the refused request
 /// is stored. Counts come from the `counters` table (migration V2), kept exact by triggers.
 ///
-/// Errors: over the cap → 503 / code 32 with a message saying the tower is full; storage → 32.
+/// Errors: over the cap → code 32 with a message saying the tower is full; storage → 32.
 pub fn check_capacity(conn: &Connection, what: Counted, cap: u32) -> Result<(), ApiError> {
     if cap == 0 {
         return Ok(());
@@ -185,4 +244,92 @@ pub fn check_capacity(conn: &Connection, what: Counted, cap: u32) -> Result<(), 
         return Err(ApiError::new(ErrorCode::ServiceUnavailable, message));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARAMS: SubscriptionParams = SubscriptionParams {
+        slots: 100,
+        duration: 50,
+        expiry_delta: 6,
+    };
+
+    fn record(slots: u32, start: u32, expiry: u32) -> UserRecord {
+        UserRecord {
+            available_slots: slots,
+            subscription_start: start,
+            subscription_expiry: expiry,
+        }
+    }
+
+    #[test]
+    fn a_new_user_starts_at_the_current_height() {
+        assert_eq!(
+            subscription_after(None, 1000, &PARAMS).unwrap(),
+            record(100, 1000, 1050)
+        );
+    }
+
+    #[test]
+    fn a_live_subscription_is_extended_from_its_old_expiry_with_the_start_kept() {
+        let old = record(30, 900, 1010);
+        assert_eq!(
+            subscription_after(Some(&old), 1000, &PARAMS).unwrap(),
+            record(130, 900, 1060)
+        );
+        // One block before expiry is still live.
+        assert_eq!(
+            subscription_after(Some(&old), 1009, &PARAMS).unwrap(),
+            record(130, 900, 1060)
+        );
+    }
+
+    #[test]
+    fn an_expired_subscription_is_renewed_from_the_current_height() {
+        // Expired exactly at this height (height >= expiry is expired, PROTOCOL.md).
+        let old = record(30, 900, 1000);
+        assert_eq!(
+            subscription_after(Some(&old), 1000, &PARAMS).unwrap(),
+            record(130, 1000, 1050)
+        );
+        // Kept long past outdating by a tracker: old expiry + duration (1050) is already over at 2000.
+        let renewed = subscription_after(Some(&old), 2000, &PARAMS).unwrap();
+        assert_eq!(renewed, record(130, 2000, 2050));
+        assert!(renewed.subscription_expiry > 2000, "not expired at once");
+    }
+
+    #[test]
+    fn slot_overflow_is_code_65_for_live_and_expired_subscriptions() {
+        for expiry in [900, 1100] {
+            let old = record(u32::MAX - 99, 800, expiry);
+            let error = subscription_after(Some(&old), 1000, &PARAMS).unwrap_err();
+            assert_eq!(error.code, ErrorCode::RegistrationResourceExhausted);
+        }
+        let old = record(u32::MAX - 100, 800, 900);
+        assert_eq!(
+            subscription_after(Some(&old), 1000, &PARAMS)
+                .unwrap()
+                .available_slots,
+            u32::MAX
+        );
+    }
+
+    #[test]
+    fn heights_saturate_instead_of_wrapping() {
+        let old = record(1, 0, u32::MAX - 10);
+        assert_eq!(
+            subscription_after(Some(&old), 5, &PARAMS)
+                .unwrap()
+                .subscription_expiry,
+            u32::MAX
+        );
+        assert_eq!(
+            subscription_after(None, u32::MAX - 1, &PARAMS)
+                .unwrap()
+                .subscription_expiry,
+            u32::MAX
+        );
+    }
 }

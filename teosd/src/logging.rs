@@ -64,21 +64,32 @@ pub fn init(config: &Config) -> io::Result<()> {
     Ok(())
 }
 
-/// Reopens the log file (after logrotate moved it). No-op when logging to stderr.
-pub fn reopen() {
-    if let Some(file) = LOG_FILE.get() {
-        match file.reopen() {
-            Ok(()) => tracing::info!("log file reopened"),
-            // Not eprintln!: it panics when stderr is gone.
-            Err(e) => {
-                let _ = writeln!(
-                    io::stderr(),
-                    "teosd: cannot reopen the log file {}: {e}",
-                    file.path.display()
-                );
-            }
-        }
-    }
+/// Reopens the log file at its configured path (`log_file`), creating it if logrotate moved it away;
+/// lines written after the swap go to the new file. Called on SIGHUP (`crate::signals`).
+///
+/// Returns the path reopened, or `None` when there is no log file (logging to stderr or the journal).
+///
+/// Errors: the file cannot be created or opened (directory gone, permissions); the old handle is kept,
+/// so lines keep going to the moved file.
+pub fn reopen() -> Result<Option<&'static Path>, ReopenError> {
+    let Some(file) = LOG_FILE.get() else {
+        return Ok(None);
+    };
+    file.reopen().map_err(|source| ReopenError {
+        path: file.path.clone(),
+        source,
+    })?;
+    Ok(Some(&file.path))
+}
+
+/// The log file could not be reopened (see [`reopen`]).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reopen the log file {}: {source}", path.display())]
+pub struct ReopenError {
+    /// The configured `log_file`.
+    pub path: PathBuf,
+    /// Why opening it failed.
+    pub source: io::Error,
 }
 
 /// An append-mode file whose handle can be replaced while writers use it.

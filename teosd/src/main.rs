@@ -3,11 +3,20 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use teosd::config::{Config, ConfigError};
 use teosd::shutdown::Shutdown;
+use teosd::signals::Signals;
 
 fn main() -> ExitCode {
+    // First of all: until its handler is installed, a SIGHUP (logrotate, `systemctl reload`) would
+    // terminate the process. Signals arriving before the `signals` thread starts are acted on then.
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("teosd: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = match Config::load() {
         Ok(config) => config,
         // --help and --version print to stdout and exit 0; bad flags exit 2 with clap's message.
@@ -27,8 +36,10 @@ fn main() -> ExitCode {
     }
 
     let shutdown = Arc::new(Shutdown::new());
-    if let Err(e) = watch_signals(shutdown.clone()) {
-        tracing::error!("cannot install signal handlers: {e}");
+    // A thread that panics or fails stops the tower, which then exits 1 (see teosd::thread).
+    teosd::thread::stop_on_failure(shutdown.clone());
+    if let Err(e) = signals.watch(shutdown.clone()) {
+        tracing::error!("cannot start the signals thread: {e}");
         return ExitCode::FAILURE;
     }
     match teosd::daemon::run(config, shutdown) {
@@ -38,30 +49,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             tracing::error!("{e:#}");
-            ExitCode::FAILURE
+            ExitCode::FAILURE // 1, as teosd::thread::FAILURE_EXIT_CODE
         }
     }
-}
-
-/// SIGINT/SIGTERM start a graceful shutdown; a second one exits at once. SIGHUP reopens the log file.
-fn watch_signals(shutdown: Arc<Shutdown>) -> std::io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut received = 0;
-            for signal in signals.forever() {
-                received += 1;
-                if received == 1 {
-                    tracing::info!(
-                        "signal {signal} received, shutting down (send it again to exit at once)"
-                    );
-                    shutdown.trigger();
-                } else {
-                    tracing::warn!("second signal {signal}: exiting now");
-                    std::process::exit(130);
-                }
-            }
-        })?;
-    Ok(())
 }

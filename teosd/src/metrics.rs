@@ -19,7 +19,7 @@ use crate::storage::{StorageError, Store, appointments, trackers, users};
 pub const APPOINTMENTS: &str = "teosd_appointments";
 /// Breaches detected: appointments whose dispute appeared on chain (counter).
 pub const APPOINTMENTS_TRIGGERED: &str = "teosd_appointments_triggered_total";
-/// Trackers by `status` label: in_mempool, confirmed, reorged (gauge).
+/// Trackers by `status` label: in_mempool, confirmed, reorged, rejected (gauge).
 pub const TRACKERS: &str = "teosd_trackers";
 /// Registered users (gauge).
 pub const USERS: &str = "teosd_users";
@@ -63,38 +63,151 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
         .install()
 }
 
-/// Refreshes the stored-state gauges every few seconds until shutdown.
+/// Refreshes the stored-state gauges every few seconds until shutdown, on the `metrics` thread
+/// ([`crate::thread::spawn`]: a panic stops the tower; a failed refresh is only logged).
 pub fn spawn_refresher(store: Store, shutdown: Arc<Shutdown>) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            loop {
-                if let Err(e) = refresh(&store) {
-                    tracing::debug!("metrics refresh failed: {e}");
-                }
-                if shutdown.wait_timeout(REFRESH) {
-                    return;
-                }
+    crate::thread::spawn("metrics", move || {
+        loop {
+            crate::thread::fault_point();
+            if let Err(e) = refresh(&store) {
+                tracing::debug!("metrics refresh failed: {e}");
             }
-        })
+            if shutdown.wait_timeout(REFRESH) {
+                return Ok(());
+            }
+        }
+    })
 }
 
 fn refresh(store: &Store) -> Result<(), StorageError> {
-    let (watched, users, in_mempool, confirmed, reorged) = store.read_blocking(|conn| {
-        let count = |status| trackers::with_status(conn, status).map(|t| t.len() as f64);
-        Ok::<_, StorageError>((
-            appointments::count_watched(conn)? as f64,
-            users::count(conn)? as f64,
-            count(TrackerStatus::InMempool)?,
-            count(TrackerStatus::Confirmed)?,
-            count(TrackerStatus::Reorged)?,
-        ))
-    })?;
-    metrics::gauge!(APPOINTMENTS).set(watched);
-    metrics::gauge!(USERS).set(users);
-    metrics::gauge!(TRACKERS, "status" => "in_mempool").set(in_mempool);
-    metrics::gauge!(TRACKERS, "status" => "confirmed").set(confirmed);
-    metrics::gauge!(TRACKERS, "status" => "reorged").set(reorged);
+    let counts = stored_counts(store)?;
+    metrics::gauge!(APPOINTMENTS).set(counts.watched as f64);
+    metrics::gauge!(USERS).set(counts.users as f64);
+    metrics::gauge!(TRACKERS, "status" => "in_mempool").set(counts.in_mempool as f64);
+    metrics::gauge!(TRACKERS, "status" => "confirmed").set(counts.confirmed as f64);
+    metrics::gauge!(TRACKERS, "status" => "reorged").set(counts.reorged as f64);
+    metrics::gauge!(TRACKERS, "status" => "rejected").set(counts.rejected as f64);
     metrics::gauge!(DB_SIZE).set(store.disk_size() as f64);
     Ok(())
+}
+
+/// The row counts behind the stored-state gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StoredCounts {
+    watched: u64,
+    users: u64,
+    in_mempool: u64,
+    confirmed: u64,
+    reorged: u64,
+    rejected: u64,
+}
+
+/// Counts rows with `COUNT(*)` queries on indexes (one read transaction on a reserved reader): no row
+/// is loaded or decoded, so a refresh costs the same whatever the trackers hold.
+fn stored_counts(store: &Store) -> Result<StoredCounts, StorageError> {
+    store.read_blocking(|conn| {
+        let count = |status| trackers::count_with_status(conn, status);
+        Ok(StoredCounts {
+            watched: appointments::count_watched(conn)?,
+            users: users::count(conn)?,
+            in_mempool: count(TrackerStatus::InMempool)?,
+            confirmed: count(TrackerStatus::Confirmed)?,
+            reorged: count(TrackerStatus::Reorged)?,
+            rejected: count(TrackerStatus::Rejected)?,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use teos_common::appointment::{Locator, UserId};
+
+    use super::*;
+    use crate::storage::records::{AppointmentId, AppointmentRecord, TrackerRecord, UserRecord};
+
+    fn tx(n: u8) -> bitcoin::Transaction {
+        bitcoin::Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::from_consensus(u32::from(n)),
+            input: vec![bitcoin::TxIn::default()],
+            output: vec![],
+        }
+    }
+
+    #[test]
+    fn counts_come_from_count_queries_without_decoding_trackers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("teos_db.sql3")).unwrap();
+        let user = UserId(
+            secp256k1::SecretKey::from_slice(&[7; 32])
+                .unwrap()
+                .public_key(secp256k1::SECP256K1),
+        );
+        store
+            .write_blocking(move |conn| -> Result<(), StorageError> {
+                let record = UserRecord {
+                    available_slots: 10,
+                    subscription_start: 1,
+                    subscription_expiry: 100,
+                };
+                users::upsert(conn, &user, &record)?;
+                for n in 0..5u8 {
+                    let locator = Locator::from_slice(&[n; 16]).unwrap();
+                    let uuid = AppointmentId::new(&locator, &user);
+                    appointments::upsert(
+                        conn,
+                        &AppointmentRecord {
+                            uuid,
+                            locator,
+                            encrypted_blob: vec![n; 10],
+                            to_self_delay: 42,
+                            user_id: user,
+                            user_signature: "sig".into(),
+                            start_block: 1,
+                            slots: 1,
+                        },
+                    )?;
+                    if n == 0 {
+                        continue; // one watched appointment
+                    }
+                    let (dispute, penalty) = (tx(n), tx(n + 100));
+                    trackers::insert(
+                        conn,
+                        &TrackerRecord {
+                            uuid,
+                            dispute_txid: dispute.compute_txid(),
+                            dispute_tx: dispute,
+                            penalty_txid: penalty.compute_txid(),
+                            penalty_tx: penalty,
+                            dispute_height: Some(5),
+                            status: match n {
+                                1 | 2 => TrackerStatus::InMempool,
+                                3 => TrackerStatus::Confirmed,
+                                _ => TrackerStatus::Reorged,
+                            },
+                            status_height: 5,
+                            to_self_delay: 42,
+                        },
+                    )?;
+                }
+                // Transactions that do not decode: counting must not need them.
+                conn.execute(
+                    "UPDATE trackers SET penalty_tx = x'00', dispute_tx = x'00'",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            stored_counts(&store).unwrap(),
+            StoredCounts {
+                watched: 1,
+                users: 1,
+                in_mempool: 2,
+                confirmed: 1,
+                reorged: 1,
+                rejected: 0,
+            }
+        );
+    }
 }

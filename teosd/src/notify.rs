@@ -84,26 +84,30 @@ pub fn watchdog_interval() -> Option<Duration> {
 }
 
 /// Pings `WATCHDOG=1` every `interval / 2` while `heartbeat` is younger than `interval`, until
-/// shutdown. Returns `None` when systemd asked for no watchdog.
+/// shutdown, on the `watchdog` thread ([`crate::thread::spawn`]). Returns `None` when systemd asked
+/// for no watchdog.
+///
+/// Errors: the OS cannot start a thread.
 pub fn spawn_watchdog(
     heartbeat: Arc<Heartbeat>,
     shutdown: Arc<Shutdown>,
-) -> Option<JoinHandle<()>> {
-    let interval = watchdog_interval()?;
+) -> std::io::Result<Option<JoinHandle<()>>> {
+    let Some(interval) = watchdog_interval() else {
+        return Ok(None);
+    };
     let period = (interval / 2).max(Duration::from_millis(50));
-    std::thread::Builder::new()
-        .name("watchdog".into())
-        .spawn(move || {
-            while !shutdown.wait_timeout(period) {
-                if heartbeat.age() < interval {
-                    Notifier::send(NotifyState::Watchdog);
-                } else {
-                    tracing::error!(
-                        "block processing has not made progress for {:?}; withholding the systemd watchdog ping",
-                        heartbeat.age()
-                    );
-                }
+    crate::thread::spawn("watchdog", move || {
+        while !shutdown.wait_timeout(period) {
+            if heartbeat.age() < interval {
+                Notifier::send(NotifyState::Watchdog);
+            } else {
+                tracing::error!(
+                    "block processing has not made progress for {:?}; withholding the systemd watchdog ping",
+                    heartbeat.age()
+                );
             }
-        })
-        .ok()
+        }
+        Ok(())
+    })
+    .map(Some)
 }

@@ -28,10 +28,11 @@ use teos_common::constants::{CONFIRMATIONS_BEFORE_RETRY, IRREVOCABLY_RESOLVED};
 
 use crate::bitcoind::BitcoindRpc;
 use crate::carrier::{Carrier, Delivery, Interrupted};
+use crate::listen::{ConnectedBlock, Decision, DisconnectedBlock, Listen};
 use crate::storage::records::{TrackerRecord, TrackerStatus};
 
 /// A revoked commitment seen on chain, with the decrypted penalty that answers it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Breach {
     pub uuid: AppointmentId,
     pub user_id: UserId,
@@ -163,7 +164,7 @@ impl<B: BitcoindRpc> Responder<B> {
     /// rejected one, every penalty unconfirmed for [`CONFIRMATIONS_BEFORE_RETRY`] blocks, and every
     /// confirmed one that may have reached [`IRREVOCABLY_RESOLVED`] confirmations (≥, so a skipped
     /// height never strands one).
-    pub fn block_connected(
+    pub fn follow_trackers(
         &self,
         height: u32,
         txids: &HashSet<Txid>,
@@ -231,33 +232,6 @@ impl<B: BitcoindRpc> Responder<B> {
             }
         }
         Ok(changes)
-    }
-
-    /// Decides what becomes of `trackers` when the block at `height` leaves the chain (reorg):
-    /// `trackers` must include every tracker whose penalty confirmed at `height` or whose dispute did.
-    /// A penalty that confirmed there is `Reorged` (sent again at the next block); a dispute that
-    /// confirmed there loses its height and its tracker is `Reorged` (the dispute is sent first). Sends
-    /// nothing: the next connected block re-sends.
-    pub fn block_disconnected(height: u32, trackers: Vec<TrackerRecord>) -> Vec<TrackerChange> {
-        let mut changes = Vec::new();
-        for t in trackers {
-            let penalty_left = t.status == TrackerStatus::Confirmed && t.status_height == height;
-            let dispute_left = t.dispute_height == Some(height);
-            if dispute_left {
-                changes.push(TrackerChange::DisputeHeight {
-                    uuid: t.uuid,
-                    height: None,
-                });
-            }
-            if penalty_left || dispute_left {
-                changes.push(TrackerChange::Status {
-                    uuid: t.uuid,
-                    status: TrackerStatus::Reorged,
-                    height,
-                });
-            }
-        }
-        changes
     }
 
     /// Sends the tracker's transactions again; `None` when nothing changes (refused again).
@@ -329,6 +303,76 @@ impl<B: BitcoindRpc> Responder<B> {
             p => Outcome::Invalid(p),
         })
     }
+}
+
+/// What the Responder needs for a block (see [`Listen`]).
+pub struct ResponderFound {
+    /// The Watcher's breaches in this block (empty when disconnecting).
+    pub breaches: Vec<Breach>,
+    /// Connecting: every tracker [`Responder::follow_trackers`] requires. Disconnecting: every tracker
+    /// whose dispute or penalty confirmed in the block.
+    pub trackers: Vec<TrackerRecord>,
+}
+
+impl<B: BitcoindRpc> Listen for Responder<B> {
+    type Found = ResponderFound;
+
+    /// Answers the block's breaches ([`Responder::handle_breach`]), then follows the existing trackers
+    /// ([`Responder::follow_trackers`]).
+    fn block_connected(
+        &self,
+        block: &ConnectedBlock<'_>,
+        found: Self::Found,
+    ) -> Result<Vec<Decision>, Interrupted> {
+        let mut decisions = Vec::new();
+        for breach in found.breaches {
+            let change =
+                self.handle_breach(breach, block.height, Some(block.txids), block.confirmed_at)?;
+            decisions.push(Decision::Tracker(change));
+        }
+        let followed = self.follow_trackers(
+            block.height,
+            block.txids,
+            found.trackers,
+            block.confirmed_at,
+        )?;
+        decisions.extend(followed.into_iter().map(Decision::Tracker));
+        Ok(decisions)
+    }
+
+    fn block_disconnected(&self, block: &DisconnectedBlock, found: Self::Found) -> Vec<Decision> {
+        trackers_disconnected(block.height, found.trackers)
+            .into_iter()
+            .map(Decision::Tracker)
+            .collect()
+    }
+}
+
+/// Decides what becomes of `trackers` when the block at `height` leaves the chain (reorg):
+/// `trackers` must include every tracker whose penalty confirmed at `height` or whose dispute did.
+/// A penalty that confirmed there is `Reorged` (sent again at the next block); a dispute that
+/// confirmed there loses its height and its tracker is `Reorged` (the dispute is sent first). Sends
+/// nothing: the next connected block re-sends.
+pub fn trackers_disconnected(height: u32, trackers: Vec<TrackerRecord>) -> Vec<TrackerChange> {
+    let mut changes = Vec::new();
+    for t in trackers {
+        let penalty_left = t.status == TrackerStatus::Confirmed && t.status_height == height;
+        let dispute_left = t.dispute_height == Some(height);
+        if dispute_left {
+            changes.push(TrackerChange::DisputeHeight {
+                uuid: t.uuid,
+                height: None,
+            });
+        }
+        if penalty_left || dispute_left {
+            changes.push(TrackerChange::Status {
+                uuid: t.uuid,
+                status: TrackerStatus::Reorged,
+                height,
+            });
+        }
+    }
+    changes
 }
 
 /// The longest a refused penalty is retried (blocks): the largest `to_self_delay` Lightning

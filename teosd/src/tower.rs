@@ -93,7 +93,10 @@ impl Tower {
         self.key.id()
     }
 
-    /// Refuses service while bitcoind is unreachable: 503 / code 32.
+    /// Refuses service while bitcoind is unreachable: code 32. The HTTP layer answers it as 503 JSON,
+    /// except for `add_appointment`, which gets 401 / code 7 "retry later" so that no client files the
+    /// appointment as invalid (`api::http`, "Held back"); the client's retry succeeds once
+    /// bitcoind is back.
     fn check_available(&self) -> Result<(), ApiError> {
         if self.reachable.load(Ordering::SeqCst) {
             Ok(())

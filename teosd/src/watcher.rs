@@ -13,8 +13,10 @@ use teos_common::appointment::{Appointment, AppointmentId, Locator, UserId, comp
 use teos_common::cryptography;
 use teos_common::errors::{ApiError, ErrorCode};
 
+use crate::carrier::Interrupted;
 use crate::chain_view::SharedChainView;
 use crate::gatekeeper::{self, storage_error};
+use crate::listen::{ConnectedBlock, Decision, DisconnectedBlock, Listen};
 use crate::responder::{Breach, TrackerChange};
 use crate::storage::records::{AppointmentRecord, UserRecord};
 use crate::storage::{appointments, pending, trackers, users};
@@ -159,6 +161,38 @@ pub fn store_appointment(
         late_breach: cached.is_some(),
         discarded: false,
     })
+}
+
+/// The Watcher's block side (see [`Listen`]): decrypts the appointments a block triggers.
+pub struct Watcher;
+
+impl Listen for Watcher {
+    /// The stored appointments whose locator matched a transaction of the block (outdated users and
+    /// appointments already answered left out).
+    type Found = Vec<AppointmentRecord>;
+
+    /// A [`Decision::Breach`] for each appointment that decrypts, a [`TrackerChange::Invalid`] for
+    /// each that does not.
+    fn block_connected(
+        &self,
+        block: &ConnectedBlock<'_>,
+        found: Self::Found,
+    ) -> Result<Vec<Decision>, Interrupted> {
+        let (breaches, invalid) = find_breaches(found, block.txs, block.height);
+        Ok(breaches
+            .into_iter()
+            .map(Decision::Breach)
+            .chain(invalid.into_iter().map(Decision::Tracker))
+            .collect())
+    }
+
+    /// Late appointments whose dispute was in the block are watched again.
+    fn block_disconnected(&self, block: &DisconnectedBlock, _: Self::Found) -> Vec<Decision> {
+        vec![Decision::ForgetLate {
+            from_height: block.height,
+            hash: block.hash,
+        }]
+    }
 }
 
 /// Decrypts every appointment that matched a transaction of a block.

@@ -96,15 +96,6 @@ fn uuid_hex(locator: &Locator, user: &UserId) -> String {
     AppointmentId::new(locator, user).to_string()
 }
 
-/// The tower id teosd logs at startup.
-fn logged_tower_id(tower: &TowerProcess) -> String {
-    tower
-        .logs()
-        .iter()
-        .find_map(|l| l.split("tower id: ").nth(1).map(|id| id[..66].to_owned()))
-        .expect("teosd logged no tower id")
-}
-
 /// What the test sets up through HTTP: two users, a watched locator both users filed, and a breach
 /// the tower responded to.
 struct Scenario {
@@ -166,7 +157,7 @@ fn every_command_reports_the_state_created_over_http_and_stop_loses_nothing() {
         cli_json(datadir, &["gettowerinfo"])["best_block_height"] == json!(tip)
     });
     let info = cli_json(datadir, &["gettowerinfo"]);
-    assert_eq!(info["tower_id"], json!(logged_tower_id(&tower)));
+    assert_eq!(info["tower_id"], json!(tower.tower_id().to_string()));
     assert_eq!(info["n_registered_users"], json!(2));
     assert_eq!(info["n_watcher_appointments"], json!(2));
     assert_eq!(info["n_responder_trackers"], json!(1));

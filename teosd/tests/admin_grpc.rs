@@ -19,17 +19,6 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 type Client = PrivateTowerServicesClient<Channel>;
 
-/// `rpc_port` from the `teos.toml` the harness wrote.
-fn rpc_port(datadir: &Path) -> u16 {
-    let text = std::fs::read_to_string(datadir.join("teos.toml")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("rpc_port = "))
-        .expect("no rpc_port in teos.toml")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// Connects to `port` trusting `ca_dir/ca.pem`, presenting `identity_dir/client{,-key}.pem` if given.
 async fn connect(port: u16, ca_dir: &Path, identity_dir: Option<&Path>) -> Client {
     let read = |dir: &Path, name: &str| std::fs::read(dir.join(name)).unwrap();
@@ -79,7 +68,7 @@ fn clients_without_a_certificate_of_the_towers_ca_are_refused() {
     let chain = Chain::start(1);
     let dir = tempfile::tempdir().unwrap();
     let tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    let port = rpc_port(dir.path());
+    let port = tower.admin_port();
     let foreign = foreign_material();
     let rt = runtime();
 
@@ -136,7 +125,7 @@ fn malformed_input_is_invalid_argument_and_unknown_users_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
     let rt = runtime();
-    let mut client = rt.block_on(connect(rpc_port(dir.path()), dir.path(), Some(dir.path())));
+    let mut client = rt.block_on(connect(tower.admin_port(), dir.path(), Some(dir.path())));
 
     for locator in [vec![], vec![1; 15], vec![1; 17], vec![0; 32]] {
         let status = rt
@@ -202,7 +191,7 @@ fn paged_listings_return_the_same_items_as_unpaged_ones() {
     });
 
     let rt = runtime();
-    let mut client = rt.block_on(connect(rpc_port(dir.path()), dir.path(), Some(dir.path())));
+    let mut client = rt.block_on(connect(tower.admin_port(), dir.path(), Some(dir.path())));
     wait_until("the tracker stored", SOON, || {
         rt.block_on(client.get_tower_info(()))
             .is_ok_and(|r| r.into_inner().n_responder_trackers == 1)

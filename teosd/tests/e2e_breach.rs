@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use teos_common::protocol::GetAppointmentResponse;
+use teosd::storage::{StorageError, Store, chain as chain_rows};
 
 #[test]
 fn breach_is_answered_and_the_tracker_completes_after_100_confirmations() {
@@ -49,10 +50,7 @@ fn breach_is_answered_and_the_tracker_completes_after_100_confirmations() {
     assert_eq!(chain.confirmations(&penalty_txid), 1);
     chain.mine(98);
     // 99 confirmations: still tracked.
-    let tip = chain.height();
-    wait_until("the tower at the tip", SOON, || {
-        tower_height_reached(&tower, tip)
-    });
+    tower.wait_for_tip(&chain);
     assert!(matches!(
         user.get(&appointment.locator),
         Ok(GetAppointmentResponse::DisputeResponded(_))
@@ -66,10 +64,6 @@ fn breach_is_answered_and_the_tracker_completes_after_100_confirmations() {
         slots,
         "slots refunded"
     );
-}
-
-fn tower_height_reached(tower: &TowerProcess, height: u32) -> bool {
-    tower.has_log(&format!("block connected height={height} "))
 }
 
 fn error_code_of_get(
@@ -93,10 +87,7 @@ fn late_appointment_is_answered_at_once() {
     let (commitment, penalty) = chain.breach();
     chain.broadcast(&commitment);
     chain.mine(3);
-    let tip = chain.height();
-    wait_until("the tower at the tip", SOON, || {
-        tower_height_reached(&tower, tip)
-    });
+    tower.wait_for_tip(&chain);
 
     let appointment = appointment_for(&commitment, &penalty);
     user.add(&appointment).unwrap();
@@ -189,10 +180,7 @@ fn reorg_removing_dispute_and_penalty_with_an_emptied_mempool_ends_with_the_pena
     });
     chain.mine(1);
     assert_eq!(chain.confirmations(&penalty_txid), 1);
-    let tip = chain.height();
-    wait_until("the tower at the tip", SOON, || {
-        tower_height_reached(&tower, tip)
-    });
+    tower.wait_for_tip(&chain);
 
     // Both blocks leave the chain; bitcoind restarts with an empty mempool, forgetting both txs.
     chain.sim().node().invalidate_block(&dispute_block).unwrap();
@@ -240,9 +228,7 @@ fn deep_reorg_of_ten_blocks_is_followed_and_the_breach_answered_again() {
     chain.mine(9);
     let tip = chain.height();
     assert_eq!(tip, fork_point + 10);
-    wait_until("the tower at the tip", SOON, || {
-        tower_height_reached(&tower, tip)
-    });
+    tower.wait_for_tip(&chain);
 
     // Ten blocks reorged out; the dispute and penalty go back to the mempool and are mined again
     // on an 11-block branch.
@@ -255,10 +241,9 @@ fn deep_reorg_of_ten_blocks_is_followed_and_the_breach_answered_again() {
         .unwrap();
     let new_tip = chain.height();
     assert_eq!(new_tip, fork_point + 11);
-    wait_until("the tower at the new tip", SOON, || {
-        tower_height_reached(&tower, new_tip)
-    });
-    assert!(tower.has_log("block disconnected"));
+    // The tower's tip becomes the new branch's (hash included): it left the ten blocks it had
+    // processed.
+    tower.wait_for_tip(&chain);
     assert!(
         chain.confirmations(&penalty_txid) >= 1,
         "penalty confirmed on the new branch"
@@ -294,10 +279,7 @@ fn penalty_lost_from_the_mempool_is_rebroadcast_after_six_blocks() {
         .node()
         .generate_to_script(5, &other.script_pubkey())
         .unwrap();
-    let tip = chain.height();
-    wait_until("the tower at the tip", SOON, || {
-        tower_height_reached(&tower, tip)
-    });
+    tower.wait_for_tip(&chain);
     assert!(
         !chain.in_mempool(&penalty_txid),
         "rebroadcast before 6 blocks"
@@ -345,15 +327,23 @@ fn breaches_in_many_blocks_mined_while_stopped_are_all_answered_during_catch_up(
             chain.in_mempool(&txid)
         });
     }
-    wait_until("the tower at the tip", SOON, || {
-        tower_height_reached(&tower, tip)
-    });
-    for height in tip - 10..=tip {
-        assert!(
-            tower_height_reached(&tower, height),
-            "block {height} connected"
-        );
-    }
+    tower.wait_for_tip(&chain);
+
+    // Each block of the catch-up was connected: the tower remembers every one by its hash.
+    let mut tower = tower;
+    assert!(tower.stop().success());
+    let store = Store::open(&tower.datadir.join("regtest/teos_db.sql3")).unwrap();
+    let remembered = store
+        .read_blocking(move |conn| -> Result<Vec<_>, StorageError> {
+            (tip - 10..=tip)
+                .map(|height| chain_rows::hash_at(conn, height))
+                .collect()
+        })
+        .unwrap();
+    store.close().unwrap();
+    let node = chain.sim().node();
+    let active: Vec<_> = (tip - 10..=tip).map(|h| node.block_hash(h)).collect();
+    assert_eq!(remembered, active, "blocks {} to {tip} connected", tip - 10);
 }
 
 #[test]
@@ -368,9 +358,7 @@ fn reorg_while_stopped_is_followed_before_catching_up_on_the_new_branch() {
     user.add(&appointment).unwrap();
     let stale = chain.mine(3);
     let tower_tip = chain.height();
-    wait_until("the tower at the tip", SOON, || {
-        tower_height_reached(&tower, tower_tip)
-    });
+    tower.wait_for_tip(&chain);
 
     // While the tower is down, its last 3 blocks are reorged out by a longer branch holding the
     // dispute: the first blocks it downloads do not build on its tip.
@@ -389,10 +377,8 @@ fn reorg_while_stopped_is_followed_before_catching_up_on_the_new_branch() {
     wait_until("the penalty in the mempool", SOON, || {
         chain.in_mempool(&penalty.compute_txid())
     });
-    wait_until("the tower at the new tip", SOON, || {
-        tower_height_reached(&tower, new_tip)
-    });
-    assert!(tower.has_log("block disconnected"));
+    // On the new branch, hash included: the three stale blocks were left.
+    tower.wait_for_tip(&chain);
 }
 
 #[test]
@@ -408,14 +394,11 @@ fn after_a_restart_late_appointments_are_answered_from_stored_txids_without_bloc
     chain.mine(4);
     chain.broadcast(&commitment);
     chain.mine(3);
-    let tip = chain.height();
-    wait_until("the tower at the tip", SOON, || {
-        tower_height_reached(&tower, tip)
-    });
+    tower.wait_for_tip(&chain);
     assert!(tower.stop().success());
 
     let tower = TowerProcess::spawn(&tower.datadir.clone(), tower.api_port, &[]);
-    tower.wait_for_log("locator cache filled blocks=6 downloaded=0", SOON);
+    wait_for_locator_cache(&tower, 0);
     let user = User::new(&tower.url(), 10);
     user.add(&appointment_for(&commitment, &penalty)).unwrap();
     wait_until("the penalty in the mempool", SOON, || {
@@ -429,8 +412,20 @@ fn a_block_downloaded_to_fill_the_locator_cache_is_not_downloaded_again() {
     let dir = tempfile::tempdir().unwrap();
     // The first start begins at bitcoind's tip without having processed it: its txids are unknown.
     let mut tower = TowerProcess::start(&chain, dir.path(), &TowerOptions::default());
-    tower.wait_for_log("locator cache filled blocks=6 downloaded=1", SOON);
+    wait_for_locator_cache(&tower, 1);
     assert!(tower.stop().success());
     let tower = TowerProcess::spawn(&tower.datadir.clone(), tower.api_port, &[]);
-    tower.wait_for_log("locator cache filled blocks=6 downloaded=0", SOON);
+    wait_for_locator_cache(&tower, 0);
+}
+
+/// Waits for the startup event saying the 6-block locator cache is filled, `downloaded` of its
+/// blocks fetched from bitcoind (the others' txids came from the database). The event is known by
+/// its target and constant message, its counts read from its fields.
+fn wait_for_locator_cache(tower: &TowerProcess, downloaded: u64) {
+    tower.wait_for_event("the locator cache filled", SOON, |e| {
+        e.target == "teosd::block_processor"
+            && e.message() == "locator cache filled"
+            && e.u64("blocks") == Some(6)
+            && e.u64("downloaded") == Some(downloaded)
+    });
 }

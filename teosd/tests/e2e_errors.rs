@@ -126,10 +126,7 @@ fn subscription_errors_get_code_7() {
     user.register().unwrap();
     user.add(&appointment).unwrap();
     chain.mine(2);
-    let tip = chain.height();
-    wait_until("the tower at the tip", SOON, || {
-        tower.has_log(&format!("block connected height={tip} "))
-    });
+    tower.wait_for_tip(&chain);
     match user.add(&appointment) {
         Err(ClientError::Api { status: 401, error }) => {
             assert_eq!(error.code.as_u8(), 7);

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,6 +61,9 @@ struct MockTower {
     mode: Mutex<Mode>,
     entered: Notify,
     release: Notify,
+    /// Calls inside the tower right now, and the most there ever were at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 impl MockTower {
@@ -74,6 +78,14 @@ impl MockTower {
     /// Records the call, then behaves as the mode says; `ok` builds the canned success.
     async fn answer<R>(&self, call: Call, ok: impl FnOnce() -> R) -> Result<R, ApiError> {
         self.calls.lock().unwrap().push(call);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let answer = self.behave(ok).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        answer
+    }
+
+    async fn behave<R>(&self, ok: impl FnOnce() -> R) -> Result<R, ApiError> {
         let mode = self.mode.lock().unwrap().clone();
         match mode {
             Mode::Succeed | Mode::Responded => Ok(ok()),
@@ -204,6 +216,21 @@ impl Server {
     /// POSTs `body` as JSON; returns status, content type and the JSON answer.
     async fn post(&self, path: &str, body: &Value) -> (u16, String, Value) {
         self.post_raw(path, body.to_string()).await
+    }
+
+    /// POSTs `body` as JSON on a fresh connection: `Err` when the server closed it without an answer.
+    async fn post_or_closed(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(u16, Value), reqwest::Error> {
+        let send = reqwest::Client::new()
+            .post(self.url(path))
+            .body(body.to_string())
+            .send();
+        let response = tokio::time::timeout(DEADLINE, send).await.unwrap()?;
+        let status = response.status().as_u16();
+        Ok((status, response.json::<Value>().await?))
     }
 
     /// POSTs `body` verbatim (with a Content-Length).
@@ -485,6 +512,20 @@ async fn tower_errors_map_to_their_http_statuses() {
             .tower
             .set_mode(Mode::Fail(ApiError::new(code, "canned failure")));
         for (path, body) in &requests {
+            let cannot_serve = matches!(
+                code,
+                ErrorCode::ServiceUnavailable | ErrorCode::UnexpectedError
+            );
+            if *path == "/add_appointment" && cannot_serve {
+                // Held back: "retry later" with code 7 (see the next test).
+                let (status, _, answer) = server.post(path, body).await;
+                assert_eq!(
+                    (status, answer["error_code"].clone()),
+                    (401, json!(7)),
+                    "{code:?}"
+                );
+                continue;
+            }
             let (status, content_type, answer) = server.post(path, body).await;
             assert_eq!(status, http_status, "{path} {code:?}");
             assert_eq!(content_type, "application/json");
@@ -494,6 +535,139 @@ async fn tower_errors_map_to_their_http_statuses() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn add_appointment_is_told_to_retry_later_with_code_7_when_the_tower_cannot_serve() {
+    let server = Server::start().await;
+    for mode in [
+        Mode::Fail(ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "Service currently unavailable",
+        )),
+        Mode::Panic,
+    ] {
+        server.tower.set_mode(mode.clone());
+        // Code 7 is the one refusal the reference client keeps the appointment for (pending,
+        // re-register, retry); 32 or 255 would make it file the appointment as invalid.
+        let (status, answer) = server
+            .post_or_closed("/add_appointment", &add_body())
+            .await
+            .unwrap();
+        assert_eq!(status, 401, "{mode:?}: {answer}");
+        assert_eq!(answer["error_code"], json!(7), "{mode:?}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("retry later"),
+            "{mode:?}: {answer}"
+        );
+        // The other endpoints still answer with their JSON error.
+        let (status, answer) = server
+            .post_or_closed("/get_subscription_info", &json!({"signature": SIG}))
+            .await
+            .unwrap();
+        assert!(
+            status == 503 && answer["error_code"] == json!(32)
+                || status == 500 && answer["error_code"] == json!(255),
+            "{mode:?}: {status} {answer}"
+        );
+    }
+    assert_eq!(
+        server
+            .tower
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::AddAppointment(..)))
+            .count(),
+        2,
+        "the tower was asked both times"
+    );
+    server.tower.set_mode(Mode::Succeed);
+    let (status, _) = server
+        .post_or_closed("/add_appointment", &add_body())
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "served again");
+}
+
+#[tokio::test]
+async fn tower_calls_left_running_by_departed_clients_are_bounded() {
+    use teosd::api::http::serve_with_limits;
+    use teosd::api::limits::HttpLimits;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tower = Arc::new(MockTower::default());
+    tower.set_mode(Mode::Block);
+    // Two connections, so at most two tower calls at once.
+    let limits = HttpLimits {
+        max_connections: 2,
+        ..HttpLimits::default()
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve_with_limits(
+        listener,
+        tower.clone(),
+        limits,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let body = json!({"user_id": USER_ID}).to_string();
+    let request = format!(
+        "POST /register HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let send = || async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream
+    };
+    let calls_reach = |n: usize| {
+        let tower = tower.clone();
+        async move {
+            tokio::time::timeout(DEADLINE, async {
+                while tower.calls().len() < n {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{n} calls never reached the tower"));
+        }
+    };
+    // Two clients start calls that block in the tower, then go away: their calls keep running.
+    let (first, second) = (send().await, send().await);
+    calls_reach(2).await;
+    drop((first, second));
+    // Two more clients come in on the freed connections.
+    let mut later = vec![send().await, send().await];
+    // Each call that ends lets one more in, never more than two at once.
+    for n in 3..=4 {
+        tower.release.notify_one();
+        calls_reach(n).await;
+    }
+    tower.release.notify_one();
+    tower.release.notify_one();
+    for stream in &mut later {
+        let mut answer = vec![0u8; 12];
+        tokio::time::timeout(DEADLINE, stream.read_exact(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
+    }
+    assert_eq!(tower.calls().len(), 4);
+    assert_eq!(
+        tower.max_in_flight.load(Ordering::SeqCst),
+        2,
+        "calls of departed clients were not counted against the bound"
+    );
+    stop.send(()).unwrap();
+    drop(later);
+    tokio::time::timeout(DEADLINE, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -685,15 +859,17 @@ async fn shutdown_stops_accepting_and_finishes_requests_in_flight() {
 }
 
 #[tokio::test]
-async fn rate_limited_requests_get_429_before_reaching_the_tower() {
+async fn rate_limited_requests_get_429_or_code_7_before_reaching_the_tower() {
     use teosd::api::http::serve_with_limits;
     use teosd::api::limits::{HttpLimits, RateLimit};
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let tower = Arc::new(MockTower::default());
+    // One per minute: the next turn is beyond the hold, so the second request is not held.
     let limits = HttpLimits {
         register_rate: RateLimit::per_minute(1, 1),
+        add_appointment_rate: RateLimit::per_minute(1, 1),
         ..HttpLimits::default()
     };
     let (stop, stopped) = oneshot::channel::<()>();
@@ -715,10 +891,24 @@ async fn rate_limited_requests_get_429_before_reaching_the_tower() {
     assert!(second.headers().contains_key("retry-after"));
     let json: Value = second.json().await.unwrap();
     assert_eq!(json["error_code"], 32);
+
+    let url = format!("http://{addr}/add_appointment");
+    let first = http.post(&url).body(add_body().to_string()).send().await;
+    assert_eq!(first.unwrap().status().as_u16(), 200);
+    let second = reqwest::Client::new()
+        .post(&url)
+        .body(add_body().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status().as_u16(), 401);
+    assert!(second.headers().contains_key("retry-after"));
+    let json: Value = second.json().await.unwrap();
+    assert_eq!(json["error_code"], 7, "{json}");
     assert_eq!(
         tower.calls().len(),
-        1,
-        "the refused request never reached the tower"
+        2,
+        "the refused requests never reached the tower"
     );
     stop.send(()).unwrap();
     tokio::time::timeout(DEADLINE, task)

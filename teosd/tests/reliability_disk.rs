@@ -1,7 +1,8 @@
 //! Disk full (issue 6, item 4): the real teosd with its data directory on a small tmpfs, filled up
-//! while clients add appointments and a block arrives. A request that cannot be stored fails with
-//! 503 / code 32 and gets no receipt; every receipt given is kept; the tower keeps running, and once
-//! space returns it takes requests again and processes the block it could not commit.
+//! while clients add appointments and a block arrives. An appointment that cannot be stored is told
+//! to retry later (401 / code 7) and gets no receipt; every receipt given is kept; the tower keeps
+//! running, and once space returns it takes requests again and processes the block it could not
+//! commit.
 //!
 //! Needs `mount -t tmpfs` (root, as on the project's machines and CI). Where mounting is not
 //! permitted the test says so on stderr and passes without running (RELIABILITY.md, "Disk full").
@@ -67,15 +68,16 @@ fn big_appointment(n: u32) -> Appointment {
 }
 
 /// Adds up to `n` appointments, stopping after `refusals` refusals; returns (acknowledged, refused).
-/// Any answer other than 200 or 503 / code 32 fails the test.
+/// A refusal is 401 / code 7 "retry later" (the tower holds back an appointment it cannot store; any
+/// other code would make the reference client drop it for good). Any other answer fails the test.
 fn add_some(user: &User, first: u32, n: u32, refusals: usize) -> (Vec<Appointment>, usize) {
     let (mut acked, mut refused) = (Vec::new(), 0);
     for n in first..first + n {
         let appointment = big_appointment(n);
         match user.add(&appointment) {
             Ok(_) => acked.push(appointment),
-            Err(ClientError::Api { status, error }) => {
-                assert_eq!((status, error.code.as_u8()), (503, 32), "{error}");
+            Err(ClientError::Api { status: 401, error }) if error.code.as_u8() == 7 => {
+                assert!(error.message.contains("retry later"), "{}", error.message);
                 refused += 1;
                 if refused == refusals {
                     break;
@@ -88,7 +90,7 @@ fn add_some(user: &User, first: u32, n: u32, refusals: usize) -> (Vec<Appointmen
 }
 
 #[test]
-fn a_full_disk_refuses_with_503_without_receipt_and_the_tower_recovers_when_space_returns() {
+fn a_full_disk_drops_appointments_without_receipt_and_the_tower_recovers_when_space_returns() {
     let Some(tmpfs) = Tmpfs::mount("6m") else {
         eprintln!("SKIPPED: cannot mount a tmpfs here (not root?); the disk-full test did not run");
         return;
@@ -146,7 +148,7 @@ fn a_full_disk_refuses_with_503_without_receipt_and_the_tower_recovers_when_spac
         }
     }
     eprintln!(
-        "disk full: {} appointments acknowledged before, {} while filling (then 5 refused with 503), \
+        "disk full: {} appointments acknowledged before, {} while filling (then 5 told to retry later), \
          {} after space returned; all stored; block {tip} committed after the retry",
         before.len(),
         while_full.len(),

@@ -1,6 +1,8 @@
 //! Limits of the public API (issue 6, item 4): connection cap, header and body timeouts (slowloris),
-//! per-IP rate limits, caps on users and appointments. A real tower (real SQLite) behind the real
-//! server on 127.0.0.1:0; slow and idle clients are raw TCP sockets.
+//! per-IP rate limits, caps on users and appointments. A valid appointment is never refused with a
+//! code its client would drop it for: it is held, then told to retry later with code 7
+//! (`teosd::api::http`, "Held back"). A real tower (real SQLite) behind the real server on
+//! 127.0.0.1:0; slow and idle clients are raw TCP sockets.
 //!
 //! Body limits per endpoint are covered by `http_api.rs` (`bodies_over_each_limit_get_413...`).
 
@@ -11,9 +13,10 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use reliability_support::*;
+use teos_common::appointment::AppointmentId;
 use teosd::api::limits::{HttpLimits, RateLimit};
 use teosd::gatekeeper::Capacity;
-use teosd::storage::users;
+use teosd::storage::{appointments, users};
 
 /// Reads until the server closes the connection or `deadline` passes; returns the bytes and whether
 /// the server closed it.
@@ -165,7 +168,8 @@ fn a_swarm_of_slow_clients_does_not_lock_out_a_good_client() {
 }
 
 #[test]
-fn registrations_over_the_per_ip_rate_get_429_with_retry_after_and_other_calls_pass() {
+fn over_the_rate_registrations_get_429_and_appointments_are_told_to_retry_later_with_code_7() {
+    // One per minute: the next turn is a minute away, beyond the 10 s hold, so nothing is held.
     let limits = HttpLimits {
         register_rate: RateLimit::per_minute(1, 3),
         add_appointment_rate: RateLimit::per_minute(1, 2),
@@ -176,6 +180,7 @@ fn registrations_over_the_per_ip_rate_get_429_with_retry_after_and_other_calls_p
         let (status, _) = tower.post("/register", register_body(&user_key(seed).1));
         assert_eq!(status, 200);
     }
+    // A registration refused with a JSON error is harmless to clients (shown, or retried).
     let (status, headers, json) = tower.post_full("/register", register_body(&user_key(4).1));
     assert_eq!(status, 429);
     assert_eq!(code(&json), Some(32));
@@ -192,9 +197,17 @@ fn registrations_over_the_per_ip_rate_get_429_with_retry_after_and_other_calls_p
         let (status, json) = tower.post("/add_appointment", add_body(&appointment(n, 100), &sk));
         assert_eq!(status, 200, "{json}");
     }
-    let (status, json) = tower.post("/add_appointment", add_body(&appointment(9, 100), &sk));
-    assert_eq!((status, code(&json)), (429, Some(32)));
-    assert_eq!(tower.counts().1, 2);
+    // An appointment refused with any code but 7 would be filed as invalid by the reference client
+    // and never sent again: it is told to retry later with code 7 (and Retry-After).
+    let (status, headers, json) =
+        tower.post_full("/add_appointment", add_body(&appointment(9, 100), &sk));
+    assert_eq!((status, code(&json)), (401, Some(7)), "{json}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    assert_eq!(
+        tower.counts().1,
+        2,
+        "the refused appointment stored nothing"
+    );
     // get_subscription_info is not rate limited.
     let info = serde_json::json!({
         "signature": teos_common::cryptography::sign(b"get subscription info", &sk)
@@ -205,6 +218,25 @@ fn registrations_over_the_per_ip_rate_get_429_with_retry_after_and_other_calls_p
             200
         );
     }
+}
+
+#[test]
+fn appointments_over_the_rate_are_held_until_their_turn_then_accepted() {
+    // A turn every 100 ms after a burst of 2, a 10 s hold: a client sending back to back is slowed
+    // down to the rate, never refused.
+    let limits = HttpLimits {
+        add_appointment_rate: RateLimit::per_minute(600, 2),
+        ..relaxed_limits()
+    };
+    let tower = LocalTower::start(limits, Capacity::default());
+    let (sk, user) = user_key(1);
+    assert_eq!(tower.post("/register", register_body(&user)).0, 200);
+    for n in 0..6 {
+        let answer = tower.post_or_closed("/add_appointment", add_body(&appointment(n, 100), &sk));
+        let (status, json) = answer.expect("held appointment dropped instead of served");
+        assert_eq!(status, 200, "appointment {n}: {json}");
+    }
+    assert_eq!(tower.counts(), (1, 6));
 }
 
 #[test]
@@ -234,7 +266,7 @@ fn new_users_over_max_users_get_503_while_renewals_pass() {
 }
 
 #[test]
-fn new_appointments_over_max_appointments_get_503_while_updates_pass() {
+fn new_appointments_over_max_appointments_are_told_to_retry_later_and_accepted_once_room_is_made() {
     let capacity = Capacity {
         max_users: 0,
         max_appointments: 3,
@@ -248,9 +280,10 @@ fn new_appointments_over_max_appointments_get_503_while_updates_pass() {
         let (status, json) = tower.post("/add_appointment", add_body(&appointment(n, 100), &sk1));
         assert_eq!(status, 200, "{json}");
     }
-    let (status, json) = tower.post("/add_appointment", add_body(&appointment(3, 100), &sk2));
-    assert_eq!((status, code(&json)), (503, Some(32)));
-    assert!(json["error"].as_str().unwrap().contains("full"), "{json}");
+    // Full: "retry later" with code 7 (any other code would make the reference client drop it).
+    let refused = add_body(&appointment(3, 100), &sk2);
+    let (status, json) = tower.post("/add_appointment", refused.clone());
+    assert_eq!((status, code(&json)), (401, Some(7)), "{json}");
     assert_eq!(tower.counts(), (2, 3));
     // The refused request charged nothing.
     let info = serde_json::json!({
@@ -265,6 +298,20 @@ fn new_appointments_over_max_appointments_get_503_while_updates_pass() {
     let (status, json) = tower.post("/add_appointment", add_body(&update, &sk1));
     assert_eq!(status, 200, "{json}");
     assert_eq!(tower.counters(), tower.counts());
+
+    // Room is made (as when a tracker completes and its appointment is deleted): the same request,
+    // sent again as a client's retry would, is accepted.
+    let (locator, owner) = (appointment(0, 100).locator, u1);
+    let deleted = tower
+        .store
+        .write_blocking(move |conn| {
+            appointments::delete(conn, &AppointmentId::new(&locator, &owner))
+        })
+        .unwrap();
+    assert!(deleted);
+    let (status, json) = tower.post("/add_appointment", refused);
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(tower.counts(), (2, 3));
 }
 
 #[test]

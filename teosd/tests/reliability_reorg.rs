@@ -17,7 +17,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use bitcoin::{Transaction, Txid};
 use bitcoind_sim::wallet::TestWallet;
@@ -102,16 +101,9 @@ impl Run {
         }
     }
 
-    /// Waits until the tower has processed bitcoind's tip (hash included).
+    /// Waits until the tower has processed bitcoind's tip (hash included), as its admin API says.
     fn wait_for_tip(&self) {
-        let node = self.chain.sim().node();
-        let (height, hash) = (node.block_count(), node.best_block_hash());
-        let needle = format!("block connected height={height} hash={hash} ");
-        let tower = &self.tower;
-        wait_until("the tower at bitcoind's tip", SOON, || {
-            tower.has_log(&needle)
-                || tower.has_log(&format!("last processed block: {height} ({hash})"))
-        });
+        self.tower.wait_for_tip(&self.chain);
     }
 
     fn play(&mut self, op: &Op, restarts: bool) {
@@ -270,17 +262,23 @@ impl Run {
 /// 503 / code 32 (the tower refuses service until it sees bitcoind again after a bitcoind restart),
 /// for up to [`SOON`], as a client would.
 fn retried<T>(mut call: impl FnMut() -> Result<T, ClientError>) -> Result<T, ClientError> {
-    let deadline = std::time::Instant::now() + SOON;
-    loop {
+    let mut refused = None;
+    let answered = teos_testkit::wait_for("an answer that is not a refusal for now", SOON, || {
         let result = call();
         let retry = matches!(
             &result,
             Err(ClientError::Transport(_)) | Err(ClientError::Api { status: 503, .. })
         );
-        if !retry || std::time::Instant::now() > deadline {
-            return result;
+        if retry {
+            refused = Some(result);
+            Ok(None)
+        } else {
+            Ok(Some(result))
         }
-        std::thread::sleep(Duration::from_millis(50));
+    });
+    match (answered, refused) {
+        (Ok(result), _) | (Err(_), Some(result)) => result,
+        (Err(e), None) => panic!("{e}"),
     }
 }
 

@@ -3,18 +3,36 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST /register`, `/add_appointment`, `/get_appointment`, `/get_subscription_info` | 200 + JSON, or the error's status + `{"error","error_code"}` |
+//! | `POST /register`, `/add_appointment`, `/get_appointment`, `/get_subscription_info` | 200 + JSON, or the error's status + `{"error","error_code"}` (but see "Held back" below) |
 //! | `GET /ping` (and `HEAD`) | 200, empty body |
 //! | POST without `Content-Length` (chunked included) | 411 |
 //! | `Content-Length` over the endpoint's limit (87/2048/178/127 bytes) | 413 |
 //! | unknown path / known path with another method | 404 / 405 |
-//! | body slower than the body timeout / over the per-IP rate | 408 / 429 (see [`super::limits`]) |
+//! | body slower than the body timeout | 408 |
 //!
 //! **(ours)** 404, 405, 408, 411 and 413 also carry a JSON error body with code 6 (INVALID_REQUEST_FORMAT), so
 //! every non-200 answer has the same shape; rust-teos sent plain text there. All bodies except ping's
 //! are `Content-Type: application/json`.
+//!
+//! **Held back (ours).** When the tower cannot serve a well-formed request now — the per-IP rate is
+//! exceeded, all tower-call slots are busy, bitcoind is unreachable, the tower is full
+//! (`max_users`/`max_appointments`), storage failed — the request is not answered with a verdict a
+//! client would act on wrongly:
+//! - it is first held (up to [`HttpLimits::hold`]) while waiting helps: for its turn under the rate
+//!   limit, for a free tower-call slot;
+//! - then `/add_appointment` is answered **401 with code 7** and a message saying to retry later
+//!   (over the rate, with `Retry-After`). The reference client (Core Lightning's watchtower-client
+//!   plugin) files an appointment refused with any other code as invalid and never sends it again,
+//!   and loses a fresh one whose connection is closed after it was sent (only connect errors count
+//!   as "unreachable" there); code 7 is the one answer it keeps the appointment for: pending,
+//!   re-register, retry with backoff. Codes 32 (SERVICE_UNAVAILABLE) and 255 (UNEXPECTED_ERROR) are
+//!   therefore never sent by `/add_appointment`;
+//! - `/register`, `/get_appointment` and `/get_subscription_info` keep their JSON answers (429 with
+//!   `Retry-After` over the rate, 503 / code 32 otherwise): the plugin only shows them to its user or
+//!   retries them, and nothing is lost.
+//!
+//! README.md ("What a refusal means for a client") has the table per refusal.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,7 +48,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use teos_common::constants::{
@@ -64,7 +82,9 @@ pub async fn serve<T: TowerApi>(
 /// free slot before accepting (mini-redis's listener). Headers must arrive within
 /// `limits.header_timeout` (hyper's `header_read_timeout`, also applied while a keep-alive connection
 /// waits for its next request), bodies within `limits.body_timeout` (408). `/register` and
-/// `/add_appointment` are rate limited per peer IP address (429). See [`super::limits`].
+/// `/add_appointment` are rate limited per peer IP address: held until their turn, at most
+/// `limits.hold`, then 429 (`/register`) or 401 / code 7 "retry later" (`/add_appointment`). At most
+/// `limits.max_connections` tower calls run at once. See [`super::limits`] and the module doc.
 ///
 /// Errors: none in practice (accept errors are logged and retried after 100 ms, e.g. EMFILE).
 pub async fn serve_with_limits<T: TowerApi>(
@@ -77,7 +97,7 @@ pub async fn serve_with_limits<T: TowerApi>(
         tracing::info!(%addr, ?limits, "public API listening");
     }
     let server = Arc::new(Server {
-        router: router(tower),
+        router: router_with(tower, &limits),
         rates: RateLimiters::new(&limits),
         limits,
     });
@@ -136,8 +156,11 @@ async fn accept(
 
 /// What every connection task shares.
 struct Server {
+    /// The endpoints (axum), with the tower and its call slots as state.
     router: Router,
+    /// Per-IP rate limiters of `/register` and `/add_appointment`, checked before routing.
     rates: RateLimiters,
+    /// Timeouts and the hold, read by every connection.
     limits: HttpLimits,
 }
 
@@ -153,7 +176,7 @@ impl Server {
         let server = self.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let server = server.clone();
-            async move { Ok::<_, Infallible>(server.request(request, peer).await) }
+            async move { Ok::<_, std::convert::Infallible>(server.request(request, peer).await) }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -183,21 +206,30 @@ impl Server {
     async fn request(&self, request: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
         let endpoint = endpoint_label(request.uri().path());
         let response = self.route(request, peer).await;
+        let status = response.status().as_u16().to_string();
         metrics::counter!(
             crate::metrics::HTTP_REQUESTS,
             "endpoint" => endpoint,
-            "status" => response.status().as_u16().to_string()
+            "status" => status
         )
         .increment(1);
         response
     }
 
     async fn route(&self, request: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
-        if request.method() == Method::POST
-            && let Err(wait) = self.rates.check(request.uri().path(), peer.ip())
-        {
-            tracing::debug!(%peer, path = request.uri().path(), "rate limited");
-            return too_many_requests(wait);
+        if request.method() == Method::POST {
+            let path = request.uri().path();
+            if let Err(wait) = self
+                .rates
+                .wait_turn(path, peer.ip(), self.limits.hold)
+                .await
+            {
+                tracing::debug!(%peer, path, "rate limited");
+                if path == "/add_appointment" {
+                    return retry_later(wait);
+                }
+                return too_many_requests(wait);
+            }
         }
         let mut request = request.map(Body::new);
         request
@@ -231,7 +263,22 @@ const MAX_BUF_SIZE: usize = 16 * 1024;
 #[derive(Clone, Copy)]
 struct BodyDeadline(Duration);
 
+/// 401 with code 7 and `Retry-After` (whole seconds, rounded up): what `/add_appointment` answers over
+/// the rate (see the module doc, "Held back").
+fn retry_later(wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = error_response(&ApiError::new(
+        ErrorCode::InvalidSignatureOrSubscriptionError,
+        format!("Too many requests from this address; retry in {seconds} s"),
+    ));
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 /// 429 with `Retry-After` (whole seconds, rounded up) and code 32: the client is told to come back.
+/// Only `/register` gets it (`/add_appointment` gets [`retry_later`], see the module doc).
 fn too_many_requests(wait: Duration) -> Response {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut response = json_response(
@@ -248,8 +295,22 @@ fn too_many_requests(wait: Duration) -> Response {
     response
 }
 
-/// The routes of the public API over `tower` (what [`serve`] serves; exposed for tests and embedding).
+/// The routes of the public API over `tower` (what [`serve`] serves; exposed for tests and embedding),
+/// with the default [`HttpLimits`]' tower-call slots and hold.
 pub fn router<T: TowerApi>(tower: Arc<T>) -> Router {
+    router_with(tower, &HttpLimits::default())
+}
+
+/// The routes over `tower` with at most `limits.max_connections` tower calls in progress at once,
+/// each request waiting at most `limits.hold` for a slot.
+fn router_with<T: TowerApi>(tower: Arc<T>, limits: &HttpLimits) -> Router {
+    let state = ApiState {
+        tower,
+        calls: Arc::new(Semaphore::new(
+            limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+        )),
+        hold: limits.hold,
+    };
     Router::new()
         .route("/register", post(register::<T>))
         .route("/add_appointment", post(add_appointment::<T>))
@@ -258,61 +319,92 @@ pub fn router<T: TowerApi>(tower: Arc<T>) -> Router {
         .route("/ping", get(ping))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(tower)
+        .with_state(state)
 }
 
-async fn register<T: TowerApi>(State(tower): State<Arc<T>>, request: Request) -> Response {
+/// What the endpoint handlers share.
+struct ApiState<T> {
+    /// The tower core the calls go to.
+    tower: Arc<T>,
+    /// Slots of tower calls in progress. A call runs in its own task and keeps its slot until it
+    /// returns, also after its client went away, so work the clients left behind is bounded too.
+    calls: Arc<Semaphore>,
+    /// Longest a request waits for a slot ([`HttpLimits::hold`]).
+    hold: Duration,
+}
+
+impl<T> Clone for ApiState<T> {
+    fn clone(&self) -> Self {
+        ApiState {
+            tower: self.tower.clone(),
+            calls: self.calls.clone(),
+            hold: self.hold,
+        }
+    }
+}
+
+async fn register<T: TowerApi>(State(state): State<ApiState<T>>, request: Request) -> Response {
     let endpoint = Endpoint {
         name: "register",
         limit: REGISTER_BODY_LIMIT,
         parse: protocol::parse_register,
+        unavailable: Unavailable::Answer,
     };
     endpoint
         .handle(
-            tower,
+            state,
             request,
             |t, r| async move { t.register(r.user_id).await },
         )
         .await
 }
 
-async fn add_appointment<T: TowerApi>(State(tower): State<Arc<T>>, request: Request) -> Response {
+async fn add_appointment<T: TowerApi>(
+    State(state): State<ApiState<T>>,
+    request: Request,
+) -> Response {
     let endpoint = Endpoint {
         name: "add_appointment",
         limit: ADD_APPOINTMENT_BODY_LIMIT,
         parse: protocol::parse_add_appointment,
+        unavailable: Unavailable::RetryLater,
     };
     endpoint
-        .handle(tower, request, |t, r| async move {
+        .handle(state, request, |t, r| async move {
             t.add_appointment(r.appointment, r.signature).await
         })
         .await
 }
 
-async fn get_appointment<T: TowerApi>(State(tower): State<Arc<T>>, request: Request) -> Response {
+async fn get_appointment<T: TowerApi>(
+    State(state): State<ApiState<T>>,
+    request: Request,
+) -> Response {
     let endpoint = Endpoint {
         name: "get_appointment",
         limit: GET_APPOINTMENT_BODY_LIMIT,
         parse: protocol::parse_get_appointment,
+        unavailable: Unavailable::Answer,
     };
     endpoint
-        .handle(tower, request, |t, r| async move {
+        .handle(state, request, |t, r| async move {
             t.get_appointment(r.locator, r.signature).await
         })
         .await
 }
 
 async fn get_subscription_info<T: TowerApi>(
-    State(tower): State<Arc<T>>,
+    State(state): State<ApiState<T>>,
     request: Request,
 ) -> Response {
     let endpoint = Endpoint {
         name: "get_subscription_info",
         limit: GET_SUBSCRIPTION_INFO_BODY_LIMIT,
         parse: protocol::parse_get_subscription_info,
+        unavailable: Unavailable::Answer,
     };
     endpoint
-        .handle(tower, request, |t, r| async move {
+        .handle(state, request, |t, r| async move {
             t.get_subscription_info(r.signature).await
         })
         .await
@@ -341,16 +433,35 @@ async fn method_not_allowed(request: Request) -> Response {
     response
 }
 
-/// One POST endpoint: its name (for logs), its body limit in bytes and its strict parser.
+/// What an endpoint answers when the tower cannot serve a well-formed request (code 32, or 255 for a
+/// failure inside the tower); see the module doc, "Held back".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unavailable {
+    /// The JSON error (503 / code 32, 500 / code 255).
+    Answer,
+    /// 401 / code 7 with the reason and "retry later" (the one refusal the reference client keeps
+    /// the appointment for).
+    RetryLater,
+}
+
+/// One POST endpoint: its name (for logs), its body limit in bytes, its strict parser, and what it
+/// does when the tower cannot serve.
 struct Endpoint<Req> {
     name: &'static str,
     limit: usize,
     parse: fn(&[u8]) -> Result<Req, ApiError>,
+    unavailable: Unavailable,
 }
 
 impl<Req: Send + 'static> Endpoint<Req> {
-    /// Reads and parses the body, runs `call` on the tower in its own task, and writes the answer.
-    async fn handle<T, Resp, F, Fut>(self, tower: Arc<T>, request: Request, call: F) -> Response
+    /// Reads and parses the body, waits (at most the hold) for a tower-call slot, runs `call` on the
+    /// tower in its own task, and writes the answer.
+    async fn handle<T, Resp, F, Fut>(
+        self,
+        state: ApiState<T>,
+        request: Request,
+        call: F,
+    ) -> Response
     where
         T: TowerApi,
         Resp: Serialize + Send + 'static,
@@ -365,9 +476,28 @@ impl<Req: Send + 'static> Endpoint<Req> {
             Ok(parsed) => parsed,
             Err(error) => return self.error(&error),
         };
+        let slot = tokio::time::timeout(state.hold, state.calls.clone().acquire_owned()).await;
+        let Ok(Ok(slot)) = slot else {
+            tracing::warn!(
+                endpoint = self.name,
+                "every tower-call slot stayed busy for the hold"
+            );
+            return self.error(&ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                "Service currently unavailable",
+            ));
+        };
         // Its own task: the call completes even if the client goes away (the handler future is dropped
-        // then), and a panic in the tower becomes a 500 instead of a dropped connection.
-        match tokio::spawn(call(tower, parsed)).await {
+        // then), and a panic in the tower becomes an error instead of a dropped server. The task keeps
+        // the slot until the call returns.
+        let task = call(state.tower, parsed);
+        let joined = tokio::spawn(async move {
+            let result = task.await;
+            drop(slot);
+            result
+        })
+        .await;
+        match joined {
             Ok(Ok(response)) => {
                 tracing::debug!(endpoint = self.name, "request succeeded");
                 json_response(StatusCode::OK, &response)
@@ -380,7 +510,27 @@ impl<Req: Send + 'static> Endpoint<Req> {
         }
     }
 
+    /// The answer for `error`: its JSON body, or — for an endpoint that answers "retry later" when the
+    /// tower cannot serve, and a code saying so (32, 255) — 401 / code 7 with the reason.
     fn error(&self, error: &ApiError) -> Response {
+        let cannot_serve = matches!(
+            error.code,
+            ErrorCode::ServiceUnavailable | ErrorCode::UnexpectedError
+        );
+        if cannot_serve && self.unavailable == Unavailable::RetryLater {
+            tracing::debug!(
+                endpoint = self.name,
+                error = %error,
+                "tower cannot serve: answering retry later (code 7)"
+            );
+            return error_response(&ApiError::new(
+                ErrorCode::InvalidSignatureOrSubscriptionError,
+                format!(
+                    "{}; the tower cannot take it now, retry later",
+                    error.message
+                ),
+            ));
+        }
         tracing::debug!(
             endpoint = self.name,
             error_code = error.code.as_u8(),

@@ -1,5 +1,5 @@
 //! Resource limits of the public HTTP API: what one client, or many, may take from the tower before
-//! it says no. The body limits per endpoint are protocol facts and live in `http.rs`
+//! it holds them back. The body limits per endpoint are protocol facts and live in `http.rs`
 //! (PROTOCOL.md "Endpoints"); everything here is **(ours)** and configurable (`contrib/teos.toml.example`,
 //! "Public API limits"; RELIABILITY.md explains the choices).
 //!
@@ -8,17 +8,25 @@
 //! | [`HttpLimits::max_connections`] | the next connection waits in the kernel's accept queue until one closes |
 //! | [`HttpLimits::header_timeout`] | the connection is closed (headers too slow, or idle keep-alive) |
 //! | [`HttpLimits::body_timeout`] | 408 with `{"error","error_code":6}`, connection closed |
-//! | [`HttpLimits::register_rate`], [`HttpLimits::add_appointment_rate`] | 429 with `{"error","error_code":32}` and `Retry-After` (seconds) |
+//! | [`HttpLimits::register_rate`], [`HttpLimits::add_appointment_rate`] | the request is held until its turn comes (at most [`HttpLimits::hold`]); if it cannot come in time, `/add_appointment` gets 401 / code 7 "retry later" with `Retry-After` and `/register` gets 429 with `{"error","error_code":32}` and `Retry-After` (seconds) |
+//!
+//! Why a rate-limited `/add_appointment` is held or dropped rather than refused: the reference client
+//! (Core Lightning's watchtower-client plugin) files an appointment refused with any error code but 7
+//! as invalid and never sends it again, which would leave a channel state unprotected. A request held
+//! a little is served; a dropped connection is an error the client does not take as a verdict on the
+//! appointment (README, "What a refusal means for a client").
 //!
 //! The rate limits are keyed by the peer IP address of the TCP connection (never by a header a client
 //! can forge). Behind a reverse proxy or a Tor hidden service every client shares the proxy's
 //! address, so the operator raises or disables them there. The engine is the `governor` crate's keyed
-//! GCRA limiter (the one `tower_governor` wraps; we call it directly so that a refusal carries the
-//! protocol's JSON error body and so that only the two costly endpoints are limited).
+//! GCRA limiter (the one `tower_governor` wraps; we call it directly so that a request can wait for
+//! its turn, so that a refusal carries the protocol's JSON error body and so that only the two costly
+//! endpoints are limited).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -50,7 +58,16 @@ impl RateLimit {
     fn quota(self) -> Quota {
         Quota::per_minute(self.per_minute).allow_burst(self.burst)
     }
+
+    /// Time between two requests at the sustained rate (60 s / `per_minute`).
+    fn interval(self) -> Duration {
+        Duration::from_secs(60) / self.per_minute.get()
+    }
 }
+
+/// The default of [`HttpLimits::hold`]: 10 s, as long as a client is given to send a body
+/// (`api_body_timeout`'s default).
+pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
 
 /// The limits the public API server enforces (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +83,10 @@ pub struct HttpLimits {
     pub register_rate: Option<RateLimit>,
     /// Rate of `POST /add_appointment` per IP address; `None` = unlimited.
     pub add_appointment_rate: Option<RateLimit>,
+    /// Longest a request is held back before the server gives up on it: waiting for its turn under
+    /// its per-IP rate, or for a free slot among the tower calls in progress (at most
+    /// `max_connections` run at once). Not a `teos.toml` key: [`DEFAULT_HOLD`] unless set here.
+    pub hold: Duration,
 }
 
 impl Default for HttpLimits {
@@ -80,6 +101,7 @@ impl Default for HttpLimits {
                 d::ADD_APPOINTMENT_RATE_LIMIT,
                 d::ADD_APPOINTMENT_RATE_BURST,
             ),
+            hold: DEFAULT_HOLD,
         }
     }
 }
@@ -100,6 +122,7 @@ impl HttpLimits {
                 config.add_appointment_rate_limit,
                 config.add_appointment_rate_burst,
             ),
+            hold: DEFAULT_HOLD,
         }
     }
 }
@@ -132,11 +155,23 @@ impl ConnectionSlots {
     }
 }
 
-/// The per-IP limiters of the two rate-limited endpoints.
+/// The per-IP limiters of the two rate-limited endpoints, and the requests each address has waiting
+/// for its turn.
 pub(crate) struct RateLimiters {
-    register: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    add_appointment: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    register: Option<Limiter>,
+    add_appointment: Option<Limiter>,
     clock: DefaultClock,
+}
+
+/// One endpoint's limiter.
+struct Limiter {
+    /// Its rate (for the time between two turns).
+    rate: RateLimit,
+    /// The GCRA state per IP address.
+    cells: DefaultKeyedRateLimiter<IpAddr>,
+    /// Requests per IP address waiting for a turn right now (an address is removed at 0). Only held
+    /// for a map update, never across an await or together with another lock.
+    waiting: Mutex<HashMap<IpAddr, u32>>,
 }
 
 /// How often the limiters forget IP addresses whose bucket is full again (bounds their memory).
@@ -144,8 +179,13 @@ pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 impl RateLimiters {
     pub(crate) fn new(limits: &HttpLimits) -> RateLimiters {
-        let keyed =
-            |rate: Option<RateLimit>| rate.map(|r| DefaultKeyedRateLimiter::keyed(r.quota()));
+        let keyed = |rate: Option<RateLimit>| {
+            rate.map(|rate| Limiter {
+                rate,
+                cells: DefaultKeyedRateLimiter::keyed(rate.quota()),
+                waiting: Mutex::new(HashMap::new()),
+            })
+        };
         RateLimiters {
             register: keyed(limits.register_rate),
             add_appointment: keyed(limits.add_appointment_rate),
@@ -153,19 +193,59 @@ impl RateLimiters {
         }
     }
 
-    /// Counts a request to `path` from `ip`. `Err(wait)`: refused, retry after `wait`. Paths other
-    /// than `/register` and `/add_appointment` are never limited.
+    fn limiter(&self, path: &str) -> Option<&Limiter> {
+        match path {
+            "/register" => self.register.as_ref(),
+            "/add_appointment" => self.add_appointment.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Counts a request to `path` from `ip` now. `Err(wait)`: over the rate, its turn is `wait` away.
+    /// Paths other than `/register` and `/add_appointment` are never limited.
     pub(crate) fn check(&self, path: &str, ip: IpAddr) -> Result<(), Duration> {
-        let limiter = match path {
-            "/register" => &self.register,
-            "/add_appointment" => &self.add_appointment,
-            _ => return Ok(()),
-        };
-        match limiter {
+        match self.limiter(path) {
             Some(limiter) => limiter
+                .cells
                 .check_key(&ip)
                 .map_err(|not_until| not_until.wait_time_from(self.clock.now())),
             None => Ok(()),
+        }
+    }
+
+    /// Waits for the turn of a request to `path` from `ip`, at most `hold`. `Err(wait)` (the time to
+    /// the next turn) when its turn cannot come within `hold`: then the request is refused at once,
+    /// without waiting, if the requests `ip` already has waiting fill `hold` at the sustained rate
+    /// (the n-th waiter expects n turns), else after `hold`. So an address holds at most about
+    /// `hold × rate` requests, and only as long as they can still be served.
+    pub(crate) async fn wait_turn(
+        &self,
+        path: &str,
+        ip: IpAddr,
+        hold: Duration,
+    ) -> Result<(), Duration> {
+        let Some(limiter) = self.limiter(path) else {
+            return Ok(());
+        };
+        let mut wait = match self.check(path, ip) {
+            Ok(()) => return Ok(()),
+            Err(wait) => wait,
+        };
+        let Some(_waiter) = Waiter::join(limiter, ip, hold) else {
+            return Err(wait);
+        };
+        let deadline = tokio::time::Instant::now() + hold;
+        loop {
+            if tokio::time::Instant::now() + wait > deadline {
+                return Err(wait);
+            }
+            tokio::time::sleep(wait).await;
+            // Several waiters of one address may wake for the same turn: one gets it, the others
+            // learn the time of the next one.
+            wait = match self.check(path, ip) {
+                Ok(()) => return Ok(()),
+                Err(wait) => wait,
+            };
         }
     }
 
@@ -175,14 +255,72 @@ impl RateLimiters {
             .into_iter()
             .flatten()
         {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+            limiter.cells.retain_recent();
+            limiter.cells.shrink_to_fit();
+        }
+    }
+
+    /// Requests `ip` has waiting for a turn on `path` (for tests).
+    #[cfg(test)]
+    fn waiting(&self, path: &str, ip: IpAddr) -> u32 {
+        self.limiter(path).map_or(0, |l| {
+            *l.waiting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&ip)
+                .unwrap_or(&0)
+        })
+    }
+}
+
+/// One request waiting for its turn: counted in its limiter's `waiting` map until dropped (also
+/// when the client goes away and the request's future is dropped).
+struct Waiter<'a> {
+    limiter: &'a Limiter,
+    ip: IpAddr,
+}
+
+impl<'a> Waiter<'a> {
+    /// Joins the queue of `ip`, unless the requests already waiting there fill `hold` (`None`).
+    fn join(limiter: &'a Limiter, ip: IpAddr, hold: Duration) -> Option<Waiter<'a>> {
+        let mut waiting = lock(&limiter.waiting);
+        let ahead = waiting.get(&ip).copied().unwrap_or(0);
+        if limiter
+            .rate
+            .interval()
+            .saturating_mul(ahead.saturating_add(1))
+            > hold
+        {
+            return None;
+        }
+        waiting.insert(ip, ahead + 1);
+        Some(Waiter { limiter, ip })
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let mut waiting = lock(&self.limiter.waiting);
+        if let Some(count) = waiting.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                waiting.remove(&self.ip);
+            }
         }
     }
 }
 
+/// Locks a waiting map; nothing that can panic runs under it, but a poisoned map is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+
     use super::*;
 
     #[test]
@@ -232,6 +370,103 @@ mod tests {
         assert!(
             limiters.check("/register", a).is_err(),
             "state kept by prune"
+        );
+    }
+
+    /// Polls `future` once: `Some(output)` if it completed without waiting for anything.
+    fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+        let mut future = std::pin::pin!(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_rate_is_held_until_its_turn_then_served() {
+        // 6000 per minute: a turn every 10 ms; a burst of 1.
+        let limits = HttpLimits {
+            add_appointment_rate: RateLimit::per_minute(6000, 1),
+            ..HttpLimits::default()
+        };
+        let limiters = RateLimiters::new(&limits);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let hold = Duration::from_secs(10);
+        assert_eq!(
+            limiters.wait_turn("/add_appointment", a, hold).await,
+            Ok(())
+        );
+        for _ in 0..5 {
+            assert!(
+                poll_once(limiters.wait_turn("/add_appointment", a, hold)).is_none(),
+                "over the rate: held, not answered at once"
+            );
+            assert_eq!(
+                limiters.wait_turn("/add_appointment", a, hold).await,
+                Ok(())
+            );
+        }
+        assert_eq!(
+            limiters.waiting("/add_appointment", a),
+            0,
+            "no waiter left behind"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_turn_further_than_the_hold_is_refused_at_once() {
+        // One per minute: the next turn is a minute away, beyond a 10 s hold.
+        let limits = HttpLimits {
+            add_appointment_rate: RateLimit::per_minute(1, 1),
+            ..HttpLimits::default()
+        };
+        let limiters = RateLimiters::new(&limits);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let hold = Duration::from_secs(10);
+        assert_eq!(
+            limiters.wait_turn("/add_appointment", a, hold).await,
+            Ok(())
+        );
+        let refused = poll_once(limiters.wait_turn("/add_appointment", a, hold))
+            .expect("refused without waiting");
+        let wait = refused.unwrap_err();
+        assert!(wait > hold && wait <= Duration::from_secs(60), "{wait:?}");
+        assert_eq!(limiters.waiting("/add_appointment", a), 0);
+    }
+
+    #[tokio::test]
+    async fn an_address_holds_no_more_requests_than_its_hold_can_serve() {
+        // A turn per second, hold 2.5 s: two requests may wait, the third is refused at once.
+        let limits = HttpLimits {
+            register_rate: RateLimit::per_minute(60, 1),
+            ..HttpLimits::default()
+        };
+        let limiters = Arc::new(RateLimiters::new(&limits));
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let hold = Duration::from_millis(2500);
+        assert!(limiters.check("/register", a).is_ok());
+        let mut first = Box::pin(limiters.wait_turn("/register", a, hold));
+        let mut second = Box::pin(limiters.wait_turn("/register", a, hold));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(first.as_mut().poll(&mut context).is_pending());
+        assert!(second.as_mut().poll(&mut context).is_pending());
+        assert_eq!(limiters.waiting("/register", a), 2);
+        let third = poll_once(limiters.wait_turn("/register", a, hold)).expect("answered at once");
+        assert!(
+            third.is_err(),
+            "a third waiter could not be served within the hold"
+        );
+        assert_eq!(
+            poll_once(limiters.wait_turn("/register", b, hold)),
+            Some(Ok(())),
+            "another address has its own bucket"
+        );
+        drop((first, second));
+        assert_eq!(
+            limiters.waiting("/register", a),
+            0,
+            "dropped waiters leave the queue"
         );
     }
 }

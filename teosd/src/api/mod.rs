@@ -22,9 +22,14 @@ use teos_common::protocol::{
 /// PROTOCOL.md "Endpoints"; inputs are already parsed and well-formed, outputs are sent as JSON.
 ///
 /// Implementations must not block the async worker (SQLite and bitcoind calls go to their own threads
-/// or `spawn_blocking`). The HTTP layer runs each call in its own task, so a call runs to completion
-/// even if the client disconnects, and a panic inside it becomes a 500 answer (code 255) instead of
-/// taking the server down.
+/// or `spawn_blocking`). The HTTP layer runs each call in its own task (at most `max_connections` at
+/// once), so a call runs to completion even if the client disconnects, and a panic inside it becomes
+/// a 500 answer (code 255) instead of taking the server down.
+///
+/// Code 32 means "cannot serve this now" (bitcoind unreachable, tower full, storage failure). The HTTP
+/// layer sends it as 503 JSON, except for `add_appointment`, whose connection it closes without an
+/// answer instead (also for 255), so that no client takes it as a verdict on the appointment
+/// ([`http`], "Held back").
 pub trait TowerApi: Send + Sync + 'static {
     /// `POST /register`: create `user_id`'s subscription or extend it (PROTOCOL.md "Subscriptions").
     /// Errors: 65 when the slot count would overflow `u32`; 32 when the tower cannot serve.

@@ -6,10 +6,10 @@
 //! A row exists only for a block on the tower's chain: disconnecting a block deletes the rows of its
 //! height and above in the same transaction. So a row's height stays valid however many blocks the
 //! tower connects meanwhile (a long catch-up), and a row is never dropped for a bitcoind error: a
-//! dispute that cannot be fetched is retried (every [`RETRY_AFTER`]) and counted in
-//! `teos_late_appointment_failures_total`.
+//! dispute that cannot be fetched is retried (after [`FIRST_RETRY`], doubling up to [`LAST_RETRY`])
+//! and counted in `teosd_late_appointment_failures_total`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use teos_common::appointment::AppointmentId;
@@ -23,16 +23,20 @@ use crate::responder::{Breach, ConfirmedAt, Responder, TrackerChange};
 use crate::storage::records::PendingBreach;
 use crate::storage::{Store, appointments, chain, pending};
 
-/// How long a late appointment whose dispute could not be fetched waits before the next try.
-pub const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// How long a late appointment whose dispute could not be fetched waits before its first retry.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// The longest wait between two retries (the wait doubles from [`FIRST_RETRY`]).
+pub const LAST_RETRY: Duration = Duration::from_secs(60);
 
 /// Where the last batch stopped, and the rows waiting for a retry.
 #[derive(Default)]
 pub(super) struct LateQueue {
     /// The last uuid answered or skipped; the next batch starts after it (then wraps around).
     cursor: Option<AppointmentId>,
-    /// Rows whose dispute could not be fetched, and when to try them again.
-    retry_at: HashMap<AppointmentId, Instant>,
+    /// Rows whose dispute could not be fetched: when to try them again, and the wait after that.
+    retry_at: HashMap<AppointmentId, (Instant, Duration)>,
+    /// The rows seen in the current pass over the table.
+    seen: HashSet<AppointmentId>,
 }
 
 impl LateQueue {
@@ -52,10 +56,11 @@ impl LateQueue {
         let full = rows.len() == budget as usize;
         for row in rows {
             self.cursor = Some(row.uuid);
+            self.seen.insert(row.uuid);
             if self
                 .retry_at
                 .get(&row.uuid)
-                .is_some_and(|at| *at > Instant::now())
+                .is_some_and(|(at, _)| *at > Instant::now())
             {
                 continue;
             }
@@ -70,17 +75,29 @@ impl LateQueue {
                     })?;
                 }
                 None => {
-                    self.retry_at.insert(uuid, Instant::now() + RETRY_AFTER);
+                    let wait = self
+                        .retry_at
+                        .get(&uuid)
+                        .map_or(FIRST_RETRY, |(_, wait)| *wait);
+                    tracing::error!(%uuid, "late appointment not answered yet; retrying in {wait:?}");
+                    self.retry_at
+                        .insert(uuid, (Instant::now() + wait, (wait * 2).min(LAST_RETRY)));
                 }
             }
         }
         if !full {
-            // End of a pass: the next one starts from the first row (rows added meanwhile included).
+            // End of a pass: the next one starts from the first row (rows added meanwhile included);
+            // retries of rows that are gone (their block was disconnected) are forgotten.
             self.cursor = None;
-            let now = Instant::now();
-            self.retry_at.retain(|_, at| *at > now);
+            let seen = std::mem::take(&mut self.seen);
+            self.retry_at.retain(|uuid, _| seen.contains(uuid));
         }
         Ok(full)
+    }
+
+    /// When the earliest row waiting for a retry is due, if any.
+    pub(super) fn next_retry(&self) -> Option<Instant> {
+        self.retry_at.values().map(|(at, _)| *at).min()
     }
 
     /// The change that answers one pending row, or `None` to keep it and try again later.
@@ -121,7 +138,7 @@ impl LateQueue {
         {
             Ok(tx) => tx,
             Err(e) => {
-                tracing::error!(%uuid, dispute = %dispute_txid, block = %block_hash, "cannot fetch the dispute of a late appointment ({e}); retrying in {RETRY_AFTER:?}");
+                tracing::error!(%uuid, dispute = %dispute_txid, block = %block_hash, "cannot fetch the dispute of a late appointment ({e})");
                 metrics::counter!(m::LATE_FAILURES).increment(1);
                 return Ok(None);
             }

@@ -10,6 +10,7 @@ use teos_common::constants::{CONFIRMATIONS_BEFORE_RETRY, IRREVOCABLY_RESOLVED};
 
 use super::ProcessError;
 use crate::chain_view::SharedChainView;
+use crate::listen::Decision;
 use crate::metrics as m;
 use crate::responder::TrackerChange;
 use crate::storage::records::{AppointmentRecord, TrackerRecord, TrackerStatus};
@@ -82,6 +83,38 @@ pub(super) fn scan_block(
         appointments: found,
         trackers: relevant.into_values().collect(),
     })
+}
+
+/// Applies the components' decisions for a block (inside the block's transaction), in order.
+pub(super) fn apply_decisions(
+    conn: &Connection,
+    decisions: &[Decision],
+) -> Result<(), ProcessError> {
+    for decision in decisions {
+        match decision {
+            Decision::RemoveOutdatedUsers {
+                height,
+                expiry_delta,
+            } => {
+                let outdated = users::delete_outdated(conn, *height, *expiry_delta)?;
+                if !outdated.is_empty() {
+                    tracing::info!(height, count = outdated.len(), "removed outdated users");
+                }
+            }
+            Decision::ForgetLate { from_height, hash } => {
+                pending::delete_from_height(conn, *from_height)?;
+                if let Some(hash) = hash {
+                    pending::delete_by_block(conn, hash)?;
+                }
+            }
+            Decision::Tracker(change) => apply_changes(conn, std::slice::from_ref(change))?,
+            Decision::Breach(breach) => {
+                // The block processor hands breaches to the Responder; one here is a defect.
+                tracing::error!(uuid = %breach.uuid, "a breach reached the commit unanswered");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Applies the Responder's and Watcher's decisions (inside the block's transaction).

@@ -219,7 +219,7 @@ fn follow(
     bitcoind.script_send(penalty().compute_txid(), penalty_answers);
     bitcoind.script_send(dispute().compute_txid(), dispute_answers);
     let changes = responder(&bitcoind)
-        .block_connected(height, &HashSet::new(), vec![t], &nowhere)
+        .follow_trackers(height, &HashSet::new(), vec![t], &nowhere)
         .unwrap();
     (changes, bitcoind.sent())
 }
@@ -376,7 +376,7 @@ fn a_tracker_whose_penalty_is_in_the_block_is_confirmed_there() {
     let bitcoind = Arc::new(FakeBitcoind::new(0));
     let txids: HashSet<Txid> = [penalty().compute_txid()].into_iter().collect();
     let changes = responder(&bitcoind)
-        .block_connected(
+        .follow_trackers(
             107,
             &txids,
             vec![tracker(TrackerStatus::Rejected, 101, Some(100))],
@@ -391,16 +391,12 @@ fn a_tracker_whose_penalty_is_in_the_block_is_confirmed_there() {
 fn a_disconnected_block_reorgs_the_trackers_whose_dispute_or_penalty_it_held() {
     let uuid = uuid();
     // Penalty confirmed in the block: sent again later.
-    let changes = Responder::<FakeBitcoind>::block_disconnected(
-        105,
-        vec![tracker(TrackerStatus::Confirmed, 105, Some(100))],
-    );
+    let changes =
+        trackers_disconnected(105, vec![tracker(TrackerStatus::Confirmed, 105, Some(100))]);
     assert_eq!(changes, vec![status(TrackerStatus::Reorged, 105)]);
     // Dispute (and penalty) confirmed in the block: the dispute height is forgotten too.
-    let changes = Responder::<FakeBitcoind>::block_disconnected(
-        105,
-        vec![tracker(TrackerStatus::Confirmed, 105, Some(105))],
-    );
+    let changes =
+        trackers_disconnected(105, vec![tracker(TrackerStatus::Confirmed, 105, Some(105))]);
     assert_eq!(
         changes,
         vec![
@@ -409,10 +405,8 @@ fn a_disconnected_block_reorgs_the_trackers_whose_dispute_or_penalty_it_held() {
         ]
     );
     // Only the dispute: an unconfirmed penalty is re-sent with it.
-    let changes = Responder::<FakeBitcoind>::block_disconnected(
-        100,
-        vec![tracker(TrackerStatus::InMempool, 101, Some(100))],
-    );
+    let changes =
+        trackers_disconnected(100, vec![tracker(TrackerStatus::InMempool, 101, Some(100))]);
     assert_eq!(
         changes,
         vec![

@@ -1,5 +1,7 @@
 //! A small pool of read-only connections. With WAL, readers see the last committed state and run
-//! concurrently with the writer (<https://sqlite.org/wal.html>, "Concurrency").
+//! concurrently with the writer (<https://sqlite.org/wal.html>, "Concurrency"). [`Store`](super::Store)
+//! keeps two: a shared one for async reads (gated by a semaphore, so callers wait without a thread)
+//! and a reserved one for `read_blocking` (the block processor), which async reads never take.
 
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard};

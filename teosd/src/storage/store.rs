@@ -15,11 +15,16 @@ use super::error::StorageError;
 use super::readers::ReadPool;
 use super::writer::{Counters, Job, Msg, OpJob, Writer};
 
-/// Number of read-only connections in the pool.
+/// Number of read-only connections of the shared pool ([`Store::read`]: public and admin API).
 const READERS: usize = 4;
 
-/// Handle to the tower database: one writer thread with group commit plus a pool of read-only
-/// connections. Cheap to clone (an `Arc` inside); `Send + Sync`. The database closes when
+/// Number of read-only connections reserved for [`Store::read_blocking`] (the block processor, the
+/// metrics thread, startup): two, so the block processor never waits behind a public-API read, and
+/// at most behind one metrics count.
+const RESERVED_READERS: usize = 2;
+
+/// Handle to the tower database: one writer thread with group commit plus two pools of read-only
+/// connections (a shared one for async readers, a reserved one for the pipeline threads). Cheap to clone (an `Arc` inside); `Send + Sync`. The database closes when
 /// [`close`](Store::close) is called or the last clone is dropped (dropping the last clone blocks
 /// like `close` until the queued ops are committed).
 #[derive(Clone)]
@@ -40,14 +45,21 @@ struct Inner {
     /// Id of the writer thread, to refuse calls that would wait for the writer from inside it.
     writer_thread: ThreadId,
     counters: Arc<Counters>,
+    /// Connections of [`Store::read`] (async callers: the public and admin APIs).
     readers: ReadPool,
+    /// One permit per connection of `readers`: async reads wait here, without taking a blocking
+    /// thread, until a connection is theirs. Closed by `close`.
+    read_slots: Arc<tokio::sync::Semaphore>,
+    /// Connections of [`Store::read_blocking`], never taken by async reads.
+    reserved: ReadPool,
 }
 
 impl Store {
     /// Opens or creates the database at `path` (the caller passes `<datadir>/<network>/teos_db.sql3`;
     /// missing parent directories are created, a new file gets mode 0600 because it holds the tower's
     /// secret key), applies pending migrations from `migrations/`, sets the pragmas (WAL,
-    /// `synchronous=FULL`, `foreign_keys=ON`), starts the writer thread and opens 4 read connections.
+    /// `synchronous=FULL`, `foreign_keys=ON`), starts the writer thread and opens 4 + 2 read
+    /// connections (shared and reserved pools).
     ///
     /// Errors: [`StorageError::Io`] (directory or file creation), [`StorageError::Corrupt`] (not a
     /// SQLite file), [`StorageError::Migration`] (migration failed, or the file comes from a newer
@@ -56,6 +68,7 @@ impl Store {
         create_file(path)?;
         let conn = open_writer(path)?;
         let readers = ReadPool::open(path.to_path_buf(), READERS)?;
+        let reserved = ReadPool::open(path.to_path_buf(), RESERVED_READERS)?;
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let writer = Writer {
@@ -63,9 +76,11 @@ impl Store {
             rx,
             counters: counters.clone(),
         };
-        let handle = thread::Builder::new()
-            .name("teosd-db-writer".into())
-            .spawn(move || writer.run())?;
+        // A panic of the writer outside an op (ops' panics are caught) stops the tower.
+        let handle = crate::thread::spawn("teosd-db-writer", move || {
+            writer.run();
+            Ok(())
+        })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -75,6 +90,8 @@ impl Store {
                 writer: Mutex::new(Some(handle)),
                 counters,
                 readers,
+                read_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
+                reserved,
             }),
         })
     }
@@ -122,34 +139,53 @@ impl Store {
             .unwrap_or_else(|_| Err(E::from(StorageError::Closed)))
     }
 
-    /// Runs `op` on a pooled read-only connection on tokio's blocking pool (`spawn_blocking`), inside
-    /// a read transaction: all its queries see the same committed snapshot. Writes fail with
-    /// `SQLITE_READONLY`. Waits if all 4 connections are busy. A panic in `op` becomes
-    /// [`StorageError::OpPanicked`]. Must be called within a tokio runtime.
+    /// Runs `op` on a connection of the shared read pool on tokio's blocking pool (`spawn_blocking`),
+    /// inside a read transaction: all its queries see the same committed snapshot. Writes fail with
+    /// `SQLITE_READONLY`. At most 4 such reads run at once; further callers wait (first come, first
+    /// served) without occupying a blocking thread, so a flood of reads costs memory per waiting
+    /// caller, not threads, and never delays [`read_blocking`](Store::read_blocking). A panic in `op`
+    /// becomes [`StorageError::OpPanicked`]. Must be called within a tokio runtime.
+    ///
+    /// Errors: [`StorageError::Closed`] once [`close`](Store::close) started; `op`'s own errors.
     pub async fn read<T, E, F>(&self, op: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
+        let slot = self
+            .inner
+            .read_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| E::from(StorageError::Closed))?;
         let inner = self.inner.clone();
-        match tokio::task::spawn_blocking(move || inner.readers.run(op)).await {
+        let read = tokio::task::spawn_blocking(move || {
+            let result = inner.readers.run(op);
+            drop(slot);
+            result
+        });
+        match read.await {
             Ok(result) => result,
             Err(join) => Err(E::from(StorageError::OpPanicked(join.to_string()))),
         }
     }
 
-    /// [`read`](Store::read) on the calling thread (blocking). A panic in `op` propagates to the
-    /// caller; the connection goes back to the pool. Called from inside a write op it works but sees
-    /// the last committed state, not the writes of the current group: read through the op's own
-    /// connection there instead.
+    /// Runs `op` on the calling thread (blocking) on one of the 2 reserved read connections, inside a
+    /// read transaction, for the block processor and other plain threads (metrics, startup): async
+    /// readers ([`read`](Store::read)) never take these connections, so however busy the public API
+    /// is, this waits at most for another reserved-pool read. Must not be called from an async
+    /// worker thread. A panic in `op` propagates to the caller; the connection goes back to the pool.
+    /// Called from inside a write op it works but sees the last committed state, not the writes of
+    /// the current group: read through the op's own connection there instead.
     pub fn read_blocking<T, E, F>(&self, op: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
-        self.inner.readers.run(op)
+        self.inner.reserved.run(op)
     }
 
     /// Stops accepting ops, runs and commits the ones already queued, checkpoints the WAL into the
@@ -229,7 +265,9 @@ impl Inner {
             return Ok(());
         };
         self.closed.store(true, Ordering::Release);
+        self.read_slots.close();
         self.readers.close();
+        self.reserved.close();
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
         let result = match self.tx.send(Msg::Close(reply_tx)) {

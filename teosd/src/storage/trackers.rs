@@ -287,3 +287,12 @@ pub fn users_with_trackers(conn: &Connection) -> Result<Vec<UserId>, StorageErro
         .collect::<Result<Vec<_>, StorageError>>()?;
     Ok(ids)
 }
+
+/// Number of trackers with `status`, counted on the `trackers_status` index without reading a row
+/// (for metrics: [`with_status`] would decode every transaction).
+pub fn count_with_status(conn: &Connection, status: TrackerStatus) -> Result<u64, StorageError> {
+    let mut stmt = conn.prepare_cached("SELECT COUNT(*) FROM trackers WHERE status = ?1")?;
+    Ok(count_to_u64(
+        stmt.query_row([status.to_db()], |row| row.get(0))?,
+    ))
+}

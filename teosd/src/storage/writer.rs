@@ -166,6 +166,7 @@ impl Writer {
                     break;
                 }
                 Msg::Op(job) => {
+                    crate::thread::fault_point(); // test-only fault injection (debug builds)
                     if let Some(reply) = self.run_group(job) {
                         close_reply = Some(reply);
                         break;

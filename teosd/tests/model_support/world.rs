@@ -687,8 +687,7 @@ impl World {
             self.stop_tower();
             count(&FIGURES.tower_restarts, 1);
         }
-        let sim = self.chain.sim.take().expect("bitcoind-sim stopped");
-        self.chain.sim = Some(sim.restart_behind(tip - blocks).unwrap());
+        self.chain.restart_behind(tip - blocks);
         self.model.mempool_lost();
         count(&FIGURES.bitcoind_restarts, 1);
         if then == Behind::TowerRestart {

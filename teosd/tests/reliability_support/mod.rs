@@ -1,6 +1,10 @@
 //! In-process harness of the reliability suites: a real [`Tower`] (real SQLite store, real key, no
 //! bitcoind) behind the real public API server on 127.0.0.1:0, on its own tokio runtime, so that plain
 //! `#[test]` functions and proptest cases can drive it over real TCP.
+//!
+//! It stays here rather than in teos-testkit because it is built from teosd's library (the kit runs
+//! the teosd binary and does not depend on teosd); like the kit, it listens on port 0 and reads the
+//! bound address back, and never waits on log output.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::net::SocketAddr;
@@ -122,6 +126,36 @@ impl LocalTower {
         })
     }
 
+    /// POSTs `body` verbatim on a fresh connection: `Some((status, json))` for an answer, `None` when
+    /// the server closed the connection without one (how the tower holds back an appointment it
+    /// cannot take now).
+    pub fn post_or_closed(
+        &self,
+        path: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> Option<(u16, serde_json::Value)> {
+        let (url, body) = (self.url(path), body.into());
+        self.rt.block_on(async move {
+            let sent = tokio::time::timeout(
+                Duration::from_secs(30),
+                reqwest::Client::new().post(url).body(body).send(),
+            )
+            .await
+            .expect("neither an answer nor a close within 30 s");
+            let response = match sent {
+                Ok(response) => response,
+                Err(error) => {
+                    assert!(!error.is_connect(), "could not even connect: {error}");
+                    return None;
+                }
+            };
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.ok()?;
+            let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            Some((status, json))
+        })
+    }
+
     /// (users, appointments) stored, counted with COUNT(*).
     pub fn counts(&self) -> (u64, u64) {
         self.store
@@ -208,6 +242,7 @@ pub fn relaxed_limits() -> HttpLimits {
         body_timeout: Duration::from_secs(30),
         register_rate: None,
         add_appointment_rate: None,
+        hold: Duration::from_secs(10),
     }
 }
 

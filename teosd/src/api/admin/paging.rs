@@ -14,8 +14,13 @@ use teos_common::appointment::{AppointmentId, UserId};
 use teos_common::constants::APPOINTMENT_ID_LEN;
 
 /// Largest page served. A larger `limit` is lowered to this; `limit = 0` (no paging, rust-teos
-/// behaviour) returns everything regardless.
+/// behaviour) returns everything regardless, read [`ALL_BATCH`] items at a time.
 pub const MAX_PAGE: u32 = 100_000;
+
+/// Items per storage read when `get_all_appointments` is asked for everything (`limit = 0`): the
+/// answer still holds every item (the API's contract, `proto/teos/v2/tower_services.proto`), but rows
+/// are loaded and decoded one batch at a time, each batch in its own read transaction.
+pub const ALL_BATCH: u32 = 1_000;
 
 const WATCHED_TAG: u8 = 0;
 const TRACKERS_TAG: u8 = 1;

@@ -68,8 +68,14 @@ impl PrivateTowerServices for AdminService {
     ) -> Result<Response<GetAllAppointmentsResponse>, Status> {
         let request = request.into_inner();
         let cursor = AllCursor::decode(&request.cursor).map_err(Status::invalid_argument)?;
-        let size = paging::page_size(request.limit);
-        let (appointments, next) = self.read(move |conn| all_page(conn, cursor, size)).await?;
+        let read_page = |cursor, size| self.read(move |conn| all_page(conn, cursor, size));
+        let (appointments, next) = if request.limit == 0 {
+            // Everything (rust-teos's contract), read in bounded batches.
+            let all = collect_all(cursor, paging::ALL_BATCH, read_page).await?;
+            (all, None)
+        } else {
+            read_page(cursor, paging::page_size(request.limit)).await?
+        };
         tracing::debug!("admin API: get_all_appointments -> {}", appointments.len());
         Ok(Response::new(GetAllAppointmentsResponse {
             appointments,
@@ -97,17 +103,20 @@ impl PrivateTowerServices for AdminService {
         &self,
         _request: Request<()>,
     ) -> Result<Response<GetTowerInfoResponse>, Status> {
-        let (users, watched, trackers) = self
+        // Counts and tip from one read transaction: the tip is the last COMMITTED block, consistent
+        // with what every other read sees (the chain view moves a moment before its commit).
+        let (users, watched, trackers, tip) = self
             .read(|conn| {
                 Ok((
                     users::count(conn)?,
                     appointments::count_watched(conn)?,
                     trackers::count(conn)?,
+                    crate::storage::chain::tip(conn)?,
                 ))
             })
             .await?;
         let state = &self.state;
-        let (height, hash) = state.view.tip();
+        let (height, hash) = tip.unwrap_or_else(|| state.view.tip());
         let addresses = state
             .addresses
             .iter()
@@ -190,6 +199,31 @@ impl PrivateTowerServices for AdminService {
     }
 }
 
+/// Every item from `cursor` on, read `batch` items at a time with `read_page(cursor, size)` (each call
+/// one read transaction on the shared pool, released between batches): only one batch of decoded rows
+/// is in memory besides the answer being built, and a long listing never holds a read connection for
+/// long. Items added or changed while it runs may be missed or, for an appointment that becomes a
+/// tracker, listed twice (as when a client pages by hand); items present throughout are listed.
+async fn collect_all<F, Fut>(
+    mut cursor: AllCursor,
+    batch: u32,
+    mut read_page: F,
+) -> Result<Vec<AppointmentData>, Status>
+where
+    F: FnMut(AllCursor, u32) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<AppointmentData>, Option<AllCursor>), Status>>,
+{
+    let mut all = Vec::new();
+    loop {
+        let (page, next) = read_page(cursor, batch).await?;
+        all.extend(page);
+        match next {
+            Some(next) => cursor = next,
+            None => return Ok(all),
+        }
+    }
+}
+
 /// One page of `get_all_appointments` starting at `cursor`, at most `size` items, with the cursor of
 /// the next page (`None` when nothing follows).
 fn all_page(
@@ -239,4 +273,158 @@ fn by_locator(conn: &Connection, locator: &Locator) -> Result<Vec<AppointmentDat
     }
     watched.extend(responded);
     Ok(watched)
+}
+
+#[cfg(test)]
+mod tests {
+    use teos_common::appointment::AppointmentId;
+    use teos_common::protos::common::teos::v2::appointment_data::AppointmentData as Data;
+    use teos_common::protos::common::teos::v2::{Appointment, Tracker};
+
+    use super::*;
+
+    /// A fake listing of `watched` appointments then `tracked` trackers, numbered in order; records
+    /// the size of every page asked for.
+    fn item(n: u32, tracker: bool) -> AppointmentData {
+        let data = if tracker {
+            Data::Tracker(Tracker {
+                dispute_txid: n.to_be_bytes().to_vec(),
+                ..Tracker::default()
+            })
+        } else {
+            Data::Appointment(Appointment {
+                locator: n.to_be_bytes().to_vec(),
+                ..Appointment::default()
+            })
+        };
+        AppointmentData {
+            appointment_data: Some(data),
+        }
+    }
+
+    #[tokio::test]
+    async fn everything_is_read_in_batches_no_larger_than_the_batch() {
+        let (watched, tracked) = (2_500u32, 1_200u32);
+        let uuid = |n: u32| {
+            let mut bytes = [0u8; 20];
+            bytes[16..].copy_from_slice(&n.to_be_bytes());
+            AppointmentId::from_slice(&bytes).unwrap()
+        };
+        let number = |cursor: Option<AppointmentId>| {
+            cursor.map_or(0, |u| {
+                u32::from_be_bytes(u.as_bytes()[16..].try_into().unwrap()) + 1
+            })
+        };
+        let mut sizes = Vec::new();
+        let all = collect_all(AllCursor::Watched(None), 1_000, |cursor, size| {
+            sizes.push(size);
+            let (tracker, from, end) = match cursor {
+                AllCursor::Watched(after) => (false, number(after), watched),
+                AllCursor::Trackers(after) => (true, number(after), tracked),
+            };
+            let to = end.min(from + size);
+            let page: Vec<_> = (from..to).map(|n| item(n, tracker)).collect();
+            let next = match (tracker, to < end) {
+                (false, true) => Some(AllCursor::Watched(Some(uuid(to - 1)))),
+                (false, false) => Some(AllCursor::Trackers(None)),
+                (true, true) => Some(AllCursor::Trackers(Some(uuid(to - 1)))),
+                (true, false) => None,
+            };
+            std::future::ready(Ok((page, next)))
+        })
+        .await
+        .unwrap();
+        let expected: Vec<_> = (0..watched)
+            .map(|n| item(n, false))
+            .chain((0..tracked).map(|n| item(n, true)))
+            .collect();
+        assert_eq!(all, expected);
+        assert!(sizes.iter().all(|&s| s <= 1_000), "{sizes:?}");
+        assert_eq!(sizes.len(), 5, "3 pages of appointments, 2 of trackers");
+    }
+
+    #[tokio::test]
+    async fn batched_reads_of_a_real_store_list_the_same_as_one_read() {
+        use crate::storage::records::{
+            AppointmentRecord, TrackerRecord, TrackerStatus, UserRecord,
+        };
+        use crate::storage::{Store, appointments, trackers, users};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("teos_db.sql3")).unwrap();
+        let user = UserId(
+            secp256k1::SecretKey::from_slice(&[9; 32])
+                .unwrap()
+                .public_key(secp256k1::SECP256K1),
+        );
+        store
+            .write(move |conn| -> Result<(), StorageError> {
+                let record = UserRecord {
+                    available_slots: 100,
+                    subscription_start: 1,
+                    subscription_expiry: 1000,
+                };
+                users::upsert(conn, &user, &record)?;
+                for n in 0..12u8 {
+                    let locator = Locator::from_slice(&[n; 16]).unwrap();
+                    let uuid = AppointmentId::new(&locator, &user);
+                    appointments::upsert(
+                        conn,
+                        &AppointmentRecord {
+                            uuid,
+                            locator,
+                            user_id: user,
+                            encrypted_blob: vec![n; 10],
+                            to_self_delay: 42,
+                            user_signature: "sig".into(),
+                            start_block: 1,
+                            slots: 1,
+                        },
+                    )?;
+                    if n % 3 == 0 {
+                        let tx = |lock: u32| bitcoin::Transaction {
+                            version: bitcoin::transaction::Version::TWO,
+                            lock_time: bitcoin::absolute::LockTime::from_consensus(lock),
+                            input: vec![bitcoin::TxIn::default()],
+                            output: vec![],
+                        };
+                        let (dispute, penalty) = (tx(u32::from(n)), tx(1000 + u32::from(n)));
+                        trackers::insert(
+                            conn,
+                            &TrackerRecord {
+                                uuid,
+                                dispute_txid: dispute.compute_txid(),
+                                dispute_tx: dispute,
+                                penalty_txid: penalty.compute_txid(),
+                                penalty_tx: penalty,
+                                dispute_height: Some(5),
+                                status: TrackerStatus::InMempool,
+                                status_height: 5,
+                                to_self_delay: 42,
+                            },
+                        )?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let read_page = |cursor, size| {
+            let store = store.clone();
+            async move {
+                store
+                    .read(move |conn| all_page(conn, cursor, size))
+                    .await
+                    .map_err(storage_status)
+            }
+        };
+        let (at_once, next) = read_page(AllCursor::Watched(None), u32::MAX).await.unwrap();
+        assert_eq!((at_once.len(), next), (12, None));
+        for batch in [1, 3, 5, 8, 11, 12, 13] {
+            let batched = collect_all(AllCursor::Watched(None), batch, read_page)
+                .await
+                .unwrap();
+            assert_eq!(batched, at_once, "batch {batch}");
+        }
+    }
 }

@@ -158,3 +158,104 @@ fn a_reorg_whose_commit_fails_leaves_the_chain_view_unchanged() {
     let stored = store.read_blocking(chain::tip).unwrap();
     assert_eq!(stored, Some((11, branch[1])));
 }
+
+#[test]
+fn late_appointments_are_answered_in_bounded_batches_between_looks_at_the_tip() {
+    use crate::bitcoind::fake::FakeBitcoind;
+    use crate::storage::records::{AppointmentRecord, UserRecord};
+    use crate::storage::users;
+    use bitcoin::absolute::LockTime;
+    use bitcoin::transaction::Version;
+    use teos_common::appointment::{AppointmentId, UserId};
+
+    let tx = |n: u32| Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::from_consensus(n),
+        input: Vec::new(),
+        output: Vec::new(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("teos.db")).unwrap();
+    let bitcoind = Arc::new(FakeBitcoind::new(10));
+    let tip = bitcoind.tip();
+    let sk = secp256k1::SecretKey::from_slice(&[5; 32]).unwrap();
+    let user = UserId(sk.public_key(secp256k1::SECP256K1));
+    // 40 late appointments whose disputes are in block 10 (their blobs decrypt to penalties).
+    let late = 2 * LATE_BATCH + 8;
+    let disputes: Vec<Transaction> = (0..late).map(tx).collect();
+    for dispute in &disputes {
+        bitcoind.add_tx(dispute.clone());
+    }
+    let rows = disputes.clone();
+    store
+        .write_blocking(move |conn| -> Result<(), StorageError> {
+            chain::push(conn, 10, &tip, KEPT_BLOCKS)?;
+            users::upsert(
+                conn,
+                &user,
+                &UserRecord {
+                    available_slots: 100,
+                    subscription_start: 0,
+                    subscription_expiry: 1000,
+                },
+            )?;
+            for (n, dispute) in rows.iter().enumerate() {
+                let txid = dispute.compute_txid();
+                let locator = Locator::new(&txid);
+                let uuid = AppointmentId::new(&locator, &user);
+                appointments::upsert(
+                    conn,
+                    &AppointmentRecord {
+                        uuid,
+                        locator,
+                        user_id: user,
+                        encrypted_blob: teos_common::cryptography::encrypt(
+                            &tx(1000 + n as u32),
+                            &txid,
+                        ),
+                        to_self_delay: 42,
+                        user_signature: "sig".into(),
+                        start_block: 10,
+                        slots: 1,
+                    },
+                )?;
+                crate::storage::pending::insert(conn, &uuid, &txid, &tip, 10)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let view = SharedChainView::new(10, tip, 6);
+    let mut processor = BlockProcessor::new(
+        bitcoind.clone(),
+        store.clone(),
+        view,
+        SubscriptionParams {
+            slots: 10,
+            duration: 4320,
+            expiry_delta: 6,
+        },
+        Arc::new(Shutdown::new()),
+        Arc::new(AtomicBool::new(true)),
+        Arc::new(crate::notify::Heartbeat::new()),
+    );
+    let pending = || {
+        store
+            .read_blocking(crate::storage::pending::list)
+            .unwrap()
+            .len() as u32
+    };
+    let tracked = || store.read_blocking(trackers::count).unwrap() as u32;
+
+    // Each turn answers at most LATE_BATCH and says whether more wait, so the main loop looks at
+    // bitcoind's tip (and connects a new block) between batches.
+    assert!(processor.handle_pending_breaches(LATE_BATCH).unwrap());
+    assert_eq!((pending(), tracked()), (late - LATE_BATCH, LATE_BATCH));
+    assert_eq!(
+        bitcoind.sent().len() as u32,
+        LATE_BATCH,
+        "one penalty sent per answer"
+    );
+    assert!(processor.handle_pending_breaches(LATE_BATCH).unwrap());
+    assert!(!processor.handle_pending_breaches(LATE_BATCH).unwrap());
+    assert_eq!((pending(), tracked()), (0, late));
+}

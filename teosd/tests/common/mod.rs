@@ -336,20 +336,14 @@ pub struct TowerInfo {
     pub bitcoind_reachable: bool,
 }
 
-/// A client of the tower's admin gRPC API, with the certificates teosd wrote in its data dir, giving
-/// the tower's view as [`TowerInfo`] (or `None` while teosd does not answer).
-pub struct AdminView {
-    rt: tokio::runtime::Runtime,
-    client:
-        teos_common::protos::teos::v2::private_tower_services_client::PrivateTowerServicesClient<
-            tonic::transport::Channel,
-        >,
-}
+/// A client of the tower's admin gRPC API (the kit's [`Admin`]) giving the tower's view as
+/// [`TowerInfo`], or `None` while teosd does not answer.
+pub struct AdminView(Admin);
 
 impl AdminView {
-    /// Connects (lazily) to the `rpc_port` of `tower`'s `teos.toml`.
+    /// Connects (lazily) to the `rpc_port` of `tower`'s `teos.toml`, with the certificates teosd
+    /// wrote in its data dir.
     pub fn connect(tower: &TowerProcess) -> AdminView {
-        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
         let dir = &tower.datadir;
         let text = std::fs::read_to_string(dir.join("teos.toml")).unwrap();
         let port: u16 = text
@@ -359,41 +353,14 @@ impl AdminView {
             .trim()
             .parse()
             .unwrap();
-        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
-        let tls = ClientTlsConfig::new()
-            .domain_name("localhost")
-            .ca_certificate(Certificate::from_pem(read("ca.pem")))
-            .identity(Identity::from_pem(
-                read("client.pem"),
-                read("client-key.pem"),
-            ));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let channel = {
-            let _guard = rt.enter();
-            Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
-                .unwrap()
-                .tls_config(tls)
-                .unwrap()
-                .connect_lazy()
-        };
-        AdminView {
-            rt,
-            client: teos_common::protos::teos::v2::private_tower_services_client::PrivateTowerServicesClient::new(channel),
-        }
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        AdminView(Admin::new(dir, addr).or_fail())
     }
 
     /// `get_tower_info`, or `None` when the call fails (teosd down or not serving yet).
     pub fn info(&self) -> Option<TowerInfo> {
         use bitcoin::hashes::Hash;
-        let mut client = self.client.clone();
-        let info = self
-            .rt
-            .block_on(client.get_tower_info(()))
-            .ok()?
-            .into_inner();
+        let info = self.0.tower_info().ok()?;
         let hash = <[u8; 32]>::try_from(info.best_block_hash.as_slice()).ok()?;
         Some(TowerInfo {
             height: info.best_block_height,

@@ -113,16 +113,6 @@ pub fn authorize(
     Ok(user)
 }
 
-/// Deletes users outdated at `height` (`expiry + expiry_delta <= height`) with their appointments,
-/// except what is still needed for a tracker whose penalty is not irrevocably resolved.
-pub fn remove_outdated(
-    conn: &Connection,
-    height: u32,
-    params: &SubscriptionParams,
-) -> Result<Vec<UserId>, StorageError> {
-    users::delete_outdated(conn, height, params.expiry_delta)
-}
-
 /// The Gatekeeper's block side (see [`Listen`]): users expire with the chain.
 pub struct Gatekeeper {
     /// Blocks after expiry before a user's data is deleted (`expiry_delta`).
@@ -132,7 +122,8 @@ pub struct Gatekeeper {
 impl Listen for Gatekeeper {
     type Found = ();
 
-    /// Users outdated at this height are removed (see [`remove_outdated`]).
+    /// Users outdated at this height are removed with their appointments, except what a tracker not
+    /// yet irrevocably resolved still needs (`storage::users::delete_outdated`).
     fn block_connected(
         &self,
         block: &ConnectedBlock<'_>,

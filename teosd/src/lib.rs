@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md at the workspace root for how these modules map to the tower's data flow.
 
 pub mod api;
+pub mod backup;
 pub mod bitcoind;
 pub mod block_processor;
 pub mod carrier;
@@ -12,6 +13,7 @@ pub mod chain_walker;
 pub mod config;
 pub mod daemon;
 pub mod gatekeeper;
+pub mod import_rust_teos;
 pub mod listen;
 pub mod locator_cache;
 pub mod logging;
@@ -21,6 +23,7 @@ pub mod responder;
 pub mod shutdown;
 pub mod signals;
 pub mod storage;
+pub mod subcommand;
 pub mod thread;
 pub mod tls;
 pub mod tower;

@@ -8,6 +8,12 @@ use teosd::shutdown::Shutdown;
 use teosd::signals::Signals;
 
 fn main() -> ExitCode {
+    // `teosd <subcommand> ...` (import-rust-teos, backup) runs instead of the tower, with the default
+    // signal dispositions (Ctrl-C stops it at once).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = teosd::subcommand::dispatch(&args) {
+        return code;
+    }
     // First of all: until its handler is installed, a SIGHUP (logrotate, `systemctl reload`) would
     // terminate the process. Signals arriving before the `signals` thread starts are acted on then.
     let signals = match Signals::install() {
@@ -19,7 +25,13 @@ fn main() -> ExitCode {
     };
     let config = match Config::load() {
         Ok(config) => config,
-        // --help and --version print to stdout and exit 0; bad flags exit 2 with clap's message.
+        // --help lists the subcommands after the options.
+        Err(ConfigError::Cli(e)) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            let _ = e.print();
+            println!("\n{}", teosd::subcommand::help_section());
+            return ExitCode::SUCCESS;
+        }
+        // --version prints to stdout and exits 0; bad flags exit 2 with clap's message.
         Err(ConfigError::Cli(e)) => e.exit(),
         Err(e) => {
             eprintln!("teosd: {e}");

@@ -8,8 +8,8 @@
 //!   `{"tracker": {"dispute_txid", "penalty_txid", "penalty_rawtx"}}` for one the tower responded to;
 //! - `gettowerinfo`: `{"tower_id", "n_registered_users", "n_watcher_appointments",
 //!   "n_responder_trackers", "bitcoind_reachable", "addresses": [{"type": "ipv4"|"torv3", "address",
-//!   "port"}], "best_block_height", "best_block_hash", "version", "uptime_secs"}` (the last four are
-//!   null when the tower does not report them, e.g. rust-teos);
+//!   "port"}], "best_block_height", "best_block_hash", "version", "uptime_secs", "data_dir_bytes"}` (the last
+//!   five are null when the tower does not report them, e.g. rust-teos);
 //! - `getusers`: `{"user_ids": [hex, ...]}`;
 //! - `getuser`: `{"user_id", "available_slots", "subscription_expiry", "appointments": [uuid hex, ...]}`;
 //! - `stop`: `{"stopping": true}`.
@@ -76,6 +76,7 @@ pub fn tower_info(info: &GetTowerInfoResponse) -> Value {
         "best_block_hash": reported.then(|| display_order_hex(&info.best_block_hash)),
         "version": (!info.version.is_empty()).then_some(&info.version),
         "uptime_secs": reported.then_some(info.uptime_secs),
+        "data_dir_bytes": reported.then_some(info.data_dir_bytes),
     })
 }
 

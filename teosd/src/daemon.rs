@@ -251,6 +251,7 @@ fn start_metrics(
     tracing::info!("Prometheus metrics on http://{addr}/metrics");
     Ok(Some(crate::metrics::spawn_refresher(
         store.clone(),
+        config.data_dir.clone(),
         shutdown.clone(),
     )?))
 }
@@ -283,6 +284,7 @@ fn start_servers(
         shutdown: shared.shutdown.clone(),
         started: std::time::Instant::now(),
         version: env!("CARGO_PKG_VERSION"),
+        data_dir: config.data_dir.clone(),
     };
     let shutdown = shared.shutdown.clone();
     let admin = runtime.spawn(admin_server.serve(state, async move { shutdown.wait().await }));

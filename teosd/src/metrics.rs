@@ -39,6 +39,8 @@ pub const BITCOIND_ERRORS: &str = "teosd_bitcoind_rpc_errors_total";
 pub const CHAIN_NOTIFICATIONS: &str = "teosd_chain_notifications_total";
 /// Database files (DB + WAL) size, bytes (gauge).
 pub const DB_SIZE: &str = "teosd_db_size_bytes";
+/// Files in the data directory (database, WAL, TLS files, ...) size, bytes (gauge).
+pub const DATA_DIR_SIZE: &str = "teosd_data_dir_bytes";
 /// Late appointments whose dispute bitcoind could not return (retried; counter). Alert on increase.
 pub const LATE_FAILURES: &str = "teosd_late_appointment_failures_total";
 /// A block's bookkeeping step that failed a constraint and was skipped so the block still commits
@@ -65,13 +67,18 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
 
 /// Refreshes the stored-state gauges every few seconds until shutdown, on the `metrics` thread
 /// ([`crate::thread::spawn`]: a panic stops the tower; a failed refresh is only logged).
-pub fn spawn_refresher(store: Store, shutdown: Arc<Shutdown>) -> std::io::Result<JoinHandle<()>> {
+pub fn spawn_refresher(
+    store: Store,
+    data_dir: std::path::PathBuf,
+    shutdown: Arc<Shutdown>,
+) -> std::io::Result<JoinHandle<()>> {
     crate::thread::spawn("metrics", move || {
         loop {
             crate::thread::fault_point();
             if let Err(e) = refresh(&store) {
                 tracing::debug!("metrics refresh failed: {e}");
             }
+            metrics::gauge!(DATA_DIR_SIZE).set(crate::backup::data_dir_size(&data_dir) as f64);
             if shutdown.wait_timeout(REFRESH) {
                 return Ok(());
             }

@@ -20,7 +20,16 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 fn state(store: Store, shutdown: Arc<Shutdown>) -> AdminState {
     let key = SecretKey::from_slice(&[3; 32]).unwrap();
+    // The store is <data_dir>/regtest/teos_db.sql3.
+    let data_dir = store
+        .path()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     AdminState {
+        data_dir,
         store,
         view: SharedChainView::new(101, BlockHash::all_zeros(), 6),
         tower_id: UserId(key.public_key(secp256k1::SECP256K1)),
@@ -83,6 +92,12 @@ async fn reissued_pairs_chain_to_the_kept_ca_and_stop_ends_serving() {
     assert_eq!(info.best_block_height, 101);
     assert!(!info.bitcoind_reachable);
     assert_eq!(info.version, "test");
+    // The database and the TLS files, at least.
+    let tls_bytes: u64 = [tls::CA_CERT, tls::SERVER_CERT, tls::CLIENT_CERT]
+        .iter()
+        .map(|f| std::fs::metadata(dir.path().join(f)).unwrap().len())
+        .sum();
+    assert!(info.data_dir_bytes > tls_bytes, "{}", info.data_dir_bytes);
 
     client.stop(()).await.unwrap();
     assert!(shutdown.is_triggered());

@@ -165,6 +165,7 @@ fn metrics_move_with_a_breach() {
     assert!(sample(metrics_port, "teosd_block_processing_seconds_count").unwrap() >= 1.0);
     assert!(sample(metrics_port, "teosd_chain_notifications_total").is_some());
     assert!(sample(metrics_port, "teosd_db_size_bytes").unwrap() > 0.0);
+    assert!(sample(metrics_port, "teosd_data_dir_bytes").unwrap() > 0.0);
     assert!(
         sample(
             metrics_port,

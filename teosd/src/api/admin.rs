@@ -63,6 +63,8 @@ pub struct AdminState {
     pub started: Instant,
     /// teosd's version string (`get_tower_info.version`), e.g. `env!("CARGO_PKG_VERSION")`.
     pub version: &'static str,
+    /// The data directory, whose size `get_tower_info.data_dir_bytes` reports.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Why the admin API could not start or stopped with an error.

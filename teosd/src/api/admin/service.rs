@@ -116,6 +116,11 @@ impl PrivateTowerServices for AdminService {
             })
             .await?;
         let state = &self.state;
+        let data_dir = state.data_dir.clone();
+        let data_dir_bytes =
+            tokio::task::spawn_blocking(move || crate::backup::data_dir_size(&data_dir))
+                .await
+                .unwrap_or(0);
         let (height, hash) = tip.unwrap_or_else(|| state.view.tip());
         let addresses = state
             .addresses
@@ -137,6 +142,7 @@ impl PrivateTowerServices for AdminService {
             best_block_hash: hash.to_byte_array().to_vec(),
             version: state.version.to_owned(),
             uptime_secs: state.started.elapsed().as_secs(),
+            data_dir_bytes,
         }))
     }
 

@@ -149,6 +149,26 @@ fn get_appointment(user: &User, locator: &str) -> Value {
     serde_json::to_value(user.get(&locator).unwrap()).unwrap()
 }
 
+/// Fetches `/metrics` and returns the value of the first sample line starting with `name`.
+fn sample(port: u16, name: &str) -> Option<f64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let text = rt
+        .block_on(async {
+            reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+                .await?
+                .text()
+                .await
+        })
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 #[test]
 fn fixture_import_keeps_the_tower_id_every_user_appointment_and_tracker_and_never_touches_the_source()
  {
@@ -157,7 +177,11 @@ fn fixture_import_keeps_the_tower_id_every_user_appointment_and_tracker_and_neve
     let dir = tempfile::tempdir().unwrap();
     let source = copy_fixture(dir.path());
     let target = dir.path().join("teosd");
-    let api_port = TowerProcess::configure(&chain, &target, &TowerOptions::default());
+    let metrics_port = free_port();
+    let options = TowerOptions {
+        extra: vec![format!("metrics_bind = \"127.0.0.1:{metrics_port}\"")],
+    };
+    let api_port = TowerProcess::configure(&chain, &target, &options);
     let before = tree_digest(&source);
 
     let summary = summary(&import(&source, &target, &[]));
@@ -242,6 +266,11 @@ fn fixture_import_keeps_the_tower_id_every_user_appointment_and_tracker_and_neve
             assert_eq!(got["appointment"]["to_self_delay"], a["to_self_delay"]);
         }
     }
+
+    // rust-teos's tracker was confirmed (its penalty mined at 122): so it is in teosd.
+    wait_until("the trackers gauge", SOON, || {
+        sample(metrics_port, "teosd_trackers{status=\"confirmed\"}") == Some(1.0)
+    });
 
     // A new appointment's receipt is signed by the same tower id (the client checks it).
     let (commitment, penalty) = chain.breach();
@@ -416,4 +445,31 @@ fn import_refuses_another_network_a_target_holding_a_tower_and_a_dir_that_is_not
         source_digest,
         "the rust-teos dir was modified"
     );
+}
+
+#[test]
+fn teosd_help_lists_the_subcommands_and_each_has_its_own_help() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_teosd"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let help = run(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("import-rust-teos") && text.contains("backup"),
+        "{text}"
+    );
+    for sub in ["import-rust-teos", "backup"] {
+        let help = run(&[sub, "--help"]);
+        assert!(help.status.success());
+        assert!(String::from_utf8_lossy(&help.stdout).starts_with(&format!("Usage: teosd {sub}")));
+        assert_eq!(
+            run(&[sub]).status.code(),
+            Some(2),
+            "{sub} without its operand"
+        );
+    }
 }

@@ -27,7 +27,8 @@
 //! journal, no `-wal`/`-shm`), which is safe only because rust-teos is stopped; a database left with a
 //! hot journal (rust-teos killed mid-write) is refused. Refused too, with nothing written: a directory
 //! that is not rust-teos's, a database of another network than teosd's, a target that already holds a
-//! tower (a database, TLS files or an onion key). Everything is written under temporary names and put
+//! tower (a database, TLS files or an onion key), and `overwrite_key` set (the imported key would be
+//! replaced at teosd's first start). Everything is written under temporary names and put
 //! in place at the end ([`place`]), the database last; a failure removes what was written.
 
 mod place;
@@ -118,6 +119,12 @@ pub enum ImportError {
          again (teos-cli stop), then import"
     )]
     UncleanSource(PathBuf),
+    /// `overwrite_key` is set: teosd would replace the imported key (and tower id) at its next start.
+    #[error(
+        "overwrite_key is set (in teos.toml, TEOS_OVERWRITE_KEY or --overwritekey): teosd would replace \
+         the imported tower key at its next start; remove it and import again"
+    )]
+    OverwriteKey,
     /// rust-teos's last block is unknown to bitcoind and the data records no height.
     #[error(
         "bitcoind does not know rust-teos's last block {0} and the data records no height to resume from"
@@ -315,6 +322,9 @@ pub fn import(
     config: &Config,
     copy_toml: Option<&Path>,
 ) -> Result<Summary, ImportError> {
+    if config.overwrite_key {
+        return Err(ImportError::OverwriteKey);
+    }
     let source_db = check_source(source, config)?;
     let files = files_to_copy(source, config, copy_toml)?;
     check_target(config, &files)?;

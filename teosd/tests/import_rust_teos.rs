@@ -406,6 +406,12 @@ fn import_refuses_another_network_a_target_holding_a_tower_and_a_dir_that_is_not
     refused(output, "wrong network");
     assert!(!target.exists(), "nothing written for a wrong network");
 
+    // overwrite_key would replace the imported key at teosd's start.
+    let mut args = flags.clone();
+    args.push("--overwritekey");
+    refused(import(&source, &target, &args), "overwrite_key");
+    assert!(!target.exists(), "nothing written with overwrite_key");
+
     // Not a rust-teos dir: an empty directory, a file.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();

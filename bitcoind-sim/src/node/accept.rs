@@ -33,6 +33,9 @@ pub(crate) struct AcceptOptions {
     pub max_fee_per_kvb: Option<u64>,
     /// Entry time to record (seconds since the epoch) instead of now (mempool.dat).
     pub time: Option<u64>,
+    /// Record it as locally submitted and not yet announced to a peer (Core's unbroadcast set:
+    /// `sendrawtransaction` of a new transaction; not packages, reorgs or mempool.dat).
+    pub unbroadcast: bool,
     /// Skip the individual fee floors (mempool min fee, min relay fee): the caller checks the
     /// package feerate instead (Core's `m_package_feerates`).
     pub package_feerates: bool,
@@ -130,6 +133,7 @@ impl State {
         let opts = AcceptOptions {
             test_only,
             max_fee_per_kvb,
+            unbroadcast: true,
             ..Default::default()
         };
         self.accept(tx, &opts)
@@ -152,7 +156,7 @@ impl State {
         if opts.test_only {
             return Ok(accepted(&tx, &checked));
         }
-        Ok(self.commit(tx, &checked, opts.time))
+        Ok(self.commit(tx, &checked, opts))
     }
 
     /// Adds a checked transaction: evicts what it replaces (reported removed, in Core's order),
@@ -161,7 +165,7 @@ impl State {
         &mut self,
         tx: Transaction,
         checked: &Checked,
-        time: Option<u64>,
+        opts: &AcceptOptions,
     ) -> Accepted {
         let accepted = accepted(&tx, checked);
         let wtxid = accepted.wtxid;
@@ -172,7 +176,8 @@ impl State {
             fee: Amount::from_sat(checked.fee),
             vsize: checked.vsize,
             weight: tx.weight().to_wu(),
-            time: time.unwrap_or_else(now),
+            time: opts.time.unwrap_or_else(now),
+            unbroadcast: opts.unbroadcast,
             height: self.tree.height(),
             order: 0,
             tx: tx.clone(),

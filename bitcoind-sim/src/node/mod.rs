@@ -160,6 +160,10 @@ pub struct MempoolEntry {
     pub time: u64,
     /// Chain height when it entered the mempool.
     pub height: u32,
+    /// Core's `unbroadcast`: submitted here with `sendrawtransaction` and (no peers ever asking
+    /// for it) not announced yet. False for transactions of `submitpackage` (Core only re-announces
+    /// those: `mempool.json` section 2), of disconnected blocks and of a reloaded `mempool.dat`.
+    pub unbroadcast: bool,
     /// In-mempool parents and children.
     pub depends: Vec<Txid>,
     pub spent_by: Vec<Txid>,

@@ -252,7 +252,7 @@ impl State {
     ) -> Result<Accepted, Rejection> {
         let checked = self.pre_checks(tx, &AcceptOptions::default(), &PackageView::default())?;
         check_max_fee_rate(max_fee_per_kvb, checked.fee, checked.vsize)?;
-        Ok(self.commit(tx.clone(), &checked, None))
+        Ok(self.commit(tx.clone(), &checked, &AcceptOptions::default()))
     }
 
     /// Core's `AcceptMultipleTransactions`: every check but the individual fee floors, with the
@@ -312,7 +312,7 @@ impl State {
         let rate = fee_per_kvb(Amount::from_sat(total_fee), total_vsize);
         let mut out = Vec::with_capacity(txs.len());
         for (tx, c) in txs.iter().zip(checked) {
-            let a = self.commit(tx.clone(), &c, None);
+            let a = self.commit(tx.clone(), &c, &AcceptOptions::default());
             let outcome = PackageTxResult::Accepted {
                 txid: a.txid,
                 vsize: a.vsize,

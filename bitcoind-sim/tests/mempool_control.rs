@@ -564,3 +564,25 @@ fn argument_errors_are_cores() {
         json!({"txids": [], "mempool_sequence": 1})
     );
 }
+
+#[test]
+fn removals_are_reported_in_cores_txid_order_not_parents_first() {
+    let (sim, _dir, coins) = chain(1);
+    let socket = subscriber(&sim, &[]);
+    let parent = spend(2, &[coins[0]], &[(COIN - 10_000, script(2))]);
+    // A child whose txid sorts before its parent's (Core's RemoveStaged goes by txid as stored,
+    // so the child's `R` comes first).
+    let child = (1..)
+        .map(|k| spend(2, &[out(&parent, 0)], &[(COIN - 20_000 - k, script(3))]))
+        .find(|c| c.compute_txid() < parent.compute_txid())
+        .unwrap();
+    send(&sim, &parent);
+    send(&sim, &child);
+    let seq = mempool_sequence(&sim);
+    let (p, c) = (parent.compute_txid(), child.compute_txid());
+    assert_eq!(sim.node().evict_from_mempool(&p), vec![c, p]);
+    next(&socket);
+    next(&socket);
+    assert_eq!(next(&socket).1, mempool_event(c, b'R', seq));
+    assert_eq!(next(&socket).1, mempool_event(p, b'R', seq + 1));
+}

@@ -35,7 +35,7 @@ mod store;
 mod truc;
 mod validation;
 
-pub use package::fee_per_kvb;
+pub use package::{PackageTest, fee_per_kvb};
 pub use shared::SharedBlock;
 
 use std::path::PathBuf;
@@ -479,11 +479,7 @@ impl Node {
     /// `testmempoolaccept` of two or more transactions: see `State::test_package` (each checked
     /// alone, later ones seeing the earlier ones' outputs; `None` = not evaluated). `Err` is a
     /// package-wide policy reason (`package-error`), e.g. "package-not-sorted".
-    #[allow(clippy::type_complexity)]
-    pub fn test_accept_package(
-        &self,
-        txs: &[Transaction],
-    ) -> Result<Vec<Option<Result<Accepted, Rejection>>>, String> {
+    pub fn test_accept_package(&self, txs: &[Transaction]) -> Result<PackageTest, String> {
         self.lock().test_package(txs).map_err(str::to_owned)
     }
 

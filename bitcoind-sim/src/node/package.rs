@@ -30,6 +30,13 @@ const RPC_INVALID_PARAMETER: i32 = -8;
 /// RPC_VERIFY_ERROR (Core's `TransactionError::INVALID_PACKAGE`).
 const RPC_VERIFY_ERROR: i32 = -25;
 
+/// What a package evaluation gives each transaction that entered: its wtxid, outcome, and the
+/// txids it replaced.
+type Entered = Vec<(Wtxid, PackageTxResult, Vec<Txid>)>;
+
+/// Per transaction of a package test: `None` when not evaluated, else its acceptance or refusal.
+pub type PackageTest = Vec<Option<Result<Accepted, Rejection>>>;
+
 /// Core's `CFeeRate(fee, vsize).GetFeePerK()`: satoshis per 1000 vbytes, truncated.
 pub fn fee_per_kvb(fee: Amount, vsize: u64) -> u64 {
     match vsize {
@@ -260,12 +267,11 @@ impl State {
     /// fees over total size) against the mempool minimum and min relay fees, charged to the last
     /// transaction; then all enter the mempool in order. On failure nothing changes and the
     /// failing transaction's outcome is returned.
-    #[allow(clippy::type_complexity)]
     fn accept_together(
         &mut self,
         txs: &[Transaction],
         max_fee_per_kvb: Option<u64>,
-    ) -> Result<Vec<(Wtxid, PackageTxResult, Vec<Txid>)>, (Wtxid, PackageTxResult)> {
+    ) -> Result<Entered, (Wtxid, PackageTxResult)> {
         if let [tx] = txs {
             let (txid, wtxid) = (tx.compute_txid(), tx.compute_wtxid());
             return match self.accept_in_package(tx, max_fee_per_kvb) {
@@ -330,10 +336,7 @@ impl State {
     /// floors (no package feerate). Stops at the first refusal: the earlier and later ones are
     /// then `None` (Core answers only their txid and wtxid). `Err` carries a package-wide
     /// policy reason ("package-not-sorted", "conflict-in-package", ...).
-    pub fn test_package(
-        &self,
-        txs: &[Transaction],
-    ) -> Result<Vec<Option<Result<Accepted, Rejection>>>, &'static str> {
+    pub fn test_package(&self, txs: &[Transaction]) -> Result<PackageTest, &'static str> {
         well_formed(txs)?;
         let opts = AcceptOptions {
             test_only: true,
@@ -345,7 +348,7 @@ impl State {
             match self.pre_checks(tx, &opts, &view) {
                 Ok(c) => accepted.push(super::accept::accepted(tx, &c)),
                 Err(r) => {
-                    let mut out: Vec<Option<Result<Accepted, Rejection>>> = vec![None; txs.len()];
+                    let mut out: PackageTest = vec![None; txs.len()];
                     out[i] = Some(Err(r));
                     return Ok(out);
                 }

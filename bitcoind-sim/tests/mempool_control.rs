@@ -382,7 +382,7 @@ fn restart_without_mempool_forgets_it_and_with_mempool_reloads_it() {
 }
 
 #[test]
-fn truc_rules_refuse_mixed_versions_and_a_second_child() {
+fn truc_rules_refuse_mixed_versions_and_judge_a_second_child_as_a_replacement() {
     let (sim, _dir, coins) = chain(1);
     let parent = spend(
         3,
@@ -405,19 +405,34 @@ fn truc_rules_refuse_mixed_versions_and_a_second_child() {
     );
     let child = spend(3, &[out(&parent, 0)], &[(COIN / 2 - 10_000, script(5))]);
     send(&sim, &child);
+    // A second child: Core's sibling eviction judges it as a replacement of the first one.
     let sibling = spend(3, &[out(&parent, 1)], &[(COIN / 2 - 20_000, script(6))]);
+    let (code, message) = send_err(&sim, &sibling);
+    assert_eq!(code, -26);
+    assert!(
+        message.starts_with(&format!(
+            "insufficient fee, rejecting replacement {}, not enough additional fees to relay",
+            sibling.compute_txid()
+        )),
+        "{message}"
+    );
+    // Within a package there is no sibling eviction: Core's descendant-limit refusal.
+    let richer = spend(3, &[out(&parent, 1)], &[(COIN / 2 - 40_000, script(6))]);
+    let result = submit(&sim, &[&parent, &richer]);
+    assert_eq!(result["package_msg"], "transaction failed");
     assert_eq!(
-        send_err(&sim, &sibling),
-        (
-            -26,
-            format!(
-                "TRUC-violation, tx {} (wtxid={}) would exceed descendant count limit",
-                parent.compute_txid(),
-                parent.compute_wtxid()
-            )
+        result["tx-results"][richer.compute_wtxid().to_string()]["error"],
+        format!(
+            "TRUC-violation, tx {} (wtxid={}) would exceed descendant count limit",
+            parent.compute_txid(),
+            parent.compute_wtxid()
         )
     );
-    let grandchild = spend(3, &[out(&child, 0)], &[(COIN / 2 - 20_000, script(7))]);
+    // Alone, paying enough more, it evicts its sibling.
+    send(&sim, &richer);
+    assert!(sim.node().mempool_entry(&child.compute_txid()).is_none());
+    assert!(sim.node().mempool_entry(&richer.compute_txid()).is_some());
+    let grandchild = spend(3, &[out(&richer, 0)], &[(COIN / 2 - 50_000, script(7))]);
     assert_eq!(
         send_err(&sim, &grandchild),
         (
@@ -585,4 +600,38 @@ fn removals_are_reported_in_cores_txid_order_not_parents_first() {
     next(&socket);
     assert_eq!(next(&socket).1, mempool_event(c, b'R', seq));
     assert_eq!(next(&socket).1, mempool_event(p, b'R', seq + 1));
+}
+
+#[test]
+fn penalty_evicts_the_cheaters_child_of_a_zero_fee_v3_dispute() {
+    let (sim, _dir) = start(|_| {});
+    let node = sim.node();
+    let wallet = TestWallet::new(6);
+    wallet.fund(&node, 1).unwrap();
+    let breach = wallet
+        .build_v3_breach(&node, Amount::from_sat(1_000_000), 42)
+        .unwrap();
+    let dispute = &breach.commitment;
+    // The cheater gets the dispute in with a child of its change output paying little.
+    let cheater = wallet
+        .build_child(dispute, 1, Amount::from_sat(100))
+        .unwrap();
+    assert_eq!(cheater.version.0, 3);
+    assert_eq!(submit(&sim, &[dispute, &cheater])["package_msg"], "success");
+    // As a package the penalty is refused (no sibling eviction there) ...
+    let result = submit(&sim, &[dispute, &breach.penalty]);
+    assert_eq!(result["package_msg"], "transaction failed");
+    // ... alone it replaces the cheater's child.
+    send(&sim, &breach.penalty);
+    assert!(sim.node().mempool_entry(&cheater.compute_txid()).is_none());
+    let entry = ok(
+        &sim,
+        "getmempoolentry",
+        json!([breach.penalty.compute_txid().to_string()]),
+    );
+    assert_eq!(entry["ancestorcount"], 2);
+    assert!(matches!(
+        wallet.build_child(dispute, 0, Amount::from_sat(100)),
+        Err(WalletError::UnknownCoin(_))
+    ));
 }

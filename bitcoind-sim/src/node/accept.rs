@@ -36,6 +36,8 @@ pub(crate) struct AcceptOptions {
     /// Record it as locally submitted and not yet announced to a peer (Core's unbroadcast set:
     /// `sendrawtransaction` of a new transaction; not packages, reorgs or mempool.dat).
     pub unbroadcast: bool,
+    /// Part of a `submitpackage` (Core's package `ATMPArgs`): no TRUC sibling eviction.
+    pub in_package: bool,
     /// Skip the individual fee floors (mempool min fee, min relay fee): the caller checks the
     /// package feerate instead (Core's `m_package_feerates`).
     pub package_feerates: bool,
@@ -218,7 +220,7 @@ impl State {
             }
             return Err(rejected("txn-same-nonwitness-data-in-mempool", ""));
         }
-        let conflicts: Vec<Txid> = {
+        let mut conflicts: Vec<Txid> = {
             let mut seen = HashSet::new();
             tx.input
                 .iter()
@@ -234,7 +236,14 @@ impl State {
         if !opts.bypass_limits && !opts.package_feerates {
             self.check_fee_rate(fee, vsize)?;
         }
-        self.truc_checks(tx, txid, vsize, view)?;
+        if let Err(refusal) = self.truc_checks(tx, txid, vsize, view) {
+            match refusal.sibling {
+                // Core's TRUC sibling eviction (single transactions only): the parent's other
+                // child becomes a conflict, judged by the replace-by-fee rules below.
+                Some(sibling) if !opts.in_package => conflicts.push(sibling),
+                _ => return Err(refusal.rejection),
+            }
+        }
         let replaced = self.mempool.with_descendants(&conflicts);
         if !replaced.is_empty() && !opts.package_feerates {
             self.replacement_checks(tx, txid, fee, vsize, &replaced)?;

@@ -257,7 +257,11 @@ impl State {
         tx: &Transaction,
         max_fee_per_kvb: Option<u64>,
     ) -> Result<Accepted, Rejection> {
-        let checked = self.pre_checks(tx, &AcceptOptions::default(), &PackageView::default())?;
+        let opts = AcceptOptions {
+            in_package: true,
+            ..AcceptOptions::default()
+        };
+        let checked = self.pre_checks(tx, &opts, &PackageView::default())?;
         check_max_fee_rate(max_fee_per_kvb, checked.fee, checked.vsize)?;
         Ok(self.commit(tx.clone(), &checked, &AcceptOptions::default()))
     }
@@ -281,6 +285,7 @@ impl State {
         }
         let opts = AcceptOptions {
             package_feerates: true,
+            in_package: true,
             ..AcceptOptions::default()
         };
         let mut view = PackageView::default();
@@ -340,6 +345,7 @@ impl State {
         well_formed(txs)?;
         let opts = AcceptOptions {
             test_only: true,
+            in_package: true,
             ..AcceptOptions::default()
         };
         let mut view = PackageView::default();

@@ -16,8 +16,8 @@
 //! Known simplifications, relative to Core v31: scripts and signatures are never executed;
 //! sigops are not counted; cluster-size limits (64 transactions / 101 kvB) are not enforced;
 //! the replace-by-fee feerate-diagram check is approximated by "the replacement's feerate is not
-//! below the combined feerate of what it evicts"; TRUC (version 3) rules are applied without
-//! sibling eviction (`truc`); packages (`package`) follow Core v28's `submitpackage`; a
+//! below the combined feerate of what it evicts"; TRUC (version 3) rules are Core v28's
+//! (`truc`); packages (`package`) follow Core v28's `submitpackage`; a
 //! block that fails contextual checks is not remembered as invalid (Core keeps its header).
 
 mod accept;

@@ -17,6 +17,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if Config::wants_example(std::env::args_os()) {
+        print!("{}", teosd::config::example());
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load() {
         Ok(config) => config,
         // --help and --version print to stdout and exit 0; bad flags exit 2 with clap's message.
@@ -27,12 +31,19 @@ fn main() -> ExitCode {
         }
     };
     if config.print_config {
+        for warning in &config.warnings {
+            eprintln!("teosd: warning: {warning}");
+        }
         println!("{}", config.masked());
         return ExitCode::SUCCESS;
     }
     if let Err(e) = teosd::logging::init(&config) {
         eprintln!("teosd: cannot open the log file: {e}");
         return ExitCode::from(2);
+    }
+    // Once each, now that there is a log to write them to.
+    for warning in &config.warnings {
+        tracing::warn!(event = "config_warning", "{warning}");
     }
 
     let shutdown = Arc::new(Shutdown::new());

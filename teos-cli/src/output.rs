@@ -8,8 +8,9 @@
 //!   `{"tracker": {"dispute_txid", "penalty_txid", "penalty_rawtx"}}` for one the tower responded to;
 //! - `gettowerinfo`: `{"tower_id", "n_registered_users", "n_watcher_appointments",
 //!   "n_responder_trackers", "bitcoind_reachable", "addresses": [{"type": "ipv4"|"torv3", "address",
-//!   "port"}], "best_block_height", "best_block_hash", "version", "uptime_secs"}` (the last four are
-//!   null when the tower does not report them, e.g. rust-teos);
+//!   "port"}], "best_block_height", "best_block_hash", "version", "uptime_secs", "tower_address"}`
+//!   (the last five are null when the tower does not report them, e.g. rust-teos; `tower_address`,
+//!   `tower_id@host:port`, is also null when the tower has no address to advertise);
 //! - `getusers`: `{"user_ids": [hex, ...]}`;
 //! - `getuser`: `{"user_id", "available_slots", "subscription_expiry", "appointments": [uuid hex, ...]}`;
 //! - `stop`: `{"stopping": true}`.
@@ -76,6 +77,7 @@ pub fn tower_info(info: &GetTowerInfoResponse) -> Value {
         "best_block_hash": reported.then(|| display_order_hex(&info.best_block_hash)),
         "version": (!info.version.is_empty()).then_some(&info.version),
         "uptime_secs": reported.then_some(info.uptime_secs),
+        "tower_address": (!info.tower_address.is_empty()).then_some(&info.tower_address),
     })
 }
 
@@ -141,6 +143,20 @@ mod tests {
         let out = tower_info(&info);
         assert_eq!(out["best_block_hash"], Value::Null);
         assert_eq!(out["version"], Value::Null);
+        assert_eq!(out["tower_address"], Value::Null);
         assert_eq!(out["tower_id"], json!("02".repeat(33)));
+    }
+
+    #[test]
+    fn tower_info_prints_the_tower_address() {
+        let info = GetTowerInfoResponse {
+            tower_id: vec![2; 33],
+            tower_address: "02ab@tower.example.com:9814".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            tower_info(&info)["tower_address"],
+            json!("02ab@tower.example.com:9814")
+        );
     }
 }

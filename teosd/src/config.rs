@@ -18,6 +18,7 @@
 //!
 //! Layout (as rust-teos): `<data_dir>/teos.toml`, `<data_dir>/<chain name>/teos_db.sql3`.
 
+mod address;
 mod checks;
 mod cli;
 mod error;
@@ -32,6 +33,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use address::Advertised;
 pub use error::{ConfigError, ConfigWarning, Origin};
 pub use keys::{Config, KEYS};
 pub use layer::ENV_PREFIX;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use teosd::config::{Config, ConfigError};
+use teosd::config::{Config, ConfigError, ConfigWarning};
 use teosd::shutdown::Shutdown;
 use teosd::signals::Signals;
 
@@ -43,7 +43,11 @@ fn main() -> ExitCode {
     }
     // Once each, now that there is a log to write them to.
     for warning in &config.warnings {
-        tracing::warn!(event = "config_warning", "{warning}");
+        match warning {
+            ConfigWarning::UnknownEnv { name } => {
+                tracing::warn!(event = "config_warning", variable = %name, "{warning}");
+            }
+        }
     }
 
     let shutdown = Arc::new(Shutdown::new());

@@ -137,6 +137,7 @@ impl PrivateTowerServices for AdminService {
             best_block_hash: hash.to_byte_array().to_vec(),
             version: state.version.to_owned(),
             uptime_secs: state.started.elapsed().as_secs(),
+            tower_address: state.tower_address.clone().unwrap_or_default(),
         }))
     }
 

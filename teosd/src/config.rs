@@ -88,19 +88,25 @@ impl Config {
 
     /// Parses `std::env::args_os()`, the process environment and `<datadir>/teos.toml`.
     ///
-    /// Environment variables that are not valid UTF-8 are ignored, except a `TEOS_*` one, which is an
-    /// error. Errors: see [`Config::load_from`].
+    /// Environment variables that are not valid UTF-8 are ignored, except a `TEOS_*` one: an error
+    /// when it names a key, a warning like any unknown `TEOS_*` variable otherwise. Errors: see
+    /// [`Config::load_from`].
     pub fn load() -> Result<Config, ConfigError> {
         let mut env = Vec::new();
         for (name, value) in std::env::vars_os() {
             match (name.into_string(), value.into_string()) {
                 (Ok(name), Ok(value)) => env.push((name, value)),
                 (Ok(name), Err(_)) if name.starts_with(ENV_PREFIX) => {
-                    return Err(ConfigError::invalid(
-                        &name[ENV_PREFIX.len()..].to_lowercase(),
-                        &Origin::Env(name.clone()),
-                        "not valid UTF-8",
-                    ));
+                    let key = name[ENV_PREFIX.len()..].to_lowercase();
+                    if KEYS.iter().any(|spec| spec.name == key) {
+                        return Err(ConfigError::invalid(
+                            &key,
+                            &Origin::Env(name.clone()),
+                            "not valid UTF-8",
+                        ));
+                    }
+                    // Names no key: its value does not matter, the name gets its warning.
+                    env.push((name, String::new()));
                 }
                 _ => {}
             }

@@ -197,3 +197,30 @@ fn print_example_config_prints_the_generated_example() {
         fs::read_to_string(checked_in).unwrap()
     );
 }
+
+#[test]
+fn non_utf8_teos_variables_warn_unless_they_name_a_key() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"\xff\xfe");
+    let run = |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_teosd"))
+            .arg("--datadir")
+            .arg(dir.path())
+            .arg("--print-config")
+            .env("TEOS_BTC_RPC_COOKIE", "/c")
+            .env(name, not_utf8)
+            .output()
+            .unwrap()
+    };
+    let out = run("TEOS_SOMETHING_ELSE");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TEOS_SOMETHING_ELSE"));
+    let out = run("TEOS_API_PORT");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("api_port") && stderr.contains("UTF-8"),
+        "{stderr}"
+    );
+}

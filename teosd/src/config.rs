@@ -28,6 +28,7 @@ mod network;
 mod render;
 mod resolve;
 mod spec;
+mod value;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -39,7 +40,8 @@ pub use keys::{Config, KEYS};
 pub use layer::ENV_PREFIX;
 pub use network::{BtcNetwork, UnknownNetwork};
 pub use render::example;
-pub use spec::{Group, KeySpec, Shown, Sources};
+pub use spec::{Group, KeySpec, Sources};
+pub use value::Shown;
 
 /// Name of the configuration file inside the data directory.
 pub const CONFIG_FILE_NAME: &str = "teos.toml";

@@ -13,7 +13,7 @@
 //!    ```
 //!    `Type` is one of `String`, `Option<String>`, `PathBuf`, `Option<PathBuf>`,
 //!    `Option<SocketAddr>`, `bool`, `u16`, `u32`, `usize`, `BtcNetwork` (add a [`KeyType`] impl in
-//!    `spec.rs` for another). Options: `check = <fn(T, &Ctx) -> Result<T, Refusal>>` (in
+//!    `value.rs` for another). Options: `check = <fn(T, &Ctx) -> Result<T, Refusal>>` (in
 //!    `checks.rs`; none = any value of the type), `secret = true` (masked in `--print-config`),
 //!    `sources = Sources::FlagOnly("why")` or `Sources::NotInFile("why")`.
 //! 2. Regenerate the example file:
@@ -32,7 +32,8 @@ use ::config::Value;
 use super::checks;
 use super::error::{ConfigError, Origin};
 use super::network::BtcNetwork;
-use super::spec::{Ctx, Group, KeySpec, KeyType, Opts, Setting, Shown, Sources, allowed, keys};
+use super::spec::{Ctx, Group, KeySpec, Opts, Setting, Sources, allowed, keys};
+use super::value::{KeyType, Shown};
 
 keys! {
     /// Data directory holding teos.toml and one database directory per network.

@@ -4,7 +4,8 @@
 
 use std::fmt::{self, Write as _};
 
-use super::spec::{KeySpec, Shown, Sources};
+use super::spec::{KeySpec, Sources};
+use super::value::Shown;
 use super::{Config, KEYS};
 
 /// What replaces a non-empty secret.

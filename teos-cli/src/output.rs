@@ -8,8 +8,9 @@
 //!   `{"tracker": {"dispute_txid", "penalty_txid", "penalty_rawtx"}}` for one the tower responded to;
 //! - `gettowerinfo`: `{"tower_id", "n_registered_users", "n_watcher_appointments",
 //!   "n_responder_trackers", "bitcoind_reachable", "addresses": [{"type": "ipv4"|"torv3", "address",
-//!   "port"}], "best_block_height", "best_block_hash", "version", "uptime_secs", "data_dir_bytes"}` (the last
-//!   five are null when the tower does not report them, e.g. rust-teos);
+//!   "port"}], "best_block_height", "best_block_hash", "version", "uptime_secs", "data_dir_bytes",
+//!   "tower_address"}` (the last six are null when the tower does not report them, e.g. rust-teos;
+//!   `tower_address`, `tower_id@host:port`, is also null when the tower has no address to advertise);
 //! - `getusers`: `{"user_ids": [hex, ...]}`;
 //! - `getuser`: `{"user_id", "available_slots", "subscription_expiry", "appointments": [uuid hex, ...]}`;
 //! - `stop`: `{"stopping": true}`.
@@ -77,6 +78,7 @@ pub fn tower_info(info: &GetTowerInfoResponse) -> Value {
         "version": (!info.version.is_empty()).then_some(&info.version),
         "uptime_secs": reported.then_some(info.uptime_secs),
         "data_dir_bytes": reported.then_some(info.data_dir_bytes),
+        "tower_address": (!info.tower_address.is_empty()).then_some(&info.tower_address),
     })
 }
 
@@ -142,6 +144,20 @@ mod tests {
         let out = tower_info(&info);
         assert_eq!(out["best_block_hash"], Value::Null);
         assert_eq!(out["version"], Value::Null);
+        assert_eq!(out["tower_address"], Value::Null);
         assert_eq!(out["tower_id"], json!("02".repeat(33)));
+    }
+
+    #[test]
+    fn tower_info_prints_the_tower_address() {
+        let info = GetTowerInfoResponse {
+            tower_id: vec![2; 33],
+            tower_address: "02ab@tower.example.com:9814".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            tower_info(&info)["tower_address"],
+            json!("02ab@tower.example.com:9814")
+        );
     }
 }

@@ -152,7 +152,7 @@ pub fn also_keep(data_dir: &Path) -> Vec<PathBuf> {
         crate::tls::SERVER_KEY,
         crate::tls::CLIENT_CERT,
         crate::tls::CLIENT_KEY,
-        crate::config::defaults::CONFIG_FILE_NAME,
+        crate::config::CONFIG_FILE_NAME,
         crate::import_rust_teos::ONION_KEY_FILE,
     ]
     .into_iter()

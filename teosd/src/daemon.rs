@@ -17,13 +17,14 @@ use crate::bitcoind::{Auth, BitcoindClient, BitcoindRpc};
 use crate::block_processor::{BlockProcessor, ProcessError};
 use crate::chain_monitor::ChainMonitor;
 use crate::chain_view::SharedChainView;
-use crate::config::{BtcAuth, Config};
+use crate::config::{Advertised, BtcAuth, Config};
 use crate::gatekeeper::SubscriptionParams;
 use crate::notify::{Heartbeat, Notifier};
 use crate::shutdown::{Shutdown, Wakeup};
 use crate::storage::{Store, chain, keys};
 use crate::tower::{Tower, TowerKey};
 use crate::watcher::AppointmentRules;
+use teos_common::appointment::TowerId;
 
 /// How long in-flight HTTP requests get to finish at shutdown.
 const HTTP_DRAIN: Duration = Duration::from_secs(10);
@@ -64,7 +65,10 @@ struct Shared {
 struct Servers {
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     admin: tokio::task::JoinHandle<Result<(), crate::api::admin::AdminError>>,
+    /// The bound address of the public API (the `api` field of the ready event).
     api_local: SocketAddr,
+    /// What the tower tells users to connect to (the ready event, `get_tower_info`).
+    advertised: Advertised,
 }
 
 fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
@@ -124,10 +128,9 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     let started = pipeline.start(rpc, config, &shared, processor);
     match &started {
         Ok(()) => {
-            let api_local = servers.api_local;
-            tracing::info!(event = "ready", tower_id = %tower_id, api = %api_local, "Tower ready");
+            let status = announce_ready(&tower_id, servers.api_local, &servers.advertised);
             Notifier::ready();
-            Notifier::status(&format!("ready: tower {tower_id} serving on {api_local}"));
+            Notifier::status(&status);
             while !shared.shutdown.wait_timeout(Duration::from_secs(3600)) {}
         }
         Err(e) => {
@@ -275,12 +278,17 @@ fn start_servers(
         ))
         .with_context(|| format!("cannot start the admin API on {}", config.rpc_address()))?;
     let admin_local = admin_server.local_addr();
+    let advertised = config.advertised(api_local.port());
     let state = crate::api::admin::AdminState {
         store: shared.store.clone(),
         view: shared.view.clone(),
         tower_id: key.id(),
         bitcoind_reachable: shared.reachable.clone(),
-        addresses: vec![(config.api_bind.clone(), api_local.port())],
+        addresses: match &advertised {
+            Advertised::At { host, port } => vec![(host.clone(), *port)],
+            Advertised::Nowhere(_) => Vec::new(),
+        },
+        tower_address: advertised.tower_address(&key.id()),
         shutdown: shared.shutdown.clone(),
         started: std::time::Instant::now(),
         version: env!("CARGO_PKG_VERSION"),
@@ -317,7 +325,36 @@ fn start_servers(
         http,
         admin,
         api_local,
+        advertised,
     })
+}
+
+/// Logs the ready event (structured: `event = "ready"`, `tower_id`, `api` = the bound address, and
+/// `tower_address` = `tower_id@host:port` when there is one to advertise) with the line users need;
+/// returns the STATUS line for systemd.
+fn announce_ready(tower_id: &TowerId, api: SocketAddr, advertised: &Advertised) -> String {
+    match advertised {
+        Advertised::At { .. } => {
+            let address = advertised.tower_address(tower_id).unwrap_or_default();
+            tracing::info!(
+                event = "ready",
+                tower_id = %tower_id,
+                api = %api,
+                tower_address = %address,
+                "Tower ready; users register it with {address}"
+            );
+            format!("ready: {address} (serving on {api})")
+        }
+        Advertised::Nowhere(why) => {
+            tracing::info!(
+                event = "ready",
+                tower_id = %tower_id,
+                api = %api,
+                "Tower ready; no address to advertise: {why}"
+            );
+            format!("ready: tower {tower_id} serving on {api}, no address to advertise")
+        }
+    }
 }
 
 /// Lets in-flight HTTP requests and admin calls (e.g. the answer to `stop`) finish, bounded by

@@ -8,7 +8,7 @@ use teos_common::appointment::UserId;
 use teos_common::errors::{ApiError, ErrorCode};
 
 use crate::carrier::Interrupted;
-use crate::config::{Config, defaults};
+use crate::config::Config;
 use crate::listen::{ConnectedBlock, Decision, DisconnectedBlock, Listen};
 use crate::storage::records::UserRecord;
 use crate::storage::{StorageError, users};
@@ -180,10 +180,7 @@ pub struct Capacity {
 impl Default for Capacity {
     /// The `teos.toml` defaults: 1,000,000 of each.
     fn default() -> Capacity {
-        Capacity {
-            max_users: defaults::MAX_USERS,
-            max_appointments: defaults::MAX_APPOINTMENTS,
-        }
+        Capacity::from_config(&Config::default())
     }
 }
 

@@ -201,14 +201,10 @@ pub fn main(operands: Vec<OsString>, teosd_args: Vec<OsString>) -> ExitCode {
         return ExitCode::from(2);
     };
     let env = crate::subcommand::environment();
-    let target = target_data_dir(&teosd_args, &env);
-    let source_toml = source.join(crate::config::defaults::CONFIG_FILE_NAME);
+    let target = crate::config::Config::data_dir_from(teosd_args.clone(), &env).ok();
+    let source_toml = source.join(crate::config::CONFIG_FILE_NAME);
     let copy_toml = match target {
-        Some(target)
-            if !target
-                .join(crate::config::defaults::CONFIG_FILE_NAME)
-                .exists() =>
-        {
+        Some(target) if !target.join(crate::config::CONFIG_FILE_NAME).exists() => {
             source_toml.is_file().then_some((target, source_toml))
         }
         _ => None,
@@ -220,7 +216,7 @@ pub fn main(operands: Vec<OsString>, teosd_args: Vec<OsString>) -> ExitCode {
             let args = with_data_dir(teosd_args, &source);
             let env = env
                 .into_iter()
-                .filter(|(name, _)| name != crate::config::ENV_DATA_DIR)
+                .filter(|(name, _)| name != "TEOS_DATA_DIR")
                 .collect();
             match crate::subcommand::load_config(args, env) {
                 Ok(with_source) => Config {
@@ -248,31 +244,6 @@ pub fn main(operands: Vec<OsString>, teosd_args: Vec<OsString>) -> ExitCode {
             eprintln!("teosd import-rust-teos: {e}");
             ExitCode::from(e.exit_code())
         }
-    }
-}
-
-/// The data directory teosd's options name, as the configuration resolves it (`--datadir`, else
-/// `TEOS_DATA_DIR`, else `~/.teos`; a leading `~` is `HOME`); `None` if `~` cannot be expanded.
-fn target_data_dir(args: &[OsString], env: &[(String, String)]) -> Option<PathBuf> {
-    let mut flag = None;
-    let mut iter = args.iter().skip(1);
-    while let Some(arg) = iter.next() {
-        let text = arg.to_string_lossy();
-        if text == "--datadir" {
-            flag = iter.next().map(|v| v.to_string_lossy().into_owned());
-        } else if let Some(value) = text.strip_prefix("--datadir=") {
-            flag = Some(value.to_owned());
-        }
-    }
-    let var = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-    let text = flag
-        .or_else(|| var(crate::config::ENV_DATA_DIR))
-        .unwrap_or_else(|| crate::config::defaults::DATA_DIR.to_owned());
-    match text.strip_prefix('~') {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-            Some(PathBuf::from(format!("{}{rest}", var("HOME")?)))
-        }
-        _ => Some(PathBuf::from(text)),
     }
 }
 
@@ -389,7 +360,7 @@ fn check_source(source: &Path, config: &Config) -> Result<PathBuf, ImportError> 
     {
         return Err(ImportError::SameDir(a));
     }
-    let db_name = crate::config::defaults::DB_FILE_NAME;
+    let db_name = crate::config::DB_FILE_NAME;
     let wanted = config.btc_network.chain_name();
     let db = source.join(wanted).join(db_name);
     if !db.is_file() {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use teosd::config::{Config, ConfigError};
+use teosd::config::{Config, ConfigError, ConfigWarning};
 use teosd::shutdown::Shutdown;
 use teosd::signals::Signals;
 
@@ -23,6 +23,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if Config::wants_example(std::env::args_os()) {
+        print!("{}", teosd::config::example());
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load() {
         Ok(config) => config,
         // --help lists the subcommands after the options.
@@ -39,12 +43,23 @@ fn main() -> ExitCode {
         }
     };
     if config.print_config {
+        for warning in &config.warnings {
+            eprintln!("teosd: warning: {warning}");
+        }
         println!("{}", config.masked());
         return ExitCode::SUCCESS;
     }
     if let Err(e) = teosd::logging::init(&config) {
         eprintln!("teosd: cannot open the log file: {e}");
         return ExitCode::from(2);
+    }
+    // Once each, now that there is a log to write them to.
+    for warning in &config.warnings {
+        match warning {
+            ConfigWarning::UnknownEnv { name } => {
+                tracing::warn!(event = "config_warning", variable = %name, "{warning}");
+            }
+        }
     }
 
     let shutdown = Arc::new(Shutdown::new());

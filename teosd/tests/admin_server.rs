@@ -35,6 +35,7 @@ fn state(store: Store, shutdown: Arc<Shutdown>) -> AdminState {
         tower_id: UserId(key.public_key(secp256k1::SECP256K1)),
         bitcoind_reachable: Arc::new(AtomicBool::new(false)),
         addresses: vec![],
+        tower_address: None,
         shutdown,
         started: Instant::now(),
         version: "test",

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::Path;
 
-use teosd::config::{BtcAuth, BtcNetwork, Config, ConfigError};
+use teosd::config::{BtcAuth, BtcNetwork, Config, ConfigError, ConfigWarning};
 
 /// Credentials given through the environment, so tests about other keys load successfully.
 const AUTH: [(&str, &str); 2] = [("TEOS_BTC_RPC_USER", "u"), ("TEOS_BTC_RPC_PASSWORD", "p")];
@@ -111,16 +111,33 @@ fn flags_override_credentials_from_the_file() {
 #[test]
 fn boolean_flag_alone_means_true_and_explicit_false_overrides_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let file = "debug = true\noverwrite_key = true\n";
-    let flags = ["--debug=false", "--depsdebug", "--forceupdate=true"];
+    let file = "debug = true\nforce_update = true\n";
+    let flags = ["--debug=false", "--depsdebug", "--overwritekey"];
     let config = load(dir.path(), Some(file), &AUTH, &flags).unwrap();
     assert!(!config.debug);
     assert!(config.deps_debug);
-    assert!(config.force_update);
+    assert!(config.overwrite_key);
+    assert!(config.force_update, "file value kept when no flag is given");
+}
+
+#[test]
+fn overwrite_key_true_in_the_file_or_the_environment_is_refused_with_the_reason() {
+    let (err, path) = load_err(Some("overwrite_key = true\n"), &AUTH, &[]);
     assert!(
-        config.overwrite_key,
-        "file value kept when no flag is given"
+        err.contains("overwrite_key") && err.contains(&path) && err.contains("--overwritekey"),
+        "{err}"
     );
+    assert!(err.contains("tower id"), "says why: {err}");
+    let env = [AUTH[0], AUTH[1], ("TEOS_OVERWRITE_KEY", "1")];
+    let (err, _) = load_err(None, &env, &[]);
+    assert!(
+        err.contains("TEOS_OVERWRITE_KEY") && err.contains("--overwritekey"),
+        "{err}"
+    );
+    // A rust-teos teos.toml holding the default is still accepted.
+    let dir = tempfile::tempdir().unwrap();
+    let config = load(dir.path(), Some("overwrite_key = false\n"), &AUTH, &[]).unwrap();
+    assert!(!config.overwrite_key);
 }
 
 #[test]
@@ -178,10 +195,28 @@ fn data_dir_in_the_file_is_refused() {
 }
 
 #[test]
-fn unknown_teos_env_variable_is_refused_by_name() {
-    let env = [AUTH[0], AUTH[1], ("TEOS_API_PROT", "1")];
-    let (err, _) = load_err(None, &env, &[]);
-    assert!(err.contains("TEOS_API_PROT"), "{err}");
+fn unknown_teos_env_variable_is_a_warning_and_loading_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        AUTH[0],
+        AUTH[1],
+        ("TEOS_API_PROT", "1"),
+        ("TEOS_PORT", "tcp://10.0.0.7:9814"),
+    ];
+    let config = load(dir.path(), None, &env, &[]).unwrap();
+    assert_eq!(
+        config.warnings,
+        [
+            ConfigWarning::UnknownEnv {
+                name: "TEOS_API_PROT".into()
+            },
+            ConfigWarning::UnknownEnv {
+                name: "TEOS_PORT".into()
+            },
+        ]
+    );
+    assert!(config.warnings[0].to_string().contains("TEOS_API_PROT"));
+    assert_eq!(config.api_port, 9814);
 }
 
 #[test]

@@ -344,7 +344,7 @@ fn help_documents_every_flag_with_its_default() {
         ("--btcrpccookie", "none"),
         ("--btcrpcconnect", "localhost"),
         ("--btcrpcport", "0"),
-        ("--btczmqhashblock", "empty"),
+        ("--btczmqhashblock", "none"),
         ("--pollingdelta", "60"),
         ("--loglevel", "info"),
         ("--debug", "false"),
@@ -378,22 +378,39 @@ fn example() -> String {
 }
 
 #[test]
-fn example_file_lists_every_key_in_order_with_a_comment() {
+fn example_file_is_generated_from_the_table() {
+    // Regenerate with: cargo run -p teosd -- --print-example-config > contrib/teos.toml.example
+    assert!(
+        example() == teosd::config::example(),
+        "contrib/teos.toml.example differs from the key table; regenerate it with\n  \
+         cargo run -p teosd -- --print-example-config > contrib/teos.toml.example"
+    );
+}
+
+#[test]
+fn example_file_lists_every_key_in_table_order_under_its_doc() {
     let text = example();
     let lines: Vec<&str> = text.lines().collect();
     let mut keys = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        if let Some((key, _)) = line.split_once(" = ").filter(|_| !line.starts_with('#')) {
-            keys.push(key.trim());
-            let block_has_comment = lines[..i]
+        let line = line.trim_start_matches("# ");
+        let Some((key, _)) = line
+            .split_once(" = ")
+            .filter(|(k, _)| k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        else {
+            continue;
+        };
+        keys.push(key.trim().to_string());
+        let spec = KEYS.iter().find(|k| k.name == key.trim()).unwrap();
+        assert!(
+            lines[..i]
                 .iter()
-                .rev()
-                .take_while(|l| !l.is_empty())
-                .any(|l| l.starts_with('#'));
-            assert!(block_has_comment, "{key} has no comment above it");
-        }
+                .any(|l| l.trim_start_matches("# ") == spec.summary()),
+            "{key} has no doc above it"
+        );
     }
-    assert_eq!(keys, KEYS);
+    let names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+    assert_eq!(keys, names);
 }
 
 #[test]

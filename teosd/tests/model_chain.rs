@@ -6,8 +6,8 @@
 //! reference model (`model_support/model.rs`), and every tracked breach whose dispute is on the chain
 //! must have its penalty in bitcoind's mempool or chain.
 //!
-//! Generation and shrinking are `proptest-state-machine`'s. Environment (not `TEOS_*`: teosd refuses
-//! unknown `TEOS_*` variables, and the tower inherits the environment):
+//! Generation and shrinking are `proptest-state-machine`'s. Environment (not `TEOS_*`: the tower
+//! inherits the environment and warns about unknown `TEOS_*` variables):
 //! - `MODEL_CHAIN_SEED` (u64, default [`CI_SEED`]), `MODEL_CHAIN_CASES` (default [`CI_CASES`]),
 //!   `MODEL_CHAIN_STEPS` (most events per sequence, default [`CI_STEPS`]);
 //! - `MODEL_CHAIN_ALL=1` also generates the events of defects not fixed yet ([`UNFIXED`]), or

@@ -55,8 +55,12 @@ pub struct AdminState {
     pub tower_id: TowerId,
     /// Whether bitcoind answered the last call (kept by the chain monitor and the Carrier).
     pub bitcoind_reachable: Arc<AtomicBool>,
-    /// Public API addresses to advertise as `(address, port)`, reported as `IpV4` entries.
+    /// Public API addresses to advertise as `(address, port)`, reported as `IpV4` entries: the
+    /// advertised address ([`crate::config::Config::advertised`]); empty when there is none.
     pub addresses: Vec<(String, u16)>,
+    /// `tower_id@host:port` (`get_tower_info.tower_address`); `None` when there is no address to
+    /// advertise (a wildcard `api_bind` without `external_address`).
+    pub tower_address: Option<String>,
     /// Triggered by the `stop` call (the same teardown as SIGTERM).
     pub shutdown: Arc<Shutdown>,
     /// When the tower started; `get_tower_info.uptime_secs` counts seconds from here.

@@ -34,7 +34,6 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
-use crate::config::defaults as d;
 
 /// A per-IP request rate: `burst` requests at once, refilled at `per_minute` requests per minute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,19 +89,9 @@ pub struct HttpLimits {
 }
 
 impl Default for HttpLimits {
-    /// The defaults of `teos.toml` (`config::defaults`).
+    /// The defaults of `teos.toml` (the key table, `config/keys.rs`).
     fn default() -> HttpLimits {
-        HttpLimits {
-            max_connections: d::API_MAX_CONNECTIONS as usize,
-            header_timeout: Duration::from_secs(d::API_HEADER_TIMEOUT.into()),
-            body_timeout: Duration::from_secs(d::API_BODY_TIMEOUT.into()),
-            register_rate: RateLimit::per_minute(d::REGISTER_RATE_LIMIT, d::REGISTER_RATE_BURST),
-            add_appointment_rate: RateLimit::per_minute(
-                d::ADD_APPOINTMENT_RATE_LIMIT,
-                d::ADD_APPOINTMENT_RATE_BURST,
-            ),
-            hold: DEFAULT_HOLD,
-        }
+        HttpLimits::from_config(&Config::default())
     }
 }
 

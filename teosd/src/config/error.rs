@@ -14,7 +14,7 @@ pub enum Origin {
     /// This `TEOS_*` environment variable (its exact name).
     Env(String),
     /// This command-line flag (e.g. `--apiport`).
-    Flag(&'static str),
+    Flag(String),
 }
 
 impl fmt::Display for Origin {
@@ -24,6 +24,31 @@ impl fmt::Display for Origin {
             Origin::File(path) => write!(f, "in {}", path.display()),
             Origin::Env(name) => write!(f, "in environment variable {name}"),
             Origin::Flag(flag) => write!(f, "from flag {flag}"),
+        }
+    }
+}
+
+/// Something in the configuration sources that teosd ignored instead of refusing to start; the daemon
+/// logs each once at startup (`event = "config_warning"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigWarning {
+    /// A `TEOS_*` environment variable that names no `teos.toml` key. Not an error: container
+    /// platforms set variables such as `TEOS_PORT` for a container named `teos` (Kubernetes service
+    /// links, Docker links).
+    UnknownEnv {
+        /// The variable's exact name.
+        name: String,
+    },
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigWarning::UnknownEnv { name } => write!(
+                f,
+                "ignoring environment variable {name}: it names no teos.toml key (TEOS_API_PORT \
+                 sets api_port; see teosd --help)"
+            ),
         }
     }
 }
@@ -39,7 +64,7 @@ pub enum ConfigError {
     /// A path setting starts with `~` but the `HOME` environment variable is unset or empty.
     #[error("cannot expand `~` in {key} {origin}: HOME is not set")]
     NoHome {
-        /// The setting holding the path (`data_dir`, `btc_rpc_cookie`).
+        /// The setting holding the path (`data_dir`, `btc_rpc_cookie`, `log_file`).
         key: &'static str,
         /// Where the path came from.
         origin: Origin,
@@ -67,15 +92,6 @@ pub enum ConfigError {
         key: String,
         /// The file.
         origin: Origin,
-    },
-    /// A `TEOS_*` environment variable that maps to no `teos.toml` key.
-    #[error(
-        "unknown environment variable {name}: TEOS_* variables must name a teos.toml key \
-         (TEOS_API_PORT sets api_port) or be TEOS_DATA_DIR"
-    )]
-    UnknownEnv {
-        /// The variable's exact name.
-        name: String,
     },
     /// A value of the wrong type or out of range.
     #[error("invalid {key} {origin}: {reason}")]

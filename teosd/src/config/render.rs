@@ -1,178 +1,136 @@
-//! Showing a [`Config`] without its secret: [`Config::masked`] (TOML text) and `Debug`.
+//! Writing the table and a [`Config`] back out: [`Config::masked`] (`--print-config`), `Debug`, and
+//! [`example`] (`--print-example-config`, checked in as `contrib/teos.toml.example`). Secrets are
+//! masked in the first two.
 
 use std::fmt::{self, Write as _};
 
-use super::Config;
+use super::spec::{KeySpec, Sources};
+use super::value::Shown;
+use super::{Config, KEYS};
 
-/// What replaces a non-empty password.
+/// What replaces a non-empty secret.
 const MASK: &str = "********";
 
-/// One rendered value.
-enum Shown {
-    Text(String),
-    Number(u64),
-    Flag(bool),
-}
-
-impl fmt::Debug for Shown {
-    /// TOML syntax: strings quoted and escaped (a JSON string is a valid TOML basic string).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Shown::Text(text) => {
-                let quoted = serde_json::to_string(text).map_err(|_| fmt::Error)?;
-                f.write_str(&quoted)
-            }
-            Shown::Number(n) => write!(f, "{n}"),
-            Shown::Flag(b) => write!(f, "{b}"),
-        }
-    }
-}
+/// The opening comment of `teos.toml.example`.
+const EXAMPLE_HEADER: &str = "\
+# teosd configuration: copy to <datadir>/teos.toml (default ~/.teos/teos.toml) and edit.
+#
+# Generated from teosd's key table (teosd/src/config/keys.rs) by `teosd --print-example-config`;
+# every key is listed with its default value. Later sources override earlier ones, key by key:
+#   built-in defaults < this file < TEOS_<KEY> environment variables < command-line flags
+# e.g. TEOS_API_PORT=9000 or --apiport 9000 override api_port. `teosd --help` lists the flags.
+# An unknown key, a value of the wrong type or a broken rule stops teosd with an error naming the key;
+# teosd never falls back to defaults silently. An unknown TEOS_* variable is logged as a warning.
+# Keys and flags are those of rust-teos.
+";
 
 impl Config {
-    /// Every `teos.toml` key with its effective value, in [`super::KEYS`] order; password masked.
-    fn shown(&self) -> Vec<(&'static str, Shown)> {
-        let text = |s: &str| Shown::Text(s.to_string());
-        let number = |n: u64| Shown::Number(n);
-        let password = match self.btc_rpc_password.is_empty() {
-            true => "",
-            false => MASK,
-        };
-        let cookie = self
-            .btc_rpc_cookie
-            .as_ref()
-            .map(|p| p.display().to_string());
-        vec![
-            ("api_bind", text(&self.api_bind)),
-            ("api_port", number(self.api_port.into())),
-            ("rpc_bind", text(&self.rpc_bind)),
-            ("rpc_port", number(self.rpc_port.into())),
-            ("btc_network", text(self.btc_network.config_name())),
-            ("btc_rpc_user", text(&self.btc_rpc_user)),
-            ("btc_rpc_password", text(password)),
-            ("btc_rpc_cookie", Shown::Text(cookie.unwrap_or_default())),
-            ("btc_rpc_connect", text(&self.btc_rpc_connect)),
-            ("btc_rpc_port", number(self.btc_rpc_port.into())),
-            (
-                "btc_zmq_hashblock",
-                text(self.btc_zmq_hashblock.as_deref().unwrap_or("")),
-            ),
-            ("polling_delta", number(self.polling_delta.into())),
-            ("subscription_slots", number(self.subscription_slots.into())),
-            (
-                "subscription_duration",
-                number(self.subscription_duration.into()),
-            ),
-            ("expiry_delta", number(self.expiry_delta.into())),
-            ("min_to_self_delay", number(self.min_to_self_delay.into())),
-            (
-                "max_encrypted_blob_size",
-                number(self.max_encrypted_blob_size as u64),
-            ),
-            ("locator_cache_size", number(self.locator_cache_size.into())),
-            (
-                "api_max_connections",
-                number(self.api_max_connections.into()),
-            ),
-            ("api_header_timeout", number(self.api_header_timeout.into())),
-            ("api_body_timeout", number(self.api_body_timeout.into())),
-            (
-                "register_rate_limit",
-                number(self.register_rate_limit.into()),
-            ),
-            (
-                "register_rate_burst",
-                number(self.register_rate_burst.into()),
-            ),
-            (
-                "add_appointment_rate_limit",
-                number(self.add_appointment_rate_limit.into()),
-            ),
-            (
-                "add_appointment_rate_burst",
-                number(self.add_appointment_rate_burst.into()),
-            ),
-            ("max_users", number(self.max_users.into())),
-            ("max_appointments", number(self.max_appointments.into())),
-            ("log_level", text(&self.log_level)),
-            ("log_format", text(&self.log_format)),
-            (
-                "log_file",
-                text(
-                    &self
-                        .log_file
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                ),
-            ),
-            (
-                "metrics_bind",
-                text(&self.metrics_bind.map(|a| a.to_string()).unwrap_or_default()),
-            ),
-            ("debug", Shown::Flag(self.debug)),
-            ("deps_debug", Shown::Flag(self.deps_debug)),
-            ("overwrite_key", Shown::Flag(self.overwrite_key)),
-            ("force_update", Shown::Flag(self.force_update)),
-            ("internal_api_bind", text(&self.internal_api_bind)),
-            ("internal_api_port", number(self.internal_api_port.into())),
-            ("tor_support", Shown::Flag(false)),
-            ("tor_control_port", number(self.tor_control_port.into())),
-            (
-                "onion_hidden_service_port",
-                number(self.onion_hidden_service_port.into()),
-            ),
-        ]
+    /// Every key with its effective value, in [`KEYS`] order; secrets masked.
+    fn shown(&self) -> impl Iterator<Item = (&'static KeySpec, Shown)> {
+        KEYS.iter()
+            .zip(self.values())
+            .map(|(spec, value)| match (spec.secret, value) {
+                (true, Shown::Text(text)) if !text.is_empty() => (spec, Shown::Text(MASK.into())),
+                (_, value) => (spec, value),
+            })
     }
 
     /// The effective configuration as `teos.toml` text, one `key = value` line per key in the order
-    /// of `contrib/teos.toml.example`, with a non-empty `btc_rpc_password` replaced by `"********"`
-    /// and the data directory as a leading comment. For `--print-config` and the startup log; the text
-    /// parses back as a `teos.toml`.
+    /// of `contrib/teos.toml.example`, secrets (`btc_rpc_password`) replaced by `"********"`. Keys
+    /// the file may not set (`data_dir`, `overwrite_key`) are comments, so the text parses back as a
+    /// `teos.toml`. For `--print-config`.
     pub fn masked(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail; the results are ignored for that reason.
-        let _ = writeln!(
-            out,
-            "# effective teosd configuration (btc_rpc_password masked)"
-        );
-        let _ = writeln!(
-            out,
-            "# data_dir = {:?}",
-            Shown::Text(self.data_dir.display().to_string())
-        );
-        for (key, value) in self.shown() {
-            let _ = writeln!(out, "{key} = {value:?}");
+        let _ = writeln!(out, "# effective teosd configuration (secrets masked)");
+        for (spec, value) in self.shown() {
+            let comment = match spec.sources {
+                Sources::All => "",
+                Sources::NotInFile(_) | Sources::FlagOnly(_) => "# ",
+            };
+            let _ = writeln!(out, "{comment}{} = {}", spec.name, value.toml());
         }
         out
     }
 }
 
 impl fmt::Debug for Config {
-    /// All fields, the password masked.
+    /// All fields, secrets masked.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Config");
-        for (key, value) in self.shown() {
-            s.field(key, &value);
+        for (spec, value) in self.shown() {
+            s.field(spec.name, &format_args!("{}", value.toml()));
         }
-        s.field("data_dir", &self.data_dir)
-            .field("print_config", &self.print_config)
+        s.field("print_config", &self.print_config)
+            .field("warnings", &self.warnings)
             .finish()
     }
 }
 
+/// `contrib/teos.toml.example`: every key under its group's heading, its documentation as comments
+/// and its default. Keys the file may not set are shown as comments saying why.
+pub fn example() -> String {
+    let mut out = String::from(EXAMPLE_HEADER);
+    let mut group = None;
+    for spec in KEYS {
+        if group != Some(spec.group) {
+            group = Some(spec.group);
+            let _ = write!(out, "\n# --- {} ---\n", spec.group.title());
+        }
+        for line in spec.doc_lines() {
+            let _ = writeln!(out, "# {line}");
+        }
+        let default = (spec.default)().toml();
+        match spec.sources {
+            Sources::All => {
+                let _ = writeln!(out, "{} = {default}", spec.name);
+            }
+            Sources::NotInFile(why) | Sources::FlagOnly(why) => {
+                for line in wrap(&format!("Not read from this file: {why}."), 98) {
+                    let _ = writeln!(out, "# {line}");
+                }
+                let _ = writeln!(out, "# {} = {default}", spec.name);
+            }
+        }
+    }
+    out
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.len() + 1 + word.len() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::{BtcAuth, BtcNetwork, KEYS};
+    use super::super::{BtcAuth, BtcNetwork};
     use super::*;
 
     #[test]
-    fn shown_lists_every_key_in_keys_order() {
+    fn masked_lists_every_key_in_table_order() {
         let config = Config::new(
             "/d".into(),
             BtcNetwork::Regtest,
-            BtcAuth::Cookie("/c".into()),
+            BtcAuth::UserPass("u".into(), "pw-123".into()),
         );
-        let keys: Vec<&str> = config.shown().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, KEYS);
+        let masked = config.masked();
+        let keys: Vec<&str> = masked
+            .lines()
+            .skip(1)
+            .map(|l| l.trim_start_matches("# ").split(" = ").next().unwrap())
+            .collect();
+        let names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        assert_eq!(keys, names);
+        assert!(!masked.contains("pw-123"), "{masked}");
     }
 }

@@ -143,6 +143,7 @@ impl PrivateTowerServices for AdminService {
             version: state.version.to_owned(),
             uptime_secs: state.started.elapsed().as_secs(),
             data_dir_bytes,
+            tower_address: state.tower_address.clone().unwrap_or_default(),
         }))
     }
 

@@ -1,5 +1,5 @@
-//! Reproduces every value of `shared/spec/vectors.json`: proof that this crate speaks the wire format of
-//! The Eye of Satoshi (PROTOCOL.md).
+//! Reproduces every value of `tests/data/vectors.json` (a copy of the protocol spec's vectors, see
+//! `tests/data/README.md`): proof that this crate speaks the wire format of The Eye of Satoshi.
 
 use std::str::FromStr;
 
@@ -13,10 +13,7 @@ use teos_common::cryptography;
 use teos_common::protocol::{GET_SUBSCRIPTION_INFO_MESSAGE, get_appointment_message};
 use teos_common::receipts::{AppointmentReceipt, RegistrationReceipt};
 
-const VECTORS: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/spec/vectors.json"
-));
+const VECTORS: &str = include_str!("data/vectors.json");
 
 struct Vectors(Value);
 

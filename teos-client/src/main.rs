@@ -163,3 +163,31 @@ fn check_penalty_spends(dispute_txid: &Txid, penalty: &Transaction) -> Result<()
 fn to_json<T: serde::Serialize>(answer: T) -> Result<Value, Error> {
     serde_json::to_value(answer).map_err(|e| Error::Unexpected(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> Result<Value, Error> {
+        let cli = Cli::try_parse_from(args).expect("parses");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(run(&cli))
+    }
+
+    #[test]
+    fn a_missing_tower_is_a_bad_argument_found_before_any_file_or_call() {
+        if std::env::var_os("TEOS_CLIENT_TOWER").is_some() {
+            return; // the environment names a tower: nothing to check here
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("user.key");
+        let key = key.to_str().unwrap();
+        let error = run_args(&["teos-client", "--key-file", key, "register"]).unwrap_err();
+        assert_eq!(error.exit_code(), EXIT_BAD_ARGUMENTS, "{error}");
+        assert!(error.to_string().contains("--tower"), "{error}");
+        assert!(!dir.path().join("user.key").exists(), "no key created");
+    }
+}

@@ -101,6 +101,14 @@ fn blob_encrypts_to_the_exact_bytes_and_decrypts_back() {
 }
 
 #[test]
+fn a_client_builds_the_vector_appointment_from_the_dispute_and_penalty() {
+    let v = Vectors::load();
+    let expected = v.appointment();
+    let built = Appointment::new(&v.dispute_txid(), &v.penalty(), expected.to_self_delay);
+    assert_eq!(built, expected);
+}
+
+#[test]
 fn blob_does_not_decrypt_with_another_txid() {
     let v = Vectors::load();
     let other = v.penalty().compute_txid();

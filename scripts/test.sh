@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --bins
 cargo test --workspace --all-targets "$@"
+# --all-targets leaves doctests out; teos-common's crate docs carry a client example that must compile.
+cargo test -p teos-common --all-features --doc
 if command -v systemd-analyze >/dev/null; then
     contrib/verify-service.sh target/debug/teosd
 else

@@ -1,4 +1,5 @@
-//! Compiles the admin gRPC API's `.proto` files (`../proto`, ADMIN_RPC.md) into Rust when the `grpc`
+//! Compiles the admin gRPC API's `.proto` files (`proto/`, a symlink to the workspace's `proto/` that
+//! `cargo package` turns into a copy; ADMIN_RPC.md) into Rust when the `grpc`
 //! feature is on; does nothing otherwise.
 //!
 //! The `.proto` files are parsed by protox (a pure-Rust protobuf compiler), so no system `protoc` is
@@ -15,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 #[cfg(feature = "grpc")]
 mod grpc {
     /// The proto root, relative to this crate.
-    const ROOT: &str = "../proto";
+    const ROOT: &str = "proto";
     /// Every file compiled, relative to [`ROOT`].
     const FILES: [&str; 3] = [
         "common/teos/v2/appointment.proto",

@@ -13,7 +13,9 @@ const AFTER_HELP: &str = "Settings: --rpcbind/--rpcport, else TEOS_RPC_BIND/TEOS
 from <datadir> (teosd writes them there on first start).
 
 Output: JSON on stdout (ids, locators, blobs and raw transactions in hex; txids and block hashes in \
-display order). Errors: a message on stderr.
+display order), or NDJSON with --ndjson. Lists are fetched 1000 items per call and written as they \
+arrive, so memory stays flat however many the tower holds; if a call fails midway, what was written \
+stays on stdout, unfinished, and the exit code tells the error. Errors: a message on stderr.
 
 Exit codes:
   0  success
@@ -47,6 +49,10 @@ pub struct Cli {
     #[arg(long = "rpcport", value_name = "PORT", env = "TEOS_RPC_PORT", global = true,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub rpc_port: Option<u16>,
+    /// Print lists as NDJSON: one compact JSON value per line, the list's items only (appointment
+    /// entries, user ids, uuids)
+    #[arg(long, global = true)]
+    pub ndjson: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -43,6 +43,9 @@ pub enum CliError {
         /// The tower's message.
         message: String,
     },
+    /// Writing the answer to stdout failed.
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
     /// Anything else.
     #[error("{0}")]
     Unexpected(String),
@@ -55,7 +58,7 @@ impl CliError {
             CliError::Setup { .. } => EXIT_SETUP,
             CliError::CannotConnect { .. } => EXIT_CANNOT_CONNECT,
             CliError::Refused { .. } => EXIT_REFUSED,
-            CliError::Unexpected(_) => EXIT_UNEXPECTED,
+            CliError::Output(_) | CliError::Unexpected(_) => EXIT_UNEXPECTED,
         }
     }
 }

@@ -14,13 +14,16 @@
 //! - `getusers`: `{"user_ids": [hex, ...]}`;
 //! - `getuser`: `{"user_id", "available_slots", "subscription_expiry", "appointments": [uuid hex, ...]}`;
 //! - `stop`: `{"stopping": true}`.
+//!
+//! Lists are written item by item as pages arrive (`stream.rs`); with `--ndjson` only the items are
+//! printed, one per line.
 
 use serde_json::{Value, json};
 use teos_common::appointment::UserId;
 use teos_common::protos::common::teos::v2::AppointmentData;
 use teos_common::protos::common::teos::v2::appointment_data::AppointmentData as Data;
+use teos_common::protos::teos::v2::GetTowerInfoResponse;
 use teos_common::protos::teos::v2::network_address::AddressType;
-use teos_common::protos::teos::v2::{GetTowerInfoResponse, GetUserResponse};
 
 /// Hex of `bytes` reversed: a txid or block hash from the wire in display order.
 pub fn display_order_hex(bytes: &[u8]) -> String {
@@ -29,13 +32,8 @@ pub fn display_order_hex(bytes: &[u8]) -> String {
     hex::encode(reversed)
 }
 
-/// `{"appointments": [...]}` for a list of appointment data.
-pub fn appointments(items: &[AppointmentData]) -> Value {
-    json!({ "appointments": items.iter().map(entry).collect::<Vec<_>>() })
-}
-
 /// One watched appointment or tracker.
-fn entry(item: &AppointmentData) -> Value {
+pub fn entry(item: &AppointmentData) -> Value {
     match &item.appointment_data {
         Some(Data::Appointment(a)) => json!({ "appointment": {
             "locator": hex::encode(&a.locator),
@@ -82,19 +80,17 @@ pub fn tower_info(info: &GetTowerInfoResponse) -> Value {
     })
 }
 
-/// `{"user_ids": [...]}`.
-pub fn users(ids: &[Vec<u8>]) -> Value {
-    json!({ "user_ids": ids.iter().map(hex::encode).collect::<Vec<_>>() })
-}
-
-/// A user's subscription and appointment uuids.
-pub fn user(user_id: &UserId, user: &GetUserResponse) -> Value {
-    json!({
-        "user_id": user_id.to_string(),
-        "available_slots": user.available_slots,
-        "subscription_expiry": user.subscription_expiry,
-        "appointments": user.appointments.iter().map(hex::encode).collect::<Vec<_>>(),
-    })
+/// The fields of `getuser` other than its `appointments` list (written item by item).
+pub fn user_fields(
+    user_id: &UserId,
+    available_slots: u32,
+    subscription_expiry: u32,
+) -> serde_json::Map<String, Value> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("user_id".into(), json!(user_id.to_string()));
+    fields.insert("available_slots".into(), json!(available_slots));
+    fields.insert("subscription_expiry".into(), json!(subscription_expiry));
+    fields
 }
 
 /// The answer to `stop`.
@@ -123,9 +119,9 @@ mod tests {
                 to_self_delay: 42,
             })),
         };
-        let out = appointments(&[watched, tracker]);
+        let out: Vec<Value> = [watched, tracker].iter().map(entry).collect();
         assert_eq!(
-            out,
+            json!({ "appointments": out }),
             json!({ "appointments": [
                 { "appointment": {
                     "locator": "0f".repeat(16), "encrypted_blob": "0102", "to_self_delay": 42 } },

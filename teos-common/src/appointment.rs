@@ -5,9 +5,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use bitcoin::Txid;
 use bitcoin::hashes::{Hash, ripemd160};
 use bitcoin::secp256k1::PublicKey;
+use bitcoin::{Transaction, Txid};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
 
 use crate::constants::{APPOINTMENT_ID_LEN, LOCATOR_LEN, USER_ID_LEN};
@@ -116,6 +116,20 @@ pub struct Appointment {
 }
 
 impl Appointment {
+    /// The appointment a client sends for a revoked commitment: the locator of `dispute_txid`
+    /// ([`Locator::new`]) and `penalty` encrypted under it ([`crate::cryptography::encrypt`]), with
+    /// the channel's `to_self_delay` in blocks (PROTOCOL.md "Appointments").
+    ///
+    /// The tower cannot check that `penalty` spends the dispute transaction (it only sees ciphertext),
+    /// so a client should.
+    pub fn new(dispute_txid: &Txid, penalty: &Transaction, to_self_delay: u32) -> Appointment {
+        Appointment {
+            locator: Locator::new(dispute_txid),
+            encrypted_blob: crate::cryptography::encrypt(penalty, dispute_txid),
+            to_self_delay,
+        }
+    }
+
     /// The message a user signs to send this appointment:
     /// `locator(16) ‖ encrypted_blob ‖ to_self_delay (u32 big-endian)` (PROTOCOL.md "Identities and
     /// signatures"; `vectors.json` `add_appointment_signed_message`).

@@ -126,7 +126,7 @@ impl ApiError {
         ApiError::new(ErrorCode::EmptyField, format!("`{field}` field is empty"))
     }
 
-    /// Code 3: "invalid type for `<field>`: expected <expected>".
+    /// Code 3: `` "invalid type for `<field>`: expected <expected>" ``.
     pub fn wrong_field_type(field: &str, expected: &str) -> ApiError {
         ApiError::new(
             ErrorCode::WrongFieldType,
@@ -134,7 +134,7 @@ impl ApiError {
         )
     }
 
-    /// Code 4: "Wrong `<field>` field size. Expected <expected>, received <received>" (rust-teos wording;
+    /// Code 4: `` "Wrong `<field>` field size. Expected <expected>, received <received>" `` (rust-teos wording;
     /// sizes in bytes).
     pub fn wrong_field_size(field: &str, expected: usize, received: usize) -> ApiError {
         ApiError::new(
@@ -161,7 +161,7 @@ impl ApiError {
         ApiError::new(ErrorCode::InvalidSignatureOrSubscriptionError, message)
     }
 
-    /// Code 7: "Your subscription expired at <height>" (rust-teos wording; height in blocks).
+    /// Code 7: `"Your subscription expired at <height>"` (rust-teos wording; height in blocks).
     pub fn subscription_expired(expiry: u32) -> ApiError {
         ApiError::invalid_signature_or_subscription(format!(
             "Your subscription expired at {expiry}"

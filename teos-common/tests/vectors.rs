@@ -1,5 +1,5 @@
-//! Reproduces every value of `shared/spec/vectors.json`: proof that this crate speaks the wire format of
-//! The Eye of Satoshi (PROTOCOL.md).
+//! Reproduces every value of `tests/data/vectors.json` (a copy of the protocol spec's vectors, see
+//! `tests/data/README.md`): proof that this crate speaks the wire format of The Eye of Satoshi.
 
 use std::str::FromStr;
 
@@ -13,10 +13,7 @@ use teos_common::cryptography;
 use teos_common::protocol::{GET_SUBSCRIPTION_INFO_MESSAGE, get_appointment_message};
 use teos_common::receipts::{AppointmentReceipt, RegistrationReceipt};
 
-const VECTORS: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/spec/vectors.json"
-));
+const VECTORS: &str = include_str!("data/vectors.json");
 
 struct Vectors(Value);
 
@@ -101,6 +98,14 @@ fn blob_encrypts_to_the_exact_bytes_and_decrypts_back() {
     let blob = cryptography::encrypt(&v.penalty(), &txid);
     assert_eq!(hex::encode(&blob), v.str("encrypted_blob"));
     assert_eq!(cryptography::decrypt(&blob, &txid).unwrap(), v.penalty());
+}
+
+#[test]
+fn a_client_builds_the_vector_appointment_from_the_dispute_and_penalty() {
+    let v = Vectors::load();
+    let expected = v.appointment();
+    let built = Appointment::new(&v.dispute_txid(), &v.penalty(), expected.to_self_delay);
+    assert_eq!(built, expected);
 }
 
 #[test]

@@ -135,6 +135,32 @@ pub fn ids_of_user(
     Ok(ids)
 }
 
+/// One page of the user's appointment ids, for the admin API's `get_user_paged`: at most `limit`
+/// ids whose row id is above `after` (`None` = from the first), in row-id order, each with its row
+/// id (the next page's cursor).
+///
+/// Row-id order, not uuid order: the `appointments_user` index holds `(user_id, rowid)`, so a page
+/// is one index range scan whatever the user's number of appointments (uuid order would sort all
+/// of them for every page). An update keeps its row id.
+pub fn ids_of_user_page(
+    conn: &Connection,
+    user_id: &UserId,
+    after: Option<i64>,
+    limit: u32,
+) -> Result<Vec<(i64, AppointmentId)>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid, uuid FROM appointments
+         WHERE user_id = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+    )?;
+    let ids = stmt
+        .query_and_then(
+            params![user_id.to_bytes(), after.unwrap_or(i64::MIN), limit],
+            |row| Ok((row.get(0)?, appointment_id_at(row, 1)?)),
+        )?
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    Ok(ids)
+}
+
 /// Number of appointments, with or without tracker.
 pub fn count(conn: &Connection) -> Result<u64, StorageError> {
     let mut stmt = conn.prepare_cached("SELECT COUNT(*) FROM appointments")?;

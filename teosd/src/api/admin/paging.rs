@@ -9,6 +9,9 @@
 //! - `0x01 ‖ uuid (20 bytes)`: trackers after `uuid`.
 //!
 //! `get_users` walks user ids in byte order; its cursor is the last id returned (33 bytes).
+//!
+//! `get_user_paged` walks one user's appointments in storage (row id) order; its cursor is the row id
+//! of the last uuid returned (8 bytes, big-endian).
 
 use teos_common::appointment::{AppointmentId, UserId};
 use teos_common::constants::APPOINTMENT_ID_LEN;
@@ -87,6 +90,21 @@ pub fn decode_user_cursor(bytes: &[u8]) -> Result<Option<UserId>, &'static str> 
         .map_err(|_| "cursor is not a next_cursor of get_users")
 }
 
+/// Parses a `get_user_paged` cursor: empty = from the start, else the row id after which to go on.
+pub fn decode_user_appointments_cursor(bytes: &[u8]) -> Result<Option<i64>, &'static str> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    <[u8; 8]>::try_from(bytes)
+        .map(|b| Some(i64::from_be_bytes(b)))
+        .map_err(|_| "cursor is not a next_cursor of get_user_paged")
+}
+
+/// The bytes [`decode_user_appointments_cursor`] reads back.
+pub fn encode_user_appointments_cursor(rowid: i64) -> Vec<u8> {
+    rowid.to_be_bytes().to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +130,12 @@ mod tests {
         assert!(decode_user_cursor(&[2u8; 32]).is_err());
         assert!(decode_user_cursor(&[9u8; 33]).is_err(), "not a valid key");
         assert_eq!(decode_user_cursor(&[]), Ok(None));
+        assert!(decode_user_appointments_cursor(&[1u8; 7]).is_err());
+        assert_eq!(decode_user_appointments_cursor(&[]), Ok(None));
+        assert_eq!(
+            decode_user_appointments_cursor(&encode_user_appointments_cursor(-3)),
+            Ok(Some(-3))
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ use teos_common::protos::teos::v2::network_address::AddressType;
 use teos_common::protos::teos::v2::private_tower_services_server::PrivateTowerServices;
 use teos_common::protos::teos::v2::{
     GetAllAppointmentsRequest, GetAllAppointmentsResponse, GetAppointmentsRequest,
-    GetAppointmentsResponse, GetTowerInfoResponse, GetUserRequest, GetUserResponse,
-    GetUsersRequest, GetUsersResponse, NetworkAddress,
+    GetAppointmentsResponse, GetTowerInfoResponse, GetUserPagedRequest, GetUserPagedResponse,
+    GetUserRequest, GetUserResponse, GetUsersRequest, GetUsersResponse, NetworkAddress,
 };
 use tonic::{Request, Response, Status};
 
@@ -194,6 +194,46 @@ impl PrivateTowerServices for AdminService {
             available_slots: record.available_slots,
             subscription_expiry: record.subscription_expiry,
             appointments: uuids.iter().map(|u| u.as_bytes().to_vec()).collect(),
+        }))
+    }
+
+    /// `get_user` in pages (ours): the subscription, and at most `limit` of the user's appointment
+    /// uuids from `cursor` on (storage order), all read in one transaction.
+    async fn get_user_paged(
+        &self,
+        request: Request<GetUserPagedRequest>,
+    ) -> Result<Response<GetUserPagedResponse>, Status> {
+        let request = request.into_inner();
+        let user_id = UserId::from_slice(&request.user_id)
+            .map_err(|e| Status::invalid_argument(format!("invalid user id: {e}")))?;
+        let after = paging::decode_user_appointments_cursor(&request.cursor)
+            .map_err(Status::invalid_argument)?;
+        let size = paging::page_size(request.limit);
+        let found = self
+            .read(move |conn| {
+                let Some(record) = users::get(conn, &user_id)? else {
+                    return Ok(None);
+                };
+                let ids =
+                    appointments::ids_of_user_page(conn, &user_id, after, size.saturating_add(1))?;
+                Ok(Some((record, ids)))
+            })
+            .await?;
+        let Some((record, mut ids)) = found else {
+            return Err(Status::not_found(format!("user {user_id} not found")));
+        };
+        let mut next_cursor = Vec::new();
+        if ids.len() as u64 > u64::from(size) {
+            ids.truncate(size as usize);
+            if let Some((rowid, _)) = ids.last() {
+                next_cursor = paging::encode_user_appointments_cursor(*rowid);
+            }
+        }
+        Ok(Response::new(GetUserPagedResponse {
+            available_slots: record.available_slots,
+            subscription_expiry: record.subscription_expiry,
+            appointments: ids.iter().map(|(_, u)| u.as_bytes().to_vec()).collect(),
+            next_cursor,
         }))
     }
 

@@ -117,9 +117,11 @@ pub struct Config {
     pub internal_api_bind: String,
     /// rust-teos's internal gRPC port: accepted for compatibility, unused.
     pub internal_api_port: u16,
-    /// rust-teos's Tor control port: accepted for compatibility, unused (Tor is not implemented).
+    /// Publish the public API as a Tor onion service through Tor's control port (`crate::tor`).
+    pub tor_support: bool,
+    /// Port of Tor's control port on 127.0.0.1 (as rust-teos: the host is fixed).
     pub tor_control_port: u16,
-    /// rust-teos's onion service port: accepted for compatibility, unused (Tor is not implemented).
+    /// Port the onion service offers to clients (`<onion address>:<this port>`).
     pub onion_hidden_service_port: u16,
 }
 
@@ -193,6 +195,7 @@ impl Config {
             print_config: false,
             internal_api_bind: d::INTERNAL_API_BIND.into(),
             internal_api_port: d::INTERNAL_API_PORT,
+            tor_support: false,
             tor_control_port: d::TOR_CONTROL_PORT,
             onion_hidden_service_port: d::ONION_HIDDEN_SERVICE_PORT,
         }
@@ -228,8 +231,7 @@ impl Config {
     /// Errors: [`ConfigError::Cli`] for a bad command line or `--help`/`--version`;
     /// [`ConfigError::ReadFile`], [`ConfigError::Syntax`], [`ConfigError::UnknownKey`] for the file;
     /// [`ConfigError::UnknownEnv`] for a `TEOS_*` variable naming no key; [`ConfigError::Invalid`],
-    /// [`ConfigError::Missing`], [`ConfigError::Conflict`], [`ConfigError::Unsupported`],
-    /// [`ConfigError::NoHome`] for values. Every error names the key and the value's origin.
+    /// [`ConfigError::Missing`], [`ConfigError::Conflict`], [`ConfigError::NoHome`] for values. Every error names the key and the value's origin.
     pub fn load_from(
         args: impl IntoIterator<Item = OsString>,
         env: impl IntoIterator<Item = (String, String)>,

@@ -110,13 +110,13 @@ pub(crate) struct Cli {
     force_update: Option<String>,
 
     #[arg(long = "torsupport", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true",
-        help = "Not implemented: true stops startup with an error [default: false]")]
+        help = "Publish the public API as a Tor onion service (needs Tor's control port) [default: false]")]
     tor_support: Option<String>,
     #[arg(long = "torcontrolport", value_name = "PORT",
-        help = format!("Accepted for rust-teos compatibility, unused [default: {}]", d::TOR_CONTROL_PORT))]
+        help = format!("Tor control port on 127.0.0.1 (with --torsupport) [default: {}]", d::TOR_CONTROL_PORT))]
     tor_control_port: Option<String>,
     #[arg(long = "onionhiddenserviceport", value_name = "PORT",
-        help = format!("Accepted for rust-teos compatibility, unused [default: {}]", d::ONION_HIDDEN_SERVICE_PORT))]
+        help = format!("Port of the onion service (with --torsupport) [default: {}]", d::ONION_HIDDEN_SERVICE_PORT))]
     onion_hidden_service_port: Option<String>,
 
     #[arg(

@@ -62,9 +62,9 @@ pub const LOG_FORMAT: &str = "auto";
 pub const INTERNAL_API_BIND: &str = "127.0.0.1";
 /// `internal_api_port` (accepted for compatibility, unused).
 pub const INTERNAL_API_PORT: u16 = 50051;
-/// `tor_control_port` (accepted for compatibility, unused).
+/// `tor_control_port`: Tor's default `ControlPort`.
 pub const TOR_CONTROL_PORT: u16 = 9051;
-/// `onion_hidden_service_port` (accepted for compatibility, unused).
+/// `onion_hidden_service_port`: the port clients dial at the onion address (rust-teos's default).
 pub const ONION_HIDDEN_SERVICE_PORT: u16 = 9814;
 /// `--datadir` / `TEOS_DATA_DIR`; `~` is the user's home.
 pub const DATA_DIR: &str = "~/.teos";

@@ -115,7 +115,7 @@ impl Config {
             ("force_update", Shown::Flag(self.force_update)),
             ("internal_api_bind", text(&self.internal_api_bind)),
             ("internal_api_port", number(self.internal_api_port.into())),
-            ("tor_support", Shown::Flag(false)),
+            ("tor_support", Shown::Flag(self.tor_support)),
             ("tor_control_port", number(self.tor_control_port.into())),
             (
                 "onion_hidden_service_port",

@@ -15,7 +15,7 @@
 //!   `register_rate_limit`, `add_appointment_rate_limit`, `max_users` and `max_appointments` may be 0
 //!   (0 = no limit for the last four).
 //! - `log_level` ∈ {off, error, warn, info, debug, trace}, any case.
-//! - `tor_support = true` → [`ConfigError::Unsupported`].
+//! - `tor_control_port`, `onion_hidden_service_port` ≠ 0.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -43,7 +43,6 @@ pub(crate) fn resolve(
     print_config: bool,
 ) -> Result<Config, ConfigError> {
     let l = layer;
-    tor_support(take(l.tor_support, false))?;
     let btc_network = take(l.btc_network, d::BTC_NETWORK).value;
     let btc_rpc_port = match take(l.btc_rpc_port, d::BTC_RPC_PORT).value {
         0 => btc_network.default_rpc_port(),
@@ -128,9 +127,15 @@ pub(crate) fn resolve(
             take(l.internal_api_bind, d::INTERNAL_API_BIND.into()),
         )?,
         internal_api_port: take(l.internal_api_port, d::INTERNAL_API_PORT).value,
-        tor_control_port: take(l.tor_control_port, d::TOR_CONTROL_PORT).value,
-        onion_hidden_service_port: take(l.onion_hidden_service_port, d::ONION_HIDDEN_SERVICE_PORT)
-            .value,
+        tor_support: take(l.tor_support, false).value,
+        tor_control_port: port(
+            "tor_control_port",
+            take(l.tor_control_port, d::TOR_CONTROL_PORT),
+        )?,
+        onion_hidden_service_port: port(
+            "onion_hidden_service_port",
+            take(l.onion_hidden_service_port, d::ONION_HIDDEN_SERVICE_PORT),
+        )?,
     };
     // Checked last: a per-key mistake is easier to fix first than a combination of keys.
     (
@@ -144,20 +149,6 @@ pub(crate) fn resolve(
         home,
     )?;
     Ok(config)
-}
-
-/// `tor_support = true` is refused loudly instead of being ignored.
-fn tor_support(setting: Setting<bool>) -> Result<(), ConfigError> {
-    match setting.value {
-        false => Ok(()),
-        true => Err(ConfigError::Unsupported {
-            key: "tor_support",
-            origin: setting.origin,
-            feature: "Tor support",
-            hint: "set tor_support = false and publish the API through a HiddenService of your own \
-                   Tor daemon pointing at api_bind:api_port",
-        }),
-    }
 }
 
 /// A listening or connecting port: 0 is refused.

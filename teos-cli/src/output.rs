@@ -8,8 +8,9 @@
 //!   `{"tracker": {"dispute_txid", "penalty_txid", "penalty_rawtx"}}` for one the tower responded to;
 //! - `gettowerinfo`: `{"tower_id", "n_registered_users", "n_watcher_appointments",
 //!   "n_responder_trackers", "bitcoind_reachable", "addresses": [{"type": "ipv4"|"torv3", "address",
-//!   "port"}], "best_block_height", "best_block_hash", "version", "uptime_secs"}` (the last four are
-//!   null when the tower does not report them, e.g. rust-teos);
+//!   "port"}], "best_block_height", "best_block_hash", "version", "uptime_secs", "onion_address"}` (the
+//!   last five are null when the tower does not report them, e.g. rust-teos; `onion_address`,
+//!   `"<onion>.onion:<port>"`, is null without Tor);
 //! - `getusers`: `{"user_ids": [hex, ...]}`;
 //! - `getuser`: `{"user_id", "available_slots", "subscription_expiry", "appointments": [uuid hex, ...]}`;
 //! - `stop`: `{"stopping": true}`.
@@ -76,6 +77,7 @@ pub fn tower_info(info: &GetTowerInfoResponse) -> Value {
         "best_block_hash": reported.then(|| display_order_hex(&info.best_block_hash)),
         "version": (!info.version.is_empty()).then_some(&info.version),
         "uptime_secs": reported.then_some(info.uptime_secs),
+        "onion_address": (!info.onion_address.is_empty()).then_some(&info.onion_address),
     })
 }
 
@@ -141,6 +143,17 @@ mod tests {
         let out = tower_info(&info);
         assert_eq!(out["best_block_hash"], Value::Null);
         assert_eq!(out["version"], Value::Null);
+        assert_eq!(out["onion_address"], Value::Null);
         assert_eq!(out["tower_id"], json!("02".repeat(33)));
+    }
+
+    #[test]
+    fn tower_info_prints_the_onion_address_when_reported() {
+        let onion = format!("{}.onion:9814", "a".repeat(56));
+        let info = GetTowerInfoResponse {
+            onion_address: onion.clone(),
+            ..Default::default()
+        };
+        assert_eq!(tower_info(&info)["onion_address"], json!(onion));
     }
 }

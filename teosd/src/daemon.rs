@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use secp256k1::SecretKey;
 
+use crate::api::http::{ApiListener, ClientKeying};
 use crate::bitcoind::{Auth, BitcoindClient, BitcoindRpc};
 use crate::block_processor::{BlockProcessor, ProcessError};
 use crate::chain_monitor::ChainMonitor;
@@ -65,6 +66,8 @@ struct Servers {
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     admin: tokio::task::JoinHandle<Result<(), crate::api::admin::AdminError>>,
     api_local: SocketAddr,
+    /// With `tor_support`: the task keeping the onion service, and its `<onion>:<port>`.
+    onion: Option<(tokio::task::JoinHandle<()>, String)>,
 }
 
 fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
@@ -125,7 +128,8 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     match &started {
         Ok(()) => {
             let api_local = servers.api_local;
-            tracing::info!(event = "ready", tower_id = %tower_id, api = %api_local, "Tower ready");
+            let onion = servers.onion.as_ref().map(|(_, address)| address.as_str());
+            tracing::info!(event = "ready", tower_id = %tower_id, api = %api_local, onion, "Tower ready");
             Notifier::ready();
             Notifier::status(&format!("ready: tower {tower_id} serving on {api_local}"));
             while !shared.shutdown.wait_timeout(Duration::from_secs(3600)) {}
@@ -274,6 +278,8 @@ fn start_servers(
         ))
         .with_context(|| format!("cannot start the admin API on {}", config.rpc_address()))?;
     let admin_local = admin_server.local_addr();
+    let onion = start_onion(runtime, config)?;
+    let onion_address = onion.as_ref().map(|(service, _)| service.address());
     let state = crate::api::admin::AdminState {
         store: shared.store.clone(),
         view: shared.view.clone(),
@@ -283,6 +289,7 @@ fn start_servers(
         shutdown: shared.shutdown.clone(),
         started: std::time::Instant::now(),
         version: env!("CARGO_PKG_VERSION"),
+        onion_address: onion_address.clone(),
     };
     let shutdown = shared.shutdown.clone();
     let admin = runtime.spawn(admin_server.serve(state, async move { shutdown.wait().await }));
@@ -304,9 +311,20 @@ fn start_servers(
         )
         .with_capacity(crate::gatekeeper::Capacity::from_config(config)),
     );
-    let shutdown = shared.shutdown.clone();
-    let http = runtime.spawn(crate::api::http::serve_with_limits(
+    let mut listeners = vec![ApiListener {
         listener,
+        clients: ClientKeying::PeerIp,
+    }];
+    let mut kept_onion = None;
+    if let Some((service, onion_listener)) = onion {
+        listeners.push(onion_listener);
+        let shutdown = shared.shutdown.clone();
+        let keep = runtime.spawn(service.keep(async move { shutdown.wait().await }));
+        kept_onion = onion_address.map(|address| (keep, address));
+    }
+    let shutdown = shared.shutdown.clone();
+    let http = runtime.spawn(crate::api::http::serve_listeners(
+        listeners,
         tower,
         crate::api::limits::HttpLimits::from_config(config),
         async move { shutdown.wait().await },
@@ -315,7 +333,44 @@ fn start_servers(
         http,
         admin,
         api_local,
+        onion: kept_onion,
     })
+}
+
+/// With `tor_support`: loads (or creates) the onion service key, binds the service's loopback
+/// listener (its connections are rate limited one by one, see [`crate::tor`]) and publishes the
+/// service through Tor's control port. A failure stops startup: the operator asked for Tor.
+fn start_onion(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+) -> anyhow::Result<Option<(crate::tor::OnionService, ApiListener)>> {
+    if !config.tor_support {
+        return Ok(None);
+    }
+    let key_path = crate::tor::key_path(&config.network_dir());
+    let (key, new) = crate::tor::load_or_create_key(&key_path)?;
+    if new {
+        tracing::info!("onion service key created in {}", key_path.display());
+    }
+    let loopback = std::net::Ipv4Addr::LOCALHOST;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind((loopback, 0)))
+        .context("cannot listen on 127.0.0.1 for the onion service")?;
+    let target = listener.local_addr()?;
+    let settings = crate::tor::OnionSettings {
+        control: SocketAddr::from((loopback, config.tor_control_port)),
+        port: config.onion_hidden_service_port,
+        target,
+    };
+    let service = runtime
+        .block_on(crate::tor::OnionService::start(key, settings))
+        .context("cannot publish the onion service (tor_support)")?;
+    tracing::info!(event = "onion_service", onion = %service.address(), target = %target, "onion service published");
+    let listener = ApiListener {
+        listener,
+        clients: ClientKeying::PerConnection,
+    };
+    Ok(Some((service, listener)))
 }
 
 /// Lets in-flight HTTP requests and admin calls (e.g. the answer to `stop`) finish, bounded by
@@ -333,6 +388,11 @@ fn drain(runtime: &tokio::runtime::Runtime, servers: Servers) {
             Ok(Ok(Err(e))) => tracing::warn!("admin API: {e}"),
             Ok(Err(e)) => tracing::warn!("admin API task: {e}"),
             Err(_) => tracing::warn!("admin API calls did not finish in {HTTP_DRAIN:?}"),
+        }
+        if let Some((keep, _)) = servers.onion
+            && tokio::time::timeout(HTTP_DRAIN, keep).await.is_err()
+        {
+            tracing::warn!("the onion service was not removed in {HTTP_DRAIN:?}");
         }
     });
 }

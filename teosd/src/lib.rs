@@ -23,6 +23,7 @@ pub mod signals;
 pub mod storage;
 pub mod thread;
 pub mod tls;
+pub mod tor;
 pub mod tower;
 pub mod watched_locators;
 pub mod watcher;

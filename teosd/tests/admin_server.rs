@@ -29,6 +29,7 @@ fn state(store: Store, shutdown: Arc<Shutdown>) -> AdminState {
         shutdown,
         started: Instant::now(),
         version: "test",
+        onion_address: None,
     }
 }
 

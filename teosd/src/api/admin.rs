@@ -63,6 +63,9 @@ pub struct AdminState {
     pub started: Instant,
     /// teosd's version string (`get_tower_info.version`), e.g. `env!("CARGO_PKG_VERSION")`.
     pub version: &'static str,
+    /// With `tor_support`: the onion service's `<onion address>:<port>` (`get_tower_info.onion_address`,
+    /// and a `TorV3` entry of `addresses`, as rust-teos reports it).
+    pub onion_address: Option<String>,
 }
 
 /// Why the admin API could not start or stopped with an error.

@@ -117,7 +117,7 @@ impl PrivateTowerServices for AdminService {
             .await?;
         let state = &self.state;
         let (height, hash) = tip.unwrap_or_else(|| state.view.tip());
-        let addresses = state
+        let mut addresses: Vec<NetworkAddress> = state
             .addresses
             .iter()
             .map(|(address, port)| NetworkAddress {
@@ -126,6 +126,17 @@ impl PrivateTowerServices for AdminService {
                 port: u32::from(*port),
             })
             .collect();
+        if let Some((host, port)) = state
+            .onion_address
+            .as_deref()
+            .and_then(|onion| onion.rsplit_once(':'))
+        {
+            addresses.push(NetworkAddress {
+                address_type: AddressType::TorV3 as i32,
+                address: host.to_owned(),
+                port: port.parse().unwrap_or_default(),
+            });
+        }
         Ok(Response::new(GetTowerInfoResponse {
             tower_id: state.tower_id.to_bytes().to_vec(),
             n_registered_users: count32(users),
@@ -137,6 +148,7 @@ impl PrivateTowerServices for AdminService {
             best_block_hash: hash.to_byte_array().to_vec(),
             version: state.version.to_owned(),
             uptime_secs: state.started.elapsed().as_secs(),
+            onion_address: state.onion_address.clone().unwrap_or_default(),
         }))
     }
 

@@ -464,9 +464,10 @@ fn wait_for_bitcoind(
             },
             Err(e) => format!("waiting for bitcoind at {}: {e}", config.btc_rpc_url()),
         };
+        // Every try extends systemd's start timeout: waiting may take hours (a node syncing).
+        Notifier::starting(&reason);
         if reason != last_reason || backoff >= Duration::from_secs(30) {
             tracing::warn!("{reason}");
-            Notifier::status(&reason);
             last_reason = reason;
         }
         if shutdown.wait_timeout(backoff) {
@@ -523,7 +524,13 @@ fn catch_up(
     processor.reload_watched_locators()?;
     processor.warm_locator_cache(config.locator_cache_size)?;
     let start = processor.tip().height;
+    let mut noticed: Option<std::time::Instant> = None;
     processor.sync(|height, best| {
+        // A long catch-up (days of blocks) extends systemd's start timeout as it goes.
+        if noticed.is_none_or(|at| at.elapsed() >= crate::notify::STARTING_NOTICE_EVERY) {
+            Notifier::starting(&format!("catching up: block {height} of {best}"));
+            noticed = Some(std::time::Instant::now());
+        }
         // After a reorg the walk may go below `start`: distance, not difference.
         if height == best || height.abs_diff(start).is_multiple_of(100) {
             tracing::info!("catching up: block {height} of {best}");

@@ -89,11 +89,12 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
         .thread_name("teosd-api")
         .build()
         .context("cannot start the async runtime")?;
-    let metrics_refresher = start_metrics(&runtime, config, &store, &shutdown)?;
+    let reachable = Arc::new(AtomicBool::new(true));
+    let metrics_refresher = start_metrics(&runtime, config, &store, &reachable, &shutdown)?;
     let shared = Shared {
         store,
         view: SharedChainView::new(tip.0, tip.1, config.locator_cache_size as usize),
-        reachable: Arc::new(AtomicBool::new(true)),
+        reachable,
         wakeup: Arc::new(Wakeup::new()),
         heartbeat: Arc::new(Heartbeat::new()),
         shutdown,
@@ -115,6 +116,12 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     match catch_up(&mut processor, config) {
         Err(ProcessError::Interrupted) => return Ok(()),
         other => other?,
+    }
+    // The tip the tower resumes from (or caught up to) is processed as of now; its block time comes
+    // from bitcoind (teosd_tip_age_seconds).
+    match rpc.block_header(&processor.tip().hash) {
+        Ok(header) => crate::metrics::tip_processed(header.time),
+        Err(e) => tracing::debug!("cannot read the tip's block time: {e}"),
     }
 
     let tower_id = key.id();
@@ -244,6 +251,7 @@ fn start_metrics(
     runtime: &tokio::runtime::Runtime,
     config: &Config,
     store: &Store,
+    reachable: &Arc<AtomicBool>,
     shutdown: &Arc<Shutdown>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     let Some(addr) = config.metrics_bind else {
@@ -255,6 +263,7 @@ fn start_metrics(
     tracing::info!("Prometheus metrics on http://{addr}/metrics");
     Ok(Some(crate::metrics::spawn_refresher(
         store.clone(),
+        reachable.clone(),
         shutdown.clone(),
     )?))
 }

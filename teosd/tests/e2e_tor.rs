@@ -24,6 +24,7 @@ struct Tor {
     child: Child,
     control_port: u16,
     cookie: PathBuf,
+    torrc: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -52,24 +53,30 @@ impl Tor {
             ),
         )
         .unwrap();
-        let child = Command::new("tor")
-            .arg("-f")
-            .arg(&torrc)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting tor");
         let tor = Tor {
-            child,
+            child: spawn_tor(&torrc),
             control_port,
             cookie,
+            torrc,
             _dir: dir,
         };
-        wait_until("tor's control port", SOON, || {
-            tor.cookie.exists() && TcpStream::connect(("127.0.0.1", control_port)).is_ok()
-        });
+        tor.wait_serving();
         Some(tor)
+    }
+
+    fn wait_serving(&self) {
+        wait_until("tor's control port", SOON, || {
+            self.cookie.exists() && TcpStream::connect(("127.0.0.1", self.control_port)).is_ok()
+        });
+    }
+
+    /// Stops tor and starts it again with the same configuration (a new cookie).
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.cookie);
+        self.child = spawn_tor(&self.torrc);
+        self.wait_serving();
     }
 
     /// The `teos.toml` lines that point teosd at this Tor.
@@ -103,6 +110,17 @@ impl Drop for Tor {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn_tor(torrc: &Path) -> Child {
+    Command::new("tor")
+        .arg("-f")
+        .arg(torrc)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting tor")
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -233,6 +251,45 @@ fn a_rust_teos_onion_key_keeps_its_address() {
     let mut tower = TowerProcess::start(&chain, &datadir, &options);
     assert_eq!(onion_event(&tower).0, format!("{RUST_TEOS_KEY_ONION}:9814"));
     assert!(tor.control().serves(&key));
+    assert!(tower.stop().success());
+}
+
+#[test]
+fn the_onion_service_is_published_again_after_tor_restarts() {
+    let Some(mut tor) = Tor::start() else { return };
+    let chain = Chain::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("teos");
+    let options = TowerOptions {
+        extra: tor.config(),
+    };
+    let mut tower = TowerProcess::start(&chain, &datadir, &options);
+    let (onion, _) = onion_event(&tower);
+    let key = std::fs::read(datadir.join("regtest").join("onion_v3_sk")).unwrap();
+
+    // A restarted Tor has forgotten every service of its controllers: teosd notices (it checks every
+    // 10 s) and publishes it again, with the new cookie.
+    tor.restart();
+    wait_until(
+        "a second onion_service event",
+        Duration::from_secs(60),
+        || {
+            tower
+                .lines()
+                .iter()
+                .filter(|l| l.is("onion_service"))
+                .count()
+                >= 2
+        },
+    );
+    let again = tower
+        .lines()
+        .iter()
+        .rev()
+        .filter(|l| l.is("onion_service"))
+        .find_map(|l| l.event.as_ref()?.text("onion"));
+    assert_eq!(again.as_deref(), Some(onion.as_str()));
+    assert!(tor.control().serves(&key), "Tor serves it again");
     assert!(tower.stop().success());
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The test command of the README: every unit, integration and end-to-end test of the workspace, and a
-# check of the systemd unit. Binaries are built first because end-to-end tests run teosd, teos-cli and
-# bitcoind-sim as real processes.
+# The test command of the README: every unit, integration and end-to-end test of the workspace, a
+# check of the systemd unit and of the Prometheus alert rules. Binaries are built first because
+# end-to-end tests run teosd, teos-cli and bitcoind-sim as real processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --bins
@@ -12,4 +12,9 @@ if command -v systemd-analyze >/dev/null; then
     contrib/verify-service.sh target/debug/teosd
 else
     echo "systemd-analyze not installed: contrib/teosd.service not verified (apt-get install systemd)"
+fi
+if command -v promtool >/dev/null; then
+    contrib/check-alerts.sh
+else
+    echo "promtool not installed: contrib/prometheus-alerts.yml not checked (apt-get install prometheus)"
 fi

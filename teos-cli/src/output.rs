@@ -9,8 +9,9 @@
 //! - `gettowerinfo`: `{"tower_id", "n_registered_users", "n_watcher_appointments",
 //!   "n_responder_trackers", "bitcoind_reachable", "addresses": [{"type": "ipv4"|"torv3", "address",
 //!   "port"}], "best_block_height", "best_block_hash", "version", "uptime_secs", "data_dir_bytes",
-//!   "tower_address"}` (the last six are null when the tower does not report them, e.g. rust-teos;
-//!   `tower_address`, `tower_id@host:port`, is also null when the tower has no address to advertise);
+//!   "tower_address", "onion_address"}` (the last seven are null when the tower does not report them,
+//!   e.g. rust-teos; `tower_address`, `tower_id@host:port`, is also null when the tower has no address
+//!   to advertise; `onion_address`, `"<onion>.onion:<port>"`, is null without Tor);
 //! - `getusers`: `{"user_ids": [hex, ...]}`;
 //! - `getuser`: `{"user_id", "available_slots", "subscription_expiry", "appointments": [uuid hex, ...]}`;
 //! - `stop`: `{"stopping": true}`.
@@ -77,6 +78,7 @@ pub fn tower_info(info: &GetTowerInfoResponse) -> Value {
         "uptime_secs": reported.then_some(info.uptime_secs),
         "data_dir_bytes": reported.then_some(info.data_dir_bytes),
         "tower_address": (!info.tower_address.is_empty()).then_some(&info.tower_address),
+        "onion_address": (!info.onion_address.is_empty()).then_some(&info.onion_address),
     })
 }
 
@@ -141,6 +143,7 @@ mod tests {
         assert_eq!(out["best_block_hash"], Value::Null);
         assert_eq!(out["version"], Value::Null);
         assert_eq!(out["tower_address"], Value::Null);
+        assert_eq!(out["onion_address"], Value::Null);
         assert_eq!(out["tower_id"], json!("02".repeat(33)));
     }
 
@@ -155,5 +158,15 @@ mod tests {
             tower_info(&info)["tower_address"],
             json!("02ab@tower.example.com:9814")
         );
+    }
+
+    #[test]
+    fn tower_info_prints_the_onion_address_when_reported() {
+        let onion = format!("{}.onion:9814", "a".repeat(56));
+        let info = GetTowerInfoResponse {
+            onion_address: onion.clone(),
+            ..Default::default()
+        };
+        assert_eq!(tower_info(&info)["onion_address"], json!(onion));
     }
 }

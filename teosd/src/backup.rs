@@ -119,7 +119,7 @@ pub fn main(operands: Vec<OsString>, teosd_args: Vec<OsString>) -> ExitCode {
     };
     match backup(&config.db_path(), &dest) {
         Ok(summary) => {
-            let keep: Vec<PathBuf> = also_keep(&config.data_dir)
+            let keep: Vec<PathBuf> = also_keep(&config)
                 .into_iter()
                 .filter(|p| p.exists())
                 .collect();
@@ -142,9 +142,9 @@ pub fn main(operands: Vec<OsString>, teosd_args: Vec<OsString>) -> ExitCode {
     }
 }
 
-/// The files of the data dir a backup of the database does not hold: the admin TLS files,
-/// `teos.toml` and the Tor key.
-pub fn also_keep(data_dir: &Path) -> Vec<PathBuf> {
+/// The files of the data dir a backup of the database does not hold: the admin TLS files and
+/// `teos.toml` in `config.data_dir`, and the Tor key in the network directory.
+pub fn also_keep(config: &crate::config::Config) -> Vec<PathBuf> {
     [
         crate::tls::CA_CERT,
         crate::tls::CA_KEY,
@@ -153,10 +153,10 @@ pub fn also_keep(data_dir: &Path) -> Vec<PathBuf> {
         crate::tls::CLIENT_CERT,
         crate::tls::CLIENT_KEY,
         crate::config::CONFIG_FILE_NAME,
-        crate::import_rust_teos::ONION_KEY_FILE,
     ]
     .into_iter()
-    .map(|name| data_dir.join(name))
+    .map(|name| config.data_dir.join(name))
+    .chain([crate::tor::key_path(&config.network_dir())])
     .collect()
 }
 

@@ -107,6 +107,8 @@ pub struct HeaderInfo {
     pub chainwork: Work,
     /// The parent block; `None` for the genesis block.
     pub previous: Option<BlockHash>,
+    /// The block's time (header `nTime`), seconds since the Unix epoch.
+    pub time: u32,
 }
 
 impl HeaderInfo {
@@ -124,6 +126,7 @@ struct HeaderJson {
     chainwork: String,
     #[serde(rename = "previousblockhash", default)]
     previous: Option<BlockHash>,
+    time: u32,
 }
 
 impl TryFrom<HeaderJson> for HeaderInfo {
@@ -135,6 +138,7 @@ impl TryFrom<HeaderJson> for HeaderInfo {
             confirmations: json.confirmations,
             chainwork: parse_chainwork(&json.chainwork)?,
             previous: json.previous,
+            time: json.time,
         })
     }
 }

@@ -412,6 +412,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         }
         metrics::histogram!(m::BLOCK_PROCESSING).record(started.elapsed().as_secs_f64());
         metrics::gauge!(m::BEST_HEIGHT).set(f64::from(height));
+        m::tip_processed(block.header.time);
         let elapsed = started.elapsed();
         tracing::debug!(
             height,

@@ -124,7 +124,7 @@ impl Config {
     /// Errors: [`ConfigError::Cli`] for a bad command line or `--help`/`--version`;
     /// [`ConfigError::ReadFile`], [`ConfigError::Syntax`], [`ConfigError::UnknownKey`] for the file;
     /// [`ConfigError::Invalid`], [`ConfigError::Missing`], [`ConfigError::Conflict`],
-    /// [`ConfigError::Unsupported`], [`ConfigError::NoHome`] for values. Every error names the key
+    /// [`ConfigError::NoHome`] for values. Every error names the key
     /// and the value's origin.
     pub fn load_from(
         args: impl IntoIterator<Item = OsString>,

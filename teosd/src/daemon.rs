@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use secp256k1::SecretKey;
 
+use crate::api::http::{ApiListener, ClientKeying};
 use crate::bitcoind::{Auth, BitcoindClient, BitcoindRpc};
 use crate::block_processor::{BlockProcessor, ProcessError};
 use crate::chain_monitor::ChainMonitor;
@@ -69,6 +70,8 @@ struct Servers {
     api_local: SocketAddr,
     /// What the tower tells users to connect to (the ready event, `get_tower_info`).
     advertised: Advertised,
+    /// With `tor_support`: the task keeping the onion service, and its `<onion>:<port>`.
+    onion: Option<(tokio::task::JoinHandle<()>, String)>,
 }
 
 fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
@@ -90,11 +93,12 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
         .thread_name("teosd-api")
         .build()
         .context("cannot start the async runtime")?;
-    let metrics_refresher = start_metrics(&runtime, config, &store, &shutdown)?;
+    let reachable = Arc::new(AtomicBool::new(true));
+    let metrics_refresher = start_metrics(&runtime, config, &store, &reachable, &shutdown)?;
     let shared = Shared {
         store,
         view: SharedChainView::new(tip.0, tip.1, config.locator_cache_size as usize),
-        reachable: Arc::new(AtomicBool::new(true)),
+        reachable,
         wakeup: Arc::new(Wakeup::new()),
         heartbeat: Arc::new(Heartbeat::new()),
         shutdown,
@@ -117,6 +121,12 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
         Err(ProcessError::Interrupted) => return Ok(()),
         other => other?,
     }
+    // The tip the tower resumes from (or caught up to) is processed as of now; its block time comes
+    // from bitcoind (teosd_tip_age_seconds).
+    match rpc.block_header(&processor.tip().hash) {
+        Ok(header) => crate::metrics::tip_processed(header.time),
+        Err(e) => tracing::debug!("cannot read the tip's block time: {e}"),
+    }
 
     let tower_id = key.id();
     let servers = start_servers(&runtime, config, &shared, key)?;
@@ -128,7 +138,8 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     let started = pipeline.start(rpc, config, &shared, processor);
     match &started {
         Ok(()) => {
-            let status = announce_ready(&tower_id, servers.api_local, &servers.advertised);
+            let onion = servers.onion.as_ref().map(|(_, address)| address.as_str());
+            let status = announce_ready(&tower_id, servers.api_local, &servers.advertised, onion);
             Notifier::ready();
             Notifier::status(&status);
             while !shared.shutdown.wait_timeout(Duration::from_secs(3600)) {}
@@ -243,6 +254,7 @@ fn start_metrics(
     runtime: &tokio::runtime::Runtime,
     config: &Config,
     store: &Store,
+    reachable: &Arc<AtomicBool>,
     shutdown: &Arc<Shutdown>,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     let Some(addr) = config.metrics_bind else {
@@ -254,6 +266,7 @@ fn start_metrics(
     tracing::info!("Prometheus metrics on http://{addr}/metrics");
     Ok(Some(crate::metrics::spawn_refresher(
         store.clone(),
+        reachable.clone(),
         config.data_dir.clone(),
         shutdown.clone(),
     )?))
@@ -279,6 +292,8 @@ fn start_servers(
         .with_context(|| format!("cannot start the admin API on {}", config.rpc_address()))?;
     let admin_local = admin_server.local_addr();
     let advertised = config.advertised(api_local.port());
+    let onion = start_onion(runtime, config)?;
+    let onion_address = onion.as_ref().map(|(service, _)| service.address());
     let state = crate::api::admin::AdminState {
         store: shared.store.clone(),
         view: shared.view.clone(),
@@ -293,6 +308,7 @@ fn start_servers(
         started: std::time::Instant::now(),
         version: env!("CARGO_PKG_VERSION"),
         data_dir: config.data_dir.clone(),
+        onion_address: onion_address.clone(),
     };
     let shutdown = shared.shutdown.clone();
     let admin = runtime.spawn(admin_server.serve(state, async move { shutdown.wait().await }));
@@ -314,9 +330,20 @@ fn start_servers(
         )
         .with_capacity(crate::gatekeeper::Capacity::from_config(config)),
     );
-    let shutdown = shared.shutdown.clone();
-    let http = runtime.spawn(crate::api::http::serve_with_limits(
+    let mut listeners = vec![ApiListener {
         listener,
+        clients: ClientKeying::PeerIp,
+    }];
+    let mut kept_onion = None;
+    if let Some((service, onion_listener)) = onion {
+        listeners.push(onion_listener);
+        let shutdown = shared.shutdown.clone();
+        let keep = runtime.spawn(service.keep(async move { shutdown.wait().await }));
+        kept_onion = onion_address.map(|address| (keep, address));
+    }
+    let shutdown = shared.shutdown.clone();
+    let http = runtime.spawn(crate::api::http::serve_listeners(
+        listeners,
         tower,
         crate::api::limits::HttpLimits::from_config(config),
         async move { shutdown.wait().await },
@@ -326,13 +353,20 @@ fn start_servers(
         admin,
         api_local,
         advertised,
+        onion: kept_onion,
     })
 }
 
 /// Logs the ready event (structured: `event = "ready"`, `tower_id`, `api` = the bound address, and
-/// `tower_address` = `tower_id@host:port` when there is one to advertise) with the line users need;
-/// returns the STATUS line for systemd.
-fn announce_ready(tower_id: &TowerId, api: SocketAddr, advertised: &Advertised) -> String {
+/// `tower_address` = `tower_id@host:port` when there is one to advertise, `onion` = the onion
+/// service's `<onion>:<port>` with `tor_support`) with the line users need; returns the STATUS line
+/// for systemd.
+fn announce_ready(
+    tower_id: &TowerId,
+    api: SocketAddr,
+    advertised: &Advertised,
+    onion: Option<&str>,
+) -> String {
     match advertised {
         Advertised::At { .. } => {
             let address = advertised.tower_address(tower_id).unwrap_or_default();
@@ -341,6 +375,7 @@ fn announce_ready(tower_id: &TowerId, api: SocketAddr, advertised: &Advertised) 
                 tower_id = %tower_id,
                 api = %api,
                 tower_address = %address,
+                onion,
                 "Tower ready; users register it with {address}"
             );
             format!("ready: {address} (serving on {api})")
@@ -350,11 +385,48 @@ fn announce_ready(tower_id: &TowerId, api: SocketAddr, advertised: &Advertised) 
                 event = "ready",
                 tower_id = %tower_id,
                 api = %api,
+                onion,
                 "Tower ready; no address to advertise: {why}"
             );
             format!("ready: tower {tower_id} serving on {api}, no address to advertise")
         }
     }
+}
+
+/// With `tor_support`: loads (or creates) the onion service key, binds the service's loopback
+/// listener (its connections are rate limited one by one, see [`crate::tor`]) and publishes the
+/// service through Tor's control port. A failure stops startup: the operator asked for Tor.
+fn start_onion(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+) -> anyhow::Result<Option<(crate::tor::OnionService, ApiListener)>> {
+    if !config.tor_support {
+        return Ok(None);
+    }
+    let key_path = crate::tor::key_path(&config.network_dir());
+    let (key, new) = crate::tor::load_or_create_key(&key_path)?;
+    if new {
+        tracing::info!("onion service key created in {}", key_path.display());
+    }
+    let loopback = std::net::Ipv4Addr::LOCALHOST;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind((loopback, 0)))
+        .context("cannot listen on 127.0.0.1 for the onion service")?;
+    let target = listener.local_addr()?;
+    let settings = crate::tor::OnionSettings {
+        control: SocketAddr::from((loopback, config.tor_control_port)),
+        port: config.onion_hidden_service_port,
+        target,
+    };
+    let service = runtime
+        .block_on(crate::tor::OnionService::start(key, settings))
+        .context("cannot publish the onion service (tor_support)")?;
+    tracing::info!(event = "onion_service", onion = %service.address(), target = %target, "onion service published");
+    let listener = ApiListener {
+        listener,
+        clients: ClientKeying::PerConnection,
+    };
+    Ok(Some((service, listener)))
 }
 
 /// Lets in-flight HTTP requests and admin calls (e.g. the answer to `stop`) finish, bounded by
@@ -372,6 +444,11 @@ fn drain(runtime: &tokio::runtime::Runtime, servers: Servers) {
             Ok(Ok(Err(e))) => tracing::warn!("admin API: {e}"),
             Ok(Err(e)) => tracing::warn!("admin API task: {e}"),
             Err(_) => tracing::warn!("admin API calls did not finish in {HTTP_DRAIN:?}"),
+        }
+        if let Some((keep, _)) = servers.onion
+            && tokio::time::timeout(HTTP_DRAIN, keep).await.is_err()
+        {
+            tracing::warn!("the onion service was not removed in {HTTP_DRAIN:?}");
         }
     });
 }
@@ -443,9 +520,10 @@ fn wait_for_bitcoind(
             },
             Err(e) => format!("waiting for bitcoind at {}: {e}", config.btc_rpc_url()),
         };
+        // Every try extends systemd's start timeout: waiting may take hours (a node syncing).
+        Notifier::starting(&reason);
         if reason != last_reason || backoff >= Duration::from_secs(30) {
             tracing::warn!("{reason}");
-            Notifier::status(&reason);
             last_reason = reason;
         }
         if shutdown.wait_timeout(backoff) {
@@ -502,7 +580,13 @@ fn catch_up(
     processor.reload_watched_locators()?;
     processor.warm_locator_cache(config.locator_cache_size)?;
     let start = processor.tip().height;
+    let mut noticed: Option<std::time::Instant> = None;
     processor.sync(|height, best| {
+        // A long catch-up (days of blocks) extends systemd's start timeout as it goes.
+        if noticed.is_none_or(|at| at.elapsed() >= crate::notify::STARTING_NOTICE_EVERY) {
+            Notifier::starting(&format!("catching up: block {height} of {best}"));
+            noticed = Some(std::time::Instant::now());
+        }
         // After a reorg the walk may go below `start`: distance, not difference.
         if height == best || height.abs_diff(start).is_multiple_of(100) {
             tracing::info!("catching up: block {height} of {best}");

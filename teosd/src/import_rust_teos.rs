@@ -17,8 +17,8 @@
 //!   it, so no breach after it is missed;
 //! - `ca.pem`, `ca-key.pem`, `server.pem`, `server-key.pem`, `client.pem`, `client-key.pem` (the same
 //!   admin CA, so existing `teos-cli` setups keep working), `teos.toml` when the target has none (its
-//!   keys are teosd's), and `<network>/onion_v3_sk` to `<datadir>/onion_v3_sk` (byte for byte; the Tor
-//!   support reads it from there).
+//!   keys are teosd's), and `<network>/onion_v3_sk` to the same place in `<datadir>` (byte for byte;
+//!   rust-teos's format is teosd's, so the onion address stays: see [`crate::tor::key_path`]).
 //!
 //! Not taken, having no equivalent: rust-teos's in-memory state (lost at every rust-teos restart too),
 //! the `sqlite_sequence` bookkeeping, and keys' creation times (stamped with the import's time).
@@ -72,9 +72,6 @@ const TLS_FILES: [(&str, u32); 6] = [
     (crate::tls::CLIENT_CERT, 0o644),
     (crate::tls::CLIENT_KEY, 0o600),
 ];
-
-/// rust-teos's Tor key file (64 raw bytes, in `<datadir>/<network>/`).
-pub const ONION_KEY_FILE: &str = "onion_v3_sk";
 
 /// Why an import was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -413,11 +410,11 @@ fn files_to_copy(
     }
     let network_dir = source.join(config.btc_network.chain_name());
     for from in [
-        network_dir.join(ONION_KEY_FILE),
-        source.join(ONION_KEY_FILE),
+        crate::tor::key_path(&network_dir),
+        source.join(crate::tor::KEY_FILE),
     ] {
         if from.is_file() {
-            files.push((from, config.data_dir.join(ONION_KEY_FILE), 0o600));
+            files.push((from, crate::tor::key_path(&config.network_dir()), 0o600));
             break;
         }
     }

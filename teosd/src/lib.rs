@@ -26,6 +26,7 @@ pub mod storage;
 pub mod subcommand;
 pub mod thread;
 pub mod tls;
+pub mod tor;
 pub mod tower;
 pub mod watched_locators;
 pub mod watcher;

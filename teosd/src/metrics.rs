@@ -3,11 +3,17 @@
 //! Counters and histograms are recorded where things happen (block processor, chain monitor, bitcoind
 //! client, HTTP layer); gauges of stored state are refreshed from the database every few seconds by a
 //! small thread, so the block path never counts rows.
+//!
+//! What an operator alerts on (`contrib/prometheus-alerts.yml`): [`BITCOIND_REACHABLE`] (bitcoind
+//! unreachable), [`BLOCKS_BEHIND`] (tower behind), [`TIP_AGE`] (no block for an hour) and
+//! [`TIP_PROCESSED_AGE`]; [`BUILD_INFO`] says what runs, and the `process_*` metrics of the
+//! `metrics-process` crate (CPU seconds, resident memory, open files, threads) how it runs.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
@@ -48,6 +54,45 @@ pub const LATE_FAILURES: &str = "teosd_late_appointment_failures_total";
 pub const BOOKKEEPING_ERRORS: &str = "teosd_bookkeeping_errors_total";
 /// Slot refunds cut at u32::MAX (counter).
 pub const REFUNDS_SATURATED: &str = "teosd_refunds_saturated_total";
+/// 1 when bitcoind answered the tower's last call, 0 when it did not (gauge; the flag the chain
+/// monitor and the Carrier keep, also `gettowerinfo.bitcoind_reachable`).
+pub const BITCOIND_REACHABLE: &str = "teosd_bitcoind_reachable";
+/// Seconds since the block time (header `nTime`) of the last block the tower processed (gauge;
+/// absent until a block is known). Miners' clocks vary by up to hours: alert on large values only.
+pub const TIP_AGE: &str = "teosd_tip_age_seconds";
+/// Seconds since the tower processed its tip (gauge; after a restart, since the tip it resumed from
+/// was checked against bitcoind).
+pub const TIP_PROCESSED_AGE: &str = "teosd_tip_processed_age_seconds";
+/// Always 1, labelled with what runs: `version` (the crate version) and `commit` (the git commit
+/// built, `unknown` outside a git checkout) (gauge).
+pub const BUILD_INFO: &str = "teosd_build_info";
+
+/// Block time of the processed tip, seconds since the Unix epoch (0 = none yet).
+static TIP_BLOCK_TIME: AtomicU64 = AtomicU64::new(0);
+/// When the tip was processed, seconds since the Unix epoch (0 = none yet).
+static TIP_PROCESSED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Seconds since the Unix epoch now (0 if the clock is before it).
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Records that the tower processed a tip whose block time is `block_time` (seconds since the Unix
+/// epoch) now; the refresher turns it into [`TIP_AGE`] and [`TIP_PROCESSED_AGE`].
+pub fn tip_processed(block_time: u32) {
+    TIP_BLOCK_TIME.store(u64::from(block_time), Ordering::Relaxed);
+    TIP_PROCESSED_AT.store(unix_now(), Ordering::Relaxed);
+}
+
+/// The git commit teosd was built from (`build.rs`), or `unknown`.
+pub fn git_commit() -> &'static str {
+    match env!("TEOSD_GIT_COMMIT") {
+        "" => "unknown",
+        commit => commit,
+    }
+}
 
 /// How often stored-state gauges are refreshed.
 const REFRESH: Duration = Duration::from_secs(5);
@@ -65,16 +110,24 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
         .install()
 }
 
-/// Refreshes the stored-state gauges every few seconds until shutdown, on the `metrics` thread
-/// ([`crate::thread::spawn`]: a panic stops the tower; a failed refresh is only logged).
+/// Refreshes the stored-state gauges, bitcoind's reachability (`reachable`), the tip's ages, the data
+/// directory's size (`data_dir`, bytes) and the process metrics every few seconds until shutdown, on the `metrics` thread ([`crate::thread::spawn`]:
+/// a panic stops the tower; a failed refresh is only logged). Sets [`BUILD_INFO`] once.
 pub fn spawn_refresher(
     store: Store,
+    reachable: Arc<AtomicBool>,
     data_dir: std::path::PathBuf,
     shutdown: Arc<Shutdown>,
 ) -> std::io::Result<JoinHandle<()>> {
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => git_commit())
+        .set(1.0);
+    let process = metrics_process::Collector::default();
+    process.describe();
     crate::thread::spawn("metrics", move || {
         loop {
             crate::thread::fault_point();
+            process.collect();
+            refresh_health(&reachable, unix_now());
             if let Err(e) = refresh(&store) {
                 tracing::debug!("metrics refresh failed: {e}");
             }
@@ -84,6 +137,21 @@ pub fn spawn_refresher(
             }
         }
     })
+}
+
+/// [`BITCOIND_REACHABLE`], and the tip's ages at `now` (seconds since the Unix epoch) once a tip is known.
+fn refresh_health(reachable: &AtomicBool, now: u64) {
+    metrics::gauge!(BITCOIND_REACHABLE).set(if reachable.load(Ordering::SeqCst) {
+        1.0
+    } else {
+        0.0
+    });
+    let block_time = TIP_BLOCK_TIME.load(Ordering::Relaxed);
+    let processed_at = TIP_PROCESSED_AT.load(Ordering::Relaxed);
+    if processed_at > 0 {
+        metrics::gauge!(TIP_AGE).set(now.saturating_sub(block_time) as f64);
+        metrics::gauge!(TIP_PROCESSED_AGE).set(now.saturating_sub(processed_at) as f64);
+    }
 }
 
 fn refresh(store: &Store) -> Result<(), StorageError> {

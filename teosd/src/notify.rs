@@ -2,6 +2,10 @@
 //!
 //! - `READY=1` once the tower serves its API (after catching up with bitcoind);
 //! - `STATUS=...` lines while waiting for bitcoind or catching up ("catching up: block X of Y");
+//! - before `READY=1`, each of those startup lines comes with `EXTEND_TIMEOUT_USEC` ([`Notifier::starting`]):
+//!   waiting for bitcoind (unreachable, warming up with -28, in initial block download) or a long
+//!   catch-up may take hours, far beyond the unit's `TimeoutStartSec`, but a start that stops sending
+//!   them (hung) still times out [`START_EXTENSION`] after the last one;
 //! - `WATCHDOG=1` only while the block-processing pipeline is alive: the block processor beats a
 //!   [`Heartbeat`] each loop iteration and while it waits for bitcoind; a watchdog thread pings systemd only
 //!   if the last beat is recent, so a hung pipeline gets the service restarted (`WatchdogSec=`);
@@ -17,6 +21,15 @@ use std::time::{Duration, Instant};
 use sd_notify::NotifyState;
 
 use crate::shutdown::Shutdown;
+
+/// How far each startup notice pushes systemd's start timeout (`EXTEND_TIMEOUT_USEC`, counted from
+/// the notice): more than the longest gap between two notices while starting, one bitcoind call
+/// (30 s, `daemon::RPC_TIMEOUT`) plus the wait before the next try (at most 30 s), or one block of a
+/// catch-up.
+pub const START_EXTENSION: Duration = Duration::from_secs(90);
+
+/// How often a catch-up at startup sends its [`Notifier::starting`] notice (seconds between two).
+pub const STARTING_NOTICE_EVERY: Duration = Duration::from_secs(10);
 
 /// Sends sd_notify messages; errors are logged, never fatal.
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,6 +50,19 @@ impl Notifier {
     /// `STATUS=<text>`: a one-line state shown by `systemctl status`.
     pub fn status(text: &str) {
         Self::send(NotifyState::Status(text));
+    }
+
+    /// `EXTEND_TIMEOUT_USEC=<`[`START_EXTENSION`]`>` and `STATUS=<text>` in one message: startup goes
+    /// on (waiting for bitcoind, catching up), so systemd should not time it out yet. Only meaningful
+    /// before [`Notifier::ready`] (systemd applies it to the start timeout).
+    pub fn starting(text: &str) {
+        let usec = u32::try_from(START_EXTENSION.as_micros()).unwrap_or(u32::MAX);
+        if let Err(e) = sd_notify::notify(&[
+            NotifyState::ExtendTimeoutUsec(usec),
+            NotifyState::Status(text),
+        ]) {
+            tracing::debug!("sd_notify failed: {e}");
+        }
     }
 
     /// `STOPPING=1`.

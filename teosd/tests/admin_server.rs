@@ -39,6 +39,7 @@ fn state(store: Store, shutdown: Arc<Shutdown>) -> AdminState {
         shutdown,
         started: Instant::now(),
         version: "test",
+        onion_address: None,
     }
 }
 

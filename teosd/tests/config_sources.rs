@@ -358,19 +358,26 @@ fn port_zero_from_a_flag_names_key_and_flag() {
 }
 
 #[test]
-fn tor_support_is_refused_as_not_implemented() {
-    let (err, path) = load_err(Some("tor_support = true\n"), &AUTH, &[]);
-    assert!(err.contains("Tor support is not implemented"), "{err}");
-    assert!(err.contains("tor_support") && err.contains(&path), "{err}");
-    let (err, _) = load_err(None, &AUTH, &["--torsupport"]);
+fn tor_support_is_read_from_the_file_and_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(!load(dir.path(), None, &AUTH, &[]).unwrap().tor_support);
+    let on = load(dir.path(), Some("tor_support = true\n"), &AUTH, &[]).unwrap();
+    assert!(on.tor_support);
+    let dir = tempfile::tempdir().unwrap();
     assert!(
-        err.contains("Tor support is not implemented") && err.contains("--torsupport"),
+        load(dir.path(), None, &AUTH, &["--torsupport"])
+            .unwrap()
+            .tor_support
+    );
+    let (err, _) = load_err(None, &AUTH, &["--torcontrolport", "0"]);
+    assert!(
+        err.contains("tor_control_port") && err.contains("--torcontrolport"),
         "{err}"
     );
 }
 
 #[test]
-fn tor_and_internal_api_keys_are_accepted_for_compatibility() {
+fn tor_ports_and_internal_api_keys_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let file = "tor_support = false\ntor_control_port = 9999\nonion_hidden_service_port = 9815\n\
                 internal_api_bind = \"0.0.0.0\"\ninternal_api_port = 50052\n";

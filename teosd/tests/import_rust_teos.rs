@@ -422,7 +422,8 @@ fn import_refuses_another_network_a_target_holding_a_tower_and_a_dir_that_is_not
         "nothing written for a dir that is not rust-teos's"
     );
 
-    // A target without teos.toml gets rust-teos's, and the onion key at its top level.
+    // A target without teos.toml gets rust-teos's, and the onion key where teosd's Tor support reads
+    // it (the network directory, as rust-teos).
     let output = import(&source, &target, &flags);
     assert!(output.status.success());
     assert_eq!(
@@ -430,7 +431,7 @@ fn import_refuses_another_network_a_target_holding_a_tower_and_a_dir_that_is_not
         std::fs::read(source.join("teos.toml")).unwrap()
     );
     assert_eq!(
-        std::fs::read(target.join("onion_v3_sk")).unwrap(),
+        std::fs::read(target.join("regtest/onion_v3_sk")).unwrap(),
         [7u8; 64]
     );
     assert!(!target.join("regtest/teos_db.sql3.import-tmp").exists());

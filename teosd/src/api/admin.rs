@@ -69,6 +69,9 @@ pub struct AdminState {
     pub version: &'static str,
     /// The data directory, whose size `get_tower_info.data_dir_bytes` reports.
     pub data_dir: std::path::PathBuf,
+    /// With `tor_support`: the onion service's `<onion address>:<port>` (`get_tower_info.onion_address`,
+    /// and a `TorV3` entry of `addresses`, as rust-teos reports it).
+    pub onion_address: Option<String>,
 }
 
 /// Why the admin API could not start or stopped with an error.

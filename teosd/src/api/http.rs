@@ -59,7 +59,7 @@ use teos_common::errors::{ApiError, ErrorCode};
 use teos_common::protocol;
 
 use super::TowerApi;
-use super::limits::{ConnectionSlots, HttpLimits, PRUNE_EVERY, RateLimiters};
+use super::limits::{ClientKey, ConnectionSlots, HttpLimits, PRUNE_EVERY, RateLimiters};
 
 /// Serves the public API on `listener` with the default [`HttpLimits`] until `shutdown` completes;
 /// see [`serve_with_limits`].
@@ -93,13 +93,51 @@ pub async fn serve_with_limits<T: TowerApi>(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, ?limits, "public API listening");
+    let listener = ApiListener {
+        listener,
+        clients: ClientKeying::PeerIp,
+    };
+    serve_listeners(vec![listener], tower, limits, shutdown).await
+}
+
+/// How a listener's connections are told apart by the rate limits ([`super::limits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKeying {
+    /// By peer IP address: every connection from one address shares its limits (the public listener).
+    PeerIp,
+    /// Each connection has limits of its own: for the onion service's loopback listener, where every
+    /// Tor client has the address 127.0.0.1 (`crate::tor`).
+    PerConnection,
+}
+
+/// A listener of the public API and how its clients are keyed.
+pub struct ApiListener {
+    /// The bound socket.
+    pub listener: TcpListener,
+    /// Whose requests one rate-limit bucket counts.
+    pub clients: ClientKeying,
+}
+
+/// [`serve_with_limits`] on several listeners at once (the public one and the onion service's): one
+/// router, one set of `limits.max_connections` connection and tower-call slots for all of them.
+///
+/// Errors: none in practice, as [`serve_with_limits`].
+pub async fn serve_listeners<T: TowerApi>(
+    listeners: Vec<ApiListener>,
+    tower: Arc<T>,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    for listener in &listeners {
+        if let Ok(addr) = listener.listener.local_addr() {
+            tracing::info!(%addr, clients = ?listener.clients, ?limits, "public API listening");
+        }
     }
     let server = Arc::new(Server {
         router: router_with(tower, &limits),
         rates: RateLimiters::new(&limits),
         limits,
+        connections: std::sync::atomic::AtomicU64::new(0),
     });
     let slots = ConnectionSlots::new(limits.max_connections);
     // Dropping `stop` (when this function leaves the loop) tells every connection to shut down.
@@ -118,18 +156,19 @@ pub async fn serve_with_limits<T: TowerApi>(
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
-            accepted = accept(&listener, &slots) => accepted,
+            accepted = accept(&listeners, &slots) => accepted,
         };
-        let Some((stream, peer, permit)) = accepted else {
+        let Some((stream, peer, keying, permit)) = accepted else {
             continue;
         };
+        let client = server.client_key(peer, keying);
         let (server, stopped) = (server.clone(), stopped.clone());
         tokio::spawn(async move {
-            server.connection(stream, peer, stopped).await;
+            server.connection(stream, peer, client, stopped).await;
             drop(permit);
         });
     }
-    drop(listener);
+    drop(listeners);
     drop(stop);
     pruner.abort();
     slots.wait_all_closed().await;
@@ -137,15 +176,24 @@ pub async fn serve_with_limits<T: TowerApi>(
     Ok(())
 }
 
-/// Waits for a connection slot, then for a connection. `None` after an accept error (logged; the
-/// caller retries, after a pause so that EMFILE does not spin).
+/// Waits for a connection slot, then for a connection on any of `listeners`. `None` after an accept
+/// error (logged; the caller retries, after a pause so that EMFILE does not spin).
 async fn accept(
-    listener: &TcpListener,
+    listeners: &[ApiListener],
     slots: &ConnectionSlots,
-) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+) -> Option<(TcpStream, SocketAddr, ClientKeying, OwnedSemaphorePermit)> {
     let permit = slots.acquire().await?;
-    match listener.accept().await {
-        Ok((stream, peer)) => Some((stream, peer, permit)),
+    let (accepted, keying) = std::future::poll_fn(|context| {
+        for listener in listeners {
+            if let std::task::Poll::Ready(accepted) = listener.listener.poll_accept(context) {
+                return std::task::Poll::Ready((accepted, listener.clients));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await;
+    match accepted {
+        Ok((stream, peer)) => Some((stream, peer, keying, permit)),
         Err(error) => {
             tracing::warn!(%error, "cannot accept a connection");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -158,25 +206,39 @@ async fn accept(
 struct Server {
     /// The endpoints (axum), with the tower and its call slots as state.
     router: Router,
-    /// Per-IP rate limiters of `/register` and `/add_appointment`, checked before routing.
+    /// Per-client rate limiters of `/register` and `/add_appointment`, checked before routing.
     rates: RateLimiters,
     /// Timeouts and the hold, read by every connection.
     limits: HttpLimits,
+    /// Connections accepted so far: the number of the next [`ClientKey::Connection`].
+    connections: std::sync::atomic::AtomicU64,
 }
 
 impl Server {
+    /// The rate-limit key of a new connection from `peer` on a listener keyed by `keying`.
+    fn client_key(&self, peer: SocketAddr, keying: ClientKeying) -> ClientKey {
+        match keying {
+            ClientKeying::PeerIp => ClientKey::Ip(peer.ip()),
+            ClientKeying::PerConnection => ClientKey::Connection(
+                self.connections
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ),
+        }
+    }
+
     /// Serves one connection until the client closes it, a timeout fires, or shutdown starts (then
     /// the request in flight is finished first).
     async fn connection(
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
+        client: ClientKey,
         mut stopped: tokio::sync::watch::Receiver<()>,
     ) {
         let server = self.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let server = server.clone();
-            async move { Ok::<_, std::convert::Infallible>(server.request(request, peer).await) }
+            async move { Ok::<_, std::convert::Infallible>(server.request(request, peer, client).await) }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -203,9 +265,14 @@ impl Server {
     }
 
     /// Rate limit, then the router with the body deadline.
-    async fn request(&self, request: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
+    async fn request(
+        &self,
+        request: hyper::Request<Incoming>,
+        peer: SocketAddr,
+        client: ClientKey,
+    ) -> Response {
         let endpoint = endpoint_label(request.uri().path());
-        let response = self.route(request, peer).await;
+        let response = self.route(request, peer, client).await;
         let status = response.status().as_u16().to_string();
         metrics::counter!(
             crate::metrics::HTTP_REQUESTS,
@@ -216,14 +283,15 @@ impl Server {
         response
     }
 
-    async fn route(&self, request: hyper::Request<Incoming>, peer: SocketAddr) -> Response {
+    async fn route(
+        &self,
+        request: hyper::Request<Incoming>,
+        peer: SocketAddr,
+        client: ClientKey,
+    ) -> Response {
         if request.method() == Method::POST {
             let path = request.uri().path();
-            if let Err(wait) = self
-                .rates
-                .wait_turn(path, peer.ip(), self.limits.hold)
-                .await
-            {
+            if let Err(wait) = self.rates.wait_turn(path, client, self.limits.hold).await {
                 tracing::debug!(%peer, path, "rate limited");
                 if path == "/add_appointment" {
                     return retry_later(wait);

@@ -17,8 +17,11 @@
 //! appointment (README, "What a refusal means for a client").
 //!
 //! The rate limits are keyed by the peer IP address of the TCP connection (never by a header a client
-//! can forge). Behind a reverse proxy or a Tor hidden service every client shares the proxy's
-//! address, so the operator raises or disables them there. The engine is the `governor` crate's keyed
+//! can forge), [`ClientKey::Ip`]. Behind a reverse proxy every client shares the proxy's address, so
+//! the operator raises or disables them there. Tor is the same case (every onion client arrives from
+//! 127.0.0.1), so the onion service (`tor_support`) gets a listener of its own whose connections are
+//! each limited on their own, [`ClientKey::Connection`]: a Tor client is held to the rate on each
+//! connection it opens, and all of them to `api_max_connections` connections (`crate::tor`). The engine is the `governor` crate's keyed
 //! GCRA limiter (the one `tower_governor` wraps; we call it directly so that a request can wait for
 //! its turn, so that a refusal carries the protocol's JSON error body and so that only the two costly
 //! endpoints are limited).
@@ -34,6 +37,21 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
+
+/// Whose requests one rate-limit bucket counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    /// Every connection from this peer IP address (the public listener).
+    Ip(IpAddr),
+    /// One connection, by a number unique in the process (the onion service's listener).
+    Connection(u64),
+}
+
+impl From<IpAddr> for ClientKey {
+    fn from(ip: IpAddr) -> ClientKey {
+        ClientKey::Ip(ip)
+    }
+}
 
 /// A per-IP request rate: `burst` requests at once, refilled at `per_minute` requests per minute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,11 +174,11 @@ pub(crate) struct RateLimiters {
 struct Limiter {
     /// Its rate (for the time between two turns).
     rate: RateLimit,
-    /// The GCRA state per IP address.
-    cells: DefaultKeyedRateLimiter<IpAddr>,
+    /// The GCRA state per client.
+    cells: DefaultKeyedRateLimiter<ClientKey>,
     /// Requests per IP address waiting for a turn right now (an address is removed at 0). Only held
     /// for a map update, never across an await or together with another lock.
-    waiting: Mutex<HashMap<IpAddr, u32>>,
+    waiting: Mutex<HashMap<ClientKey, u32>>,
 }
 
 /// How often the limiters forget IP addresses whose bucket is full again (bounds their memory).
@@ -190,9 +208,9 @@ impl RateLimiters {
         }
     }
 
-    /// Counts a request to `path` from `ip` now. `Err(wait)`: over the rate, its turn is `wait` away.
-    /// Paths other than `/register` and `/add_appointment` are never limited.
-    pub(crate) fn check(&self, path: &str, ip: IpAddr) -> Result<(), Duration> {
+    /// Counts a request to `path` from `ip` (a [`ClientKey`]) now. `Err(wait)`: over the rate, its
+    /// turn is `wait` away. Paths other than `/register` and `/add_appointment` are never limited.
+    pub(crate) fn check(&self, path: &str, ip: ClientKey) -> Result<(), Duration> {
         match self.limiter(path) {
             Some(limiter) => limiter
                 .cells
@@ -210,7 +228,7 @@ impl RateLimiters {
     pub(crate) async fn wait_turn(
         &self,
         path: &str,
-        ip: IpAddr,
+        ip: ClientKey,
         hold: Duration,
     ) -> Result<(), Duration> {
         let Some(limiter) = self.limiter(path) else {
@@ -251,7 +269,7 @@ impl RateLimiters {
 
     /// Requests `ip` has waiting for a turn on `path` (for tests).
     #[cfg(test)]
-    fn waiting(&self, path: &str, ip: IpAddr) -> u32 {
+    fn waiting(&self, path: &str, ip: ClientKey) -> u32 {
         self.limiter(path).map_or(0, |l| {
             *l.waiting
                 .lock()
@@ -266,12 +284,12 @@ impl RateLimiters {
 /// when the client goes away and the request's future is dropped).
 struct Waiter<'a> {
     limiter: &'a Limiter,
-    ip: IpAddr,
+    ip: ClientKey,
 }
 
 impl<'a> Waiter<'a> {
     /// Joins the queue of `ip`, unless the requests already waiting there fill `hold` (`None`).
-    fn join(limiter: &'a Limiter, ip: IpAddr, hold: Duration) -> Option<Waiter<'a>> {
+    fn join(limiter: &'a Limiter, ip: ClientKey, hold: Duration) -> Option<Waiter<'a>> {
         let mut waiting = lock(&limiter.waiting);
         let ahead = waiting.get(&ip).copied().unwrap_or(0);
         if limiter
@@ -312,6 +330,27 @@ mod tests {
 
     use super::*;
 
+    fn ip(text: &str) -> ClientKey {
+        ClientKey::Ip(text.parse().unwrap())
+    }
+
+    #[test]
+    fn each_connection_key_gets_its_own_bucket_apart_from_the_ip_of_the_same_peer() {
+        let limits = HttpLimits {
+            register_rate: RateLimit::per_minute(1, 1),
+            ..HttpLimits::default()
+        };
+        let limiters = RateLimiters::new(&limits);
+        let loopback = ip("127.0.0.1");
+        assert!(limiters.check("/register", loopback).is_ok());
+        assert!(limiters.check("/register", loopback).is_err());
+        for n in 0..3 {
+            let one = ClientKey::Connection(n);
+            assert!(limiters.check("/register", one).is_ok(), "connection {n}");
+            assert!(limiters.check("/register", one).is_err(), "connection {n}");
+        }
+    }
+
     #[test]
     fn a_zero_rate_means_no_limit_and_a_zero_burst_counts_as_one() {
         assert_eq!(RateLimit::per_minute(0, 5), None);
@@ -327,8 +366,8 @@ mod tests {
             ..HttpLimits::default()
         };
         let limiters = RateLimiters::new(&limits);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a = ip("10.0.0.1");
+        let b = ip("10.0.0.2");
         assert!(limiters.check("/register", a).is_ok());
         assert!(limiters.check("/register", a).is_ok());
         let wait = limiters.check("/register", a).unwrap_err();
@@ -353,7 +392,7 @@ mod tests {
             ..HttpLimits::default()
         };
         let limiters = RateLimiters::new(&limits);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let a = ip("10.0.0.1");
         assert!(limiters.check("/register", a).is_ok());
         limiters.prune();
         assert!(
@@ -380,7 +419,7 @@ mod tests {
             ..HttpLimits::default()
         };
         let limiters = RateLimiters::new(&limits);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let a = ip("10.0.0.1");
         let hold = Duration::from_secs(10);
         assert_eq!(
             limiters.wait_turn("/add_appointment", a, hold).await,
@@ -411,7 +450,7 @@ mod tests {
             ..HttpLimits::default()
         };
         let limiters = RateLimiters::new(&limits);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let a = ip("10.0.0.1");
         let hold = Duration::from_secs(10);
         assert_eq!(
             limiters.wait_turn("/add_appointment", a, hold).await,
@@ -432,7 +471,7 @@ mod tests {
             ..HttpLimits::default()
         };
         let limiters = Arc::new(RateLimiters::new(&limits));
-        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
         let hold = Duration::from_millis(2500);
         assert!(limiters.check("/register", a).is_ok());
         let mut first = Box::pin(limiters.wait_turn("/register", a, hold));

@@ -269,6 +269,7 @@ impl BitcoindRpc for FakeBitcoind {
             },
             chainwork: entry.chainwork,
             previous: (entry.height > 0).then_some(entry.header.prev_blockhash),
+            time: entry.header.time,
         })
     }
 

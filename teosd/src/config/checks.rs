@@ -188,18 +188,6 @@ pub(crate) fn data_dir(value: PathBuf, ctx: &Ctx) -> Result<PathBuf, Refusal> {
     }
 }
 
-/// `tor_support = true` is refused loudly instead of being ignored.
-pub(crate) fn no_tor(value: bool, _: &Ctx) -> Result<bool, Refusal> {
-    match value {
-        false => Ok(false),
-        true => Err(Refusal::Unsupported {
-            feature: "Tor support",
-            hint: "set tor_support = false and publish the API through a HiddenService of your own \
-                   Tor daemon pointing at api_bind:api_port",
-        }),
-    }
-}
-
 /// Expands a leading `~` or `~/` to `home`. `~user` forms are left as they are.
 ///
 /// Errors: [`Refusal::NoHome`] when the path needs `home` and there is none.

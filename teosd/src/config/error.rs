@@ -125,18 +125,6 @@ pub enum ConfigError {
         /// The rule broken.
         reason: &'static str,
     },
-    /// A feature rust-teos had and teosd accepts the keys of, but does not implement.
-    #[error("{feature} is not implemented ({key} = true {origin}): {hint}")]
-    Unsupported {
-        /// The key that asked for it (`tor_support`).
-        key: &'static str,
-        /// Where it was set.
-        origin: Origin,
-        /// The feature (`Tor support`).
-        feature: &'static str,
-        /// What to do instead.
-        hint: &'static str,
-    },
 }
 
 impl ConfigError {

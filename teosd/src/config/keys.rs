@@ -160,11 +160,11 @@ keys! {
     [Compat] internal_api_bind: String = "127.0.0.1".into(), "HOST", check = checks::host;
     /// rust-teos's internal gRPC port: accepted for compatibility, unused.
     [Compat] internal_api_port: u16 = 50051, "PORT";
-    /// Not implemented: true stops startup with an error.
-    /// Publish the API through a HiddenService of your own Tor daemon instead.
-    [Compat] tor_support: bool = false, "BOOL", check = checks::no_tor;
-    /// rust-teos's Tor control port: accepted for compatibility, unused.
-    [Compat] tor_control_port: u16 = 9051, "PORT";
-    /// rust-teos's onion service port: accepted for compatibility, unused.
-    [Compat] onion_hidden_service_port: u16 = 9814, "PORT";
+    /// Publish the public API as a Tor onion service through Tor's control port (`teosd::tor`).
+    /// The onion service's key is kept in <datadir>/<network>/onion_v3_sk (rust-teos's file).
+    [Api] tor_support: bool = false, "BOOL";
+    /// Tor's control port on 127.0.0.1 (used with tor_support; as rust-teos, the host is fixed).
+    [Api] tor_control_port: u16 = 9051, "PORT", check = checks::port;
+    /// Port the onion service offers to clients (<onion address>:<this port>; with tor_support).
+    [Api] onion_hidden_service_port: u16 = 9814, "PORT", check = checks::port;
 }

@@ -122,11 +122,6 @@ pub(crate) enum Refusal {
     Invalid(String),
     /// A path starts with `~` and there is no `HOME`.
     NoHome,
-    /// A feature teosd does not implement (see [`ConfigError::Unsupported`]).
-    Unsupported {
-        feature: &'static str,
-        hint: &'static str,
-    },
 }
 
 impl Refusal {
@@ -135,12 +130,6 @@ impl Refusal {
         match self {
             Refusal::Invalid(reason) => ConfigError::invalid(key, &origin, reason),
             Refusal::NoHome => ConfigError::NoHome { key, origin },
-            Refusal::Unsupported { feature, hint } => ConfigError::Unsupported {
-                key,
-                origin,
-                feature,
-                hint,
-            },
         }
     }
 }

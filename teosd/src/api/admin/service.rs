@@ -122,7 +122,7 @@ impl PrivateTowerServices for AdminService {
                 .await
                 .unwrap_or(0);
         let (height, hash) = tip.unwrap_or_else(|| state.view.tip());
-        let addresses = state
+        let mut addresses: Vec<NetworkAddress> = state
             .addresses
             .iter()
             .map(|(address, port)| NetworkAddress {
@@ -131,6 +131,17 @@ impl PrivateTowerServices for AdminService {
                 port: u32::from(*port),
             })
             .collect();
+        if let Some((host, port)) = state
+            .onion_address
+            .as_deref()
+            .and_then(|onion| onion.rsplit_once(':'))
+        {
+            addresses.push(NetworkAddress {
+                address_type: AddressType::TorV3 as i32,
+                address: host.to_owned(),
+                port: port.parse().unwrap_or_default(),
+            });
+        }
         Ok(Response::new(GetTowerInfoResponse {
             tower_id: state.tower_id.to_bytes().to_vec(),
             n_registered_users: count32(users),
@@ -144,6 +155,7 @@ impl PrivateTowerServices for AdminService {
             uptime_secs: state.started.elapsed().as_secs(),
             data_dir_bytes,
             tower_address: state.tower_address.clone().unwrap_or_default(),
+            onion_address: state.onion_address.clone().unwrap_or_default(),
         }))
     }
 

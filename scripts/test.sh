@@ -4,6 +4,9 @@
 # end-to-end tests run teosd, teos-cli and bitcoind-sim as real processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Tests that need PostgreSQL (teosd/tests/fleet_leader.rs) start their own throwaway cluster when
+# initdb is installed (Debian: apt-get install postgresql), use TEOS_TEST_DATABASE_URL when set,
+# and otherwise print a SKIPPED line; TEOS_TEST_REQUIRE_POSTGRES=1 (set by .ci/run) makes them fail.
 cargo build --workspace --bins
 cargo test --workspace --all-targets "$@"
 # --all-targets leaves doctests out; teos-common's crate docs carry a client example that must compile.

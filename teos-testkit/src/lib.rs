@@ -10,6 +10,7 @@
 //!   "admin_listening"`, JSON lines), and reads its state through its APIs ([`Admin`], [`User`]),
 //!   never by matching the wording of a log message;
 //! * [`User`]: a protocol client, and [`appointment_for`] a breach;
+//! * [`PgCluster`]: a throwaway PostgreSQL cluster (initdb in a temp dir) for the fleet tests;
 //! * [`wait_for`] / [`wait_until`]: the one deadline loop. Nothing sleeps to synchronize.
 //!
 //! Errors are [`KitError`]; tests turn them into panics, teos-bench and the demo report them.
@@ -19,6 +20,7 @@ mod admin;
 mod chain;
 mod error;
 mod logs;
+pub mod postgres;
 mod tower;
 mod user;
 mod wait;
@@ -27,6 +29,7 @@ pub use admin::Admin;
 pub use chain::{BREACH_TO_SELF_DELAY, BREACH_VALUE, Chain, ChainConfig};
 pub use error::KitError;
 pub use logs::{Fields, LogEvent, LogLine};
+pub use postgres::{PgCluster, PgTarget};
 pub use tower::{ConfigPorts, Launch, Ready, TowerConfig, TowerProcess, send_signal};
 pub use user::{User, api_error, appointment_for};
 pub use wait::{SOON, free_port, wait_for, wait_until};

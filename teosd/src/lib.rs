@@ -12,6 +12,7 @@ pub mod chain_view;
 pub mod chain_walker;
 pub mod config;
 pub mod daemon;
+pub mod fleet;
 pub mod gatekeeper;
 pub mod import_rust_teos;
 pub mod listen;

@@ -60,6 +60,9 @@ pub struct Config {
     /// bitcoind's `zmqpubhashblock` endpoint (`tcp://HOST:PORT` or `ipc://PATH`); `None` = ask
     /// bitcoind with `getzmqnotifications`, and poll only if it publishes none.
     pub btc_zmq_hashblock: Option<String>,
+    /// Answer breaches from bitcoind's mempool, before the dispute is mined (`mempool_watch`,
+    /// default true; `crate::mempool_watch`). Off: breaches are answered when their block is.
+    pub mempool_watch: bool,
     /// Slots granted per registration (PROTOCOL.md "Subscriptions"), ≥ 1.
     pub subscription_slots: u32,
     /// Blocks one registration lasts, ≥ 1.
@@ -171,6 +174,7 @@ impl Config {
             min_to_self_delay: d::MIN_TO_SELF_DELAY,
             max_encrypted_blob_size: d::MAX_ENCRYPTED_BLOB_SIZE,
             polling_delta: d::POLLING_DELTA,
+            mempool_watch: true,
             locator_cache_size: d::LOCATOR_CACHE_SIZE,
             api_max_connections: d::API_MAX_CONNECTIONS,
             api_header_timeout: d::API_HEADER_TIMEOUT,

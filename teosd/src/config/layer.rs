@@ -72,6 +72,7 @@ layer! {
     btc_rpc_port: u16,
     btc_zmq_hashblock: String,
     polling_delta: u16,
+    mempool_watch: bool,
     subscription_slots: u32,
     subscription_duration: u32,
     expiry_delta: u32,

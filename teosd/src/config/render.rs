@@ -57,6 +57,7 @@ impl Config {
                 text(self.btc_zmq_hashblock.as_deref().unwrap_or("")),
             ),
             ("polling_delta", number(self.polling_delta.into())),
+            ("mempool_watch", Shown::Flag(self.mempool_watch)),
             ("subscription_slots", number(self.subscription_slots.into())),
             (
                 "subscription_duration",

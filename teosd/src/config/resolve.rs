@@ -64,6 +64,7 @@ pub(crate) fn resolve(
         )?,
         btc_rpc_port,
         btc_zmq_hashblock: zmq_endpoint(take(l.btc_zmq_hashblock, String::new()))?,
+        mempool_watch: take(l.mempool_watch, true).value,
         subscription_slots: positive(
             "subscription_slots",
             take(l.subscription_slots, d::SUBSCRIPTION_SLOTS),

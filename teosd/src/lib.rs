@@ -15,6 +15,7 @@ pub mod gatekeeper;
 pub mod listen;
 pub mod locator_cache;
 pub mod logging;
+pub mod mempool_watch;
 pub mod metrics;
 pub mod notify;
 pub mod responder;

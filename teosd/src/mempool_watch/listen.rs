@@ -112,6 +112,8 @@ pub(super) fn run<B: BitcoindRpc>(
     let mut gaps = Gaps::default();
     let mut due = Some(Reason::Startup);
     let mut last = Instant::now();
+    // Whether the last reconciliation failed: a failure is logged as a warning once, not every time.
+    let mut failing = false;
     while !shutdown.is_triggered() {
         if due.is_none() && last.elapsed() >= every {
             due = Some(Reason::Periodic);
@@ -122,12 +124,22 @@ pub(super) fn run<B: BitcoindRpc>(
             due = None;
             last = Instant::now();
             match watcher.reconcile(reason) {
-                Ok(next) => gaps.reconciled(next),
+                Ok(next) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("reading bitcoind's mempool works again");
+                    }
+                    gaps.reconciled(next);
+                }
                 Err(WatchError::Interrupted) => break,
-                Err(e) => tracing::warn!(
-                    "reading bitcoind's mempool failed ({e}); trying again in {} s",
-                    every.as_secs()
-                ),
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(
+                        "reading bitcoind's mempool failed ({e}); trying again every {} s (breaches \
+                         in it are answered from ZMQ notifications meanwhile, or when mined)",
+                        every.as_secs()
+                    );
+                }
+                Err(e) => tracing::debug!("reading bitcoind's mempool failed again: {e}"),
             }
         }
         let Some(socket) = &socket else {

@@ -10,6 +10,7 @@
 //! | [`Faults::refuse_rpc`] | the RPC listener and open connections are closed: connections are refused |
 //! | [`Faults::warmup`] | every call answers -28 "Loading block index…" (Core's `RPC_IN_WARMUP`) |
 //! | [`Faults::drop_zmq`] | ZMQ messages are not sent (their sequence numbers are still used, so gaps show) |
+//! | [`Faults::drop_zmq_topic`] | the next N messages of one topic (e.g. `sequence`) are not sent; other topics flow |
 //! | [`Faults::fail_method`] | calls of one JSON-RPC method answer a given JSON-RPC error (HTTP 500, as Core's errors) |
 //! | [`Faults::stall_method`] | calls of one JSON-RPC method are held until the stall ends, then answered |
 //!
@@ -23,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::watch;
+
+use crate::zmq_pub::Topic;
 
 /// The -28 message Core gives in its first startup phase.
 pub const WARMUP_MESSAGE: &str = "Loading block index…";
@@ -49,6 +52,8 @@ pub struct FaultStatus {
     pub drop_zmq_next: u64,
     /// Milliseconds left of [`ZmqDrop::For`].
     pub drop_zmq_ms: u64,
+    /// Messages still to drop per topic name ([`Faults::drop_zmq_topic`]); topics at 0 left out.
+    pub drop_zmq_topics: BTreeMap<String, u64>,
     /// Per-method faults ([`Faults::fail_method`], [`Faults::stall_method`]) and calls held now,
     /// by method name; methods without any are left out.
     pub methods: BTreeMap<String, MethodFaultStatus>,
@@ -82,6 +87,8 @@ struct State {
     warmup_until: Option<Instant>,
     zmq_drop_next: u64,
     zmq_drop_until: Option<Instant>,
+    /// Topic → messages of that topic still to drop.
+    zmq_drop_topic: BTreeMap<Topic, u64>,
     /// Method name → the error its calls answer.
     failures: HashMap<String, MethodFailure>,
     /// Method name → when its stall ends.
@@ -146,6 +153,20 @@ impl Faults {
         match drop {
             ZmqDrop::Next(n) => state.zmq_drop_next = n,
             ZmqDrop::For(duration) => state.zmq_drop_until = Some(Instant::now() + duration),
+        }
+    }
+
+    /// Drops the next `n` messages of ZMQ `topic` only (0 lifts it), as a lossy subscription
+    /// would lose them: their per-topic sequence numbers are still used, so a subscriber that
+    /// checks them sees the gap; other topics are sent as usual. E.g.
+    /// `drop_zmq_topic(Topic::Sequence, 2)` hides a transaction's `A` from a mempool watcher
+    /// while `hashtx`/`rawtx` still flow.
+    pub fn drop_zmq_topic(&self, topic: Topic, n: u64) {
+        let mut state = self.state();
+        if n == 0 {
+            state.zmq_drop_topic.remove(&topic);
+        } else {
+            state.zmq_drop_topic.insert(topic, n);
         }
     }
 
@@ -245,6 +266,11 @@ impl Faults {
             warmup_ms: remaining(state.warmup_until),
             drop_zmq_next: state.zmq_drop_next,
             drop_zmq_ms: remaining(state.zmq_drop_until),
+            drop_zmq_topics: state
+                .zmq_drop_topic
+                .iter()
+                .map(|(t, n)| (t.name().to_owned(), *n))
+                .collect(),
             methods,
         }
     }
@@ -305,9 +331,17 @@ impl Faults {
             .is_some_and(|u| u > Instant::now())
     }
 
-    /// Called once per ZMQ message: `true` if this one must be dropped (consumes one of `Next(n)`).
-    pub(crate) fn take_zmq_drop(&self) -> bool {
+    /// Called once per ZMQ message of `topic`: `true` if this one must be dropped (consumes one
+    /// of [`Faults::drop_zmq_topic`]'s count for the topic, else one of `Next(n)`).
+    pub(crate) fn take_zmq_drop(&self, topic: Topic) -> bool {
         let mut state = self.state();
+        if let Some(left) = state.zmq_drop_topic.get_mut(&topic) {
+            *left -= 1;
+            if *left == 0 {
+                state.zmq_drop_topic.remove(&topic);
+            }
+            return true;
+        }
         if state.zmq_drop_next > 0 {
             state.zmq_drop_next -= 1;
             return true;
@@ -329,9 +363,22 @@ mod tests {
     fn drop_next_counts_down_then_stops() {
         let faults = Faults::new();
         faults.drop_zmq(ZmqDrop::Next(2));
-        assert!(faults.take_zmq_drop());
-        assert!(faults.take_zmq_drop());
-        assert!(!faults.take_zmq_drop());
+        assert!(faults.take_zmq_drop(Topic::HashTx));
+        assert!(faults.take_zmq_drop(Topic::Sequence));
+        assert!(!faults.take_zmq_drop(Topic::HashTx));
+    }
+
+    #[test]
+    fn topic_drop_counts_down_for_that_topic_only() {
+        let faults = Faults::new();
+        faults.drop_zmq_topic(Topic::Sequence, 2);
+        assert!(!faults.take_zmq_drop(Topic::HashTx));
+        assert_eq!(faults.status().drop_zmq_topics.get("sequence"), Some(&2));
+        assert!(faults.take_zmq_drop(Topic::Sequence));
+        assert!(!faults.take_zmq_drop(Topic::RawTx));
+        assert!(faults.take_zmq_drop(Topic::Sequence));
+        assert!(!faults.take_zmq_drop(Topic::Sequence));
+        assert!(faults.status().drop_zmq_topics.is_empty());
     }
 
     #[test]
@@ -346,7 +393,7 @@ mod tests {
         assert!(faults.status().refuse_rpc_ms > 0);
         faults.clear();
         assert_eq!(faults.status(), FaultStatus::default());
-        assert!(!faults.take_zmq_drop());
+        assert!(!faults.take_zmq_drop(Topic::HashBlock));
     }
 
     #[test]

@@ -69,6 +69,10 @@ pub struct SimConfig {
     /// Per-topic endpoints like Core's `-zmqpub<topic>=<address>`; when non-empty they replace
     /// `zmq`/`zmq_port`.
     pub zmq_endpoints: Vec<ZmqEndpoint>,
+    /// Core's `-minrelaytxfee` in satoshis per 1000 vbytes (see [`Node::set_min_relay_fee`]):
+    /// 100, Core v30+'s default; 1000 answers like Core <= v29 (`mempool.json`). Applied after
+    /// each start, so transactions reloaded from `mempool.dat` were checked with the default.
+    pub min_relay_fee_per_kvb: u64,
 }
 
 impl SimConfig {
@@ -85,6 +89,7 @@ impl SimConfig {
             warmup: Duration::ZERO,
             control_port: None,
             zmq_endpoints: Vec::new(),
+            min_relay_fee_per_kvb: 100,
         }
     }
 
@@ -352,6 +357,7 @@ fn start_instance(
         None => Node::open(node_config)?,
         Some(height) => Node::open_behind(node_config, height)?,
     });
+    node.set_min_relay_fee(config.min_relay_fee_per_kvb);
     let (publisher, cookie) = start_services(config, &node, faults).inspect_err(|_| {
         let _ = node.close();
     })?;

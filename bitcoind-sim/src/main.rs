@@ -75,6 +75,9 @@ struct Args {
     /// Answer -28 (warming up) for this many seconds after start.
     #[arg(long, default_value_t = 0.0)]
     warmup: f64,
+    /// Core's `-minrelaytxfee` in BTC/kvB (default 0.000001 = Core v30+; Core <= v29: 0.00001).
+    #[arg(long, default_value_t = 0.000_001)]
+    minrelaytxfee: f64,
     /// Accepted for compatibility: the simulator is always regtest.
     #[arg(long)]
     regtest: bool,
@@ -93,6 +96,12 @@ impl Args {
         config.control_port = self.controlport;
         config.warmup =
             Duration::try_from_secs_f64(self.warmup).context("--warmup must be >= 0")?;
+        let sat_per_kvb = (self.minrelaytxfee * 1e8).round();
+        anyhow::ensure!(
+            sat_per_kvb.is_finite() && sat_per_kvb >= 0.0,
+            "--minrelaytxfee must be >= 0"
+        );
+        config.min_relay_fee_per_kvb = sat_per_kvb as u64;
         let per_topic = [
             (Topic::HashBlock, &self.zmqpubhashblock),
             (Topic::HashTx, &self.zmqpubhashtx),

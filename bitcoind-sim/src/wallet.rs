@@ -7,7 +7,11 @@
 //! nobody broadcast yet are remembered as reserved so two calls never spend the same coin.
 //!
 //! Every transaction is standard for Bitcoin Core: version 2, P2WPKH/P2WSH outputs above the dust
-//! threshold, real BIP143 signatures (low-S, SIGHASH_ALL), 2 sat/vB fees.
+//! threshold, real BIP143 signatures (low-S, SIGHASH_ALL), 2 sat/vB fees. Two exceptions for
+//! mempool tests: [`TestWallet::build_v3_breach`] makes a version 3 (TRUC) commitment paying no
+//! fee, whose penalty pays for both (only a package gets them in), and
+//! [`TestWallet::build_conflict`] makes a higher-fee spend of a transaction's wallet inputs (a
+//! conflicting spend of a dispute's funding input, replacing it and its penalty).
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -47,9 +51,21 @@ pub enum WalletError {
     /// The requested output would be dust or could not pay its own fee (satoshis).
     #[error("amount of {0} sat is too small for a standard output")]
     AmountTooSmall(u64),
+    /// An input of the transaction to conflict with is not an unspent wallet coin of the chain.
+    #[error("input {0} is not an unspent coin of this wallet")]
+    UnknownCoin(OutPoint),
     /// Mining or a node query failed.
     #[error(transparent)]
     Node(#[from] NodeError),
+}
+
+/// How a breach's transactions pay their fees.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BreachStyle {
+    /// Version 2, each paying 2 sat/vB.
+    Standard,
+    /// Version 3 (TRUC): the commitment pays nothing, the penalty 2 sat/vB over both sizes.
+    ZeroFeeV3,
 }
 
 /// A revoked commitment and its penalty, as a channel partner would hand them to a tower.
@@ -253,28 +269,41 @@ impl TestWallet {
         self.sign_p2wpkh(tx, &coin)
     }
 
-    fn sign_p2wpkh(
+    /// Signs every input of `tx` (each spending the wallet P2WPKH output `prevouts[i]`).
+    fn sign_inputs(
         &self,
         mut tx: Transaction,
-        coin: &OwnedOutput,
+        prevouts: &[TxOut],
     ) -> Result<Transaction, WalletError> {
-        let index = self.key_for(&coin.txout.script_pubkey).unwrap_or(0);
-        let sighash = SighashCache::new(&tx)
-            .p2wpkh_signature_hash(
-                0,
-                &coin.txout.script_pubkey,
-                coin.txout.value,
-                EcdsaSighashType::All,
-            )
-            .map_err(|e| WalletError::Node(NodeError::Storage(format!("sighash: {e}"))))?;
-        let msg = Message::from_digest(sighash.to_byte_array());
-        let sig = self.secp.sign_ecdsa(&msg, &self.secret(index));
-        let sig = bitcoin::ecdsa::Signature {
-            signature: sig,
-            sighash_type: EcdsaSighashType::All,
-        };
-        tx.input[0].witness = Witness::p2wpkh(&sig, &self.public(index).0);
+        let mut witnesses = Vec::with_capacity(prevouts.len());
+        {
+            let mut cache = SighashCache::new(&tx);
+            for (i, prevout) in prevouts.iter().enumerate() {
+                let index = self.key_for(&prevout.script_pubkey).unwrap_or(0);
+                let sighash = cache
+                    .p2wpkh_signature_hash(
+                        i,
+                        &prevout.script_pubkey,
+                        prevout.value,
+                        EcdsaSighashType::All,
+                    )
+                    .map_err(|e| WalletError::Node(NodeError::Storage(format!("sighash: {e}"))))?;
+                let msg = Message::from_digest(sighash.to_byte_array());
+                let sig = bitcoin::ecdsa::Signature {
+                    signature: self.secp.sign_ecdsa(&msg, &self.secret(index)),
+                    sighash_type: EcdsaSighashType::All,
+                };
+                witnesses.push(Witness::p2wpkh(&sig, &self.public(index).0));
+            }
+        }
+        for (input, witness) in tx.input.iter_mut().zip(witnesses) {
+            input.witness = witness;
+        }
         Ok(tx)
+    }
+
+    fn sign_p2wpkh(&self, tx: Transaction, coin: &OwnedOutput) -> Result<Transaction, WalletError> {
+        self.sign_inputs(tx, std::slice::from_ref(&coin.txout))
     }
 
     /// One breach pair: a commitment spending a wallet coin to a BOLT3 `to_local` output of
@@ -303,6 +332,73 @@ impl TestWallet {
         self.breach_from(&mut coins, value, to_self_delay)
     }
 
+    /// Like [`TestWallet::build_breach`], but both transactions are version 3 (TRUC) and the
+    /// commitment pays ZERO fee: Core refuses it alone (-26 "min relay fee not met, 0 < N";
+    /// testmempoolaccept `allowed: false`), so the dispute can only enter the mempool with the
+    /// penalty as a package (`submitpackage [commitment, penalty]`), the penalty paying 2 sat/vB
+    /// over the sizes of both. The commitment has no anchor outputs (unlike Lightning's).
+    /// Errors: as [`TestWallet::build_breach`].
+    pub fn build_v3_breach(
+        &self,
+        node: &Node,
+        value: Amount,
+        to_self_delay: u16,
+    ) -> Result<Breach, WalletError> {
+        let mut available = self.spendable(node);
+        self.breach_styled(&mut available, value, to_self_delay, BreachStyle::ZeroFeeV3)
+    }
+
+    /// A transaction spending the same wallet coins as `tx` (e.g. a breach commitment's funding
+    /// input: the channel's funding output, as the cheater could spend it another way) to one
+    /// fresh wallet script, paying more than `tx` and its in-mempool descendants together (their
+    /// fees doubled plus 10 sat/vB of its own size), so Core's replace-by-fee rules let it evict
+    /// them all. Works whether or not `tx` is in the mempool. Not broadcast.
+    /// Errors: [`WalletError::UnknownCoin`] when an input of `tx` is not an unspent wallet coin
+    /// of the active chain; [`WalletError::AmountTooSmall`] when the coins cannot pay that fee.
+    pub fn build_conflict(
+        &self,
+        node: &Node,
+        tx: &Transaction,
+    ) -> Result<Transaction, WalletError> {
+        let mut coins = Vec::with_capacity(tx.input.len());
+        for input in &tx.input {
+            let outpoint = input.previous_output;
+            let info = node
+                .get_tx_out(&outpoint, false)
+                .filter(|i| self.key_for(&i.txout.script_pubkey).is_some())
+                .ok_or(WalletError::UnknownCoin(outpoint))?;
+            coins.push((outpoint, info.txout));
+        }
+        let value_in: u64 = coins.iter().map(|(_, o)| o.value.to_sat()).sum();
+        let value_out: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
+        let own_fee = value_in.saturating_sub(value_out);
+        let txid = tx.compute_txid();
+        let replaced_fees = node
+            .mempool_entry(&txid)
+            .map_or(own_fee, |e| e.descendant_fees.to_sat());
+        let sweep = TxOut {
+            value: Amount::ZERO,
+            script_pubkey: self.fresh_script(),
+        };
+        let mut conflict = unsigned(
+            coins.iter().map(|(o, _)| *o).collect(),
+            vec![sweep],
+            LockTime::ZERO,
+            Sequence::ENABLE_RBF_NO_LOCKTIME,
+        );
+        let mut sized = conflict.clone();
+        for input in &mut sized.input {
+            input.witness = dummy_p2wpkh_witness();
+        }
+        let fee = 2 * replaced_fees + 10 * sized.vsize() as u64;
+        if value_in < fee + P2WPKH_DUST {
+            return Err(WalletError::AmountTooSmall(value_in));
+        }
+        conflict.output[0].value = Amount::from_sat(value_in - fee);
+        let prevouts: Vec<TxOut> = coins.into_iter().map(|(_, o)| o).collect();
+        self.sign_inputs(conflict, &prevouts)
+    }
+
     /// `n` breach pairs, each spending a different wallet coin.
     pub fn build_breaches(
         &self,
@@ -323,6 +419,16 @@ impl TestWallet {
         value: Amount,
         to_self_delay: u16,
     ) -> Result<Breach, WalletError> {
+        self.breach_styled(available, value, to_self_delay, BreachStyle::Standard)
+    }
+
+    fn breach_styled(
+        &self,
+        available: &mut Vec<OwnedOutput>,
+        value: Amount,
+        to_self_delay: u16,
+        style: BreachStyle,
+    ) -> Result<Breach, WalletError> {
         let number = self.next_key.fetch_add(2, Ordering::SeqCst);
         let revocation_key = self.secret(number);
         let revocation_pubkey = PublicKey::from_secret_key(&self.secp, &revocation_key);
@@ -335,8 +441,8 @@ impl TestWallet {
         if value.to_sat() < P2WSH_DUST {
             return Err(WalletError::AmountTooSmall(value.to_sat()));
         }
-        let commitment = self.commitment(available, to_local, u64::from(number))?;
-        let penalty = self.penalty(&commitment, &witness_script, &revocation_key)?;
+        let commitment = self.commitment(available, to_local, u64::from(number), style)?;
+        let penalty = self.penalty(&commitment, &witness_script, &revocation_key, style)?;
         Ok(Breach {
             commitment,
             penalty,
@@ -356,13 +462,17 @@ impl TestWallet {
         available: &mut Vec<OwnedOutput>,
         to_local: TxOut,
         number: u64,
+        style: BreachStyle,
     ) -> Result<Transaction, WalletError> {
         let value = to_local.value.to_sat();
         let change_out = TxOut {
             value: Amount::ZERO,
             script_pubkey: self.fresh_script(),
         };
-        let fee = p2wpkh_spend_fee(&[to_local.clone(), change_out.clone()]);
+        let fee = match style {
+            BreachStyle::Standard => p2wpkh_spend_fee(&[to_local.clone(), change_out.clone()]),
+            BreachStyle::ZeroFeeV3 => 0,
+        };
         let coin = self.take_coin(available, value + fee)?;
         let change = coin.txout.value.to_sat() - value - fee;
         let mut outputs = vec![to_local];
@@ -375,7 +485,10 @@ impl TestWallet {
         let obscured = number & 0xffff_ffff_ffff;
         let lock_time = LockTime::from_consensus(0x2000_0000 | (obscured & 0xff_ffff) as u32);
         let sequence = Sequence(0x8000_0000 | (obscured >> 24) as u32);
-        let tx = unsigned(vec![coin.outpoint], outputs, lock_time, sequence);
+        let mut tx = unsigned(vec![coin.outpoint], outputs, lock_time, sequence);
+        if style == BreachStyle::ZeroFeeV3 {
+            tx.version = Version(3);
+        }
         self.sign_p2wpkh(tx, &coin)
     }
 
@@ -385,6 +498,7 @@ impl TestWallet {
         commitment: &Transaction,
         witness_script: &ScriptBuf,
         revocation_key: &SecretKey,
+        style: BreachStyle,
     ) -> Result<Transaction, WalletError> {
         let value = commitment.output[0].value;
         let sweep = TxOut {
@@ -402,7 +516,14 @@ impl TestWallet {
             Sequence::ENABLE_RBF_NO_LOCKTIME,
         );
         tx.input[0].witness = revocation_witness(&[0u8; MAX_SIG_LEN], witness_script);
-        let fee = tx.vsize() as u64 * FEE_RATE_SAT_PER_VB;
+        let paid_for = match style {
+            BreachStyle::Standard => tx.vsize(),
+            BreachStyle::ZeroFeeV3 => {
+                tx.version = Version(3);
+                tx.vsize() + commitment.vsize()
+            }
+        };
+        let fee = paid_for as u64 * FEE_RATE_SAT_PER_VB;
         if value.to_sat() < fee + P2WPKH_DUST {
             return Err(WalletError::AmountTooSmall(value.to_sat()));
         }
@@ -476,6 +597,14 @@ fn unsigned(
     }
 }
 
+/// A P2WPKH witness of the largest size, to size transactions before signing.
+fn dummy_p2wpkh_witness() -> Witness {
+    let mut w = Witness::new();
+    w.push([0u8; MAX_SIG_LEN]);
+    w.push([0u8; 33]);
+    w
+}
+
 /// Fee (satoshis) of a one-input P2WPKH spend with `outputs`, sized with the largest signature.
 fn p2wpkh_spend_fee(outputs: &[TxOut]) -> u64 {
     let mut tx = unsigned(
@@ -484,10 +613,7 @@ fn p2wpkh_spend_fee(outputs: &[TxOut]) -> u64 {
         LockTime::ZERO,
         Sequence::MAX,
     );
-    let mut w = Witness::new();
-    w.push([0u8; MAX_SIG_LEN]);
-    w.push([0u8; 33]);
-    tx.input[0].witness = w;
+    tx.input[0].witness = dummy_p2wpkh_witness();
     tx.vsize() as u64 * FEE_RATE_SAT_PER_VB
 }
 

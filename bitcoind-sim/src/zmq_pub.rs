@@ -336,7 +336,7 @@ impl Worker {
             &sequence.to_le_bytes(),
         ];
         *sequence = sequence.wrapping_add(1);
-        if self.faults.take_zmq_drop() {
+        if self.faults.take_zmq_drop(message.topic) {
             tracing::debug!(topic = message.topic.name(), "zmq message dropped (fault)");
             return;
         }

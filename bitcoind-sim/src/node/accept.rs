@@ -3,9 +3,9 @@
 //! `CheckFeeRate` with the dynamic mempool minimum fee of `min_fee.rs`, `ReplacementChecks`). Scripts and signatures are not verified (documented
 //! simplification); cluster-size limits are not enforced.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use bitcoin::{Amount, Transaction, Txid};
+use bitcoin::{Amount, OutPoint, Transaction, TxOut, Txid, Wtxid};
 
 use super::mempool::PoolTx;
 use super::policy::{self, COINBASE_MATURITY, MAX_MONEY, format_money};
@@ -33,18 +33,54 @@ pub(crate) struct AcceptOptions {
     pub max_fee_per_kvb: Option<u64>,
     /// Entry time to record (seconds since the epoch) instead of now (mempool.dat).
     pub time: Option<u64>,
+    /// Skip the individual fee floors (mempool min fee, min relay fee): the caller checks the
+    /// package feerate instead (Core's `m_package_feerates`).
+    pub package_feerates: bool,
+}
+
+/// The outputs of earlier transactions of a package under evaluation, which are not in the
+/// mempool yet (Core's `CCoinsViewMemPool::PackageAddTransaction`).
+#[derive(Default)]
+pub(crate) struct PackageView {
+    outputs: HashMap<OutPoint, TxOut>,
+    /// Version and wtxid of each transaction added, by txid (for the TRUC rules).
+    txs: HashMap<Txid, (i32, Wtxid)>,
+}
+
+impl PackageView {
+    /// Makes `tx`'s outputs spendable by later package transactions.
+    pub fn add(&mut self, tx: &Transaction) {
+        let txid = tx.compute_txid();
+        self.txs.insert(txid, (tx.version.0, tx.compute_wtxid()));
+        for (vout, out) in tx.output.iter().enumerate() {
+            let outpoint = OutPoint {
+                txid,
+                vout: vout as u32,
+            };
+            self.outputs.insert(outpoint, out.clone());
+        }
+    }
+
+    fn output(&self, outpoint: &OutPoint) -> Option<&TxOut> {
+        self.outputs.get(outpoint)
+    }
+
+    /// Version and wtxid of a package transaction added earlier.
+    pub fn tx(&self, txid: &Txid) -> Option<(i32, Wtxid)> {
+        self.txs.get(txid).copied()
+    }
 }
 
 /// A transaction that passed every check.
-struct Checked {
-    txid: Txid,
-    fee: u64,
-    vsize: u64,
+pub(crate) struct Checked {
+    pub txid: Txid,
+    pub fee: u64,
+    pub vsize: u64,
     /// Direct conflicts and their descendants, parents first.
-    replaced: Vec<Txid>,
+    pub replaced: Vec<Txid>,
 }
 
-fn reject(code: i32, reason: &str, debug: impl Into<String>) -> Rejection {
+pub(crate) fn reject(code: i32, reason: &str, debug: impl Into<String>) -> Rejection {
     let debug = debug.into();
     let message = if debug.is_empty() {
         reason.to_string()
@@ -58,7 +94,7 @@ fn reject(code: i32, reason: &str, debug: impl Into<String>) -> Rejection {
     }
 }
 
-fn rejected(reason: &str, debug: impl Into<String>) -> Rejection {
+pub(crate) fn rejected(reason: &str, debug: impl Into<String>) -> Rejection {
     reject(RPC_VERIFY_REJECTED, reason, debug)
 }
 
@@ -102,7 +138,7 @@ impl State {
     /// Core's `AcceptToMemoryPool`: all checks, then (unless `test_only`) evict what it replaces
     /// (reported removed) and add it (reported added).
     pub fn accept(&mut self, tx: Transaction, opts: &AcceptOptions) -> Result<Accepted, Rejection> {
-        let checked = self.pre_checks(&tx, opts)?;
+        let checked = self.pre_checks(&tx, opts, &PackageView::default())?;
         if let Some(max) = opts.max_fee_per_kvb
             && max > 0
             && checked.fee > policy::fee_at(max, checked.vsize)
@@ -113,17 +149,22 @@ impl State {
                 ),
             );
         }
-        let wtxid = tx.compute_wtxid();
-        let accepted = Accepted {
-            txid: checked.txid,
-            wtxid,
-            vsize: checked.vsize,
-            fee: Amount::from_sat(checked.fee),
-            replaced: checked.replaced.clone(),
-        };
         if opts.test_only {
-            return Ok(accepted);
+            return Ok(accepted(&tx, &checked));
         }
+        Ok(self.commit(tx, &checked, opts.time))
+    }
+
+    /// Adds a checked transaction: evicts what it replaces (reported removed, in Core's order),
+    /// then inserts it (reported added). The mempool sequence advances once per change.
+    pub(crate) fn commit(
+        &mut self,
+        tx: Transaction,
+        checked: &Checked,
+        time: Option<u64>,
+    ) -> Accepted {
+        let accepted = accepted(&tx, checked);
+        let wtxid = accepted.wtxid;
         self.remove_from_mempool(&checked.replaced, true);
         let entry = PoolTx {
             txid: checked.txid,
@@ -131,7 +172,7 @@ impl State {
             fee: Amount::from_sat(checked.fee),
             vsize: checked.vsize,
             weight: tx.weight().to_wu(),
-            time: opts.time.unwrap_or_else(now),
+            time: time.unwrap_or_else(now),
             height: self.tree.height(),
             order: 0,
             tx: tx.clone(),
@@ -142,11 +183,17 @@ impl State {
             tx,
             mempool_sequence: seq,
         });
-        Ok(accepted)
+        accepted
     }
 
-    /// Core's `PreChecks` plus `ReplacementChecks`, in Core's order.
-    fn pre_checks(&self, tx: &Transaction, opts: &AcceptOptions) -> Result<Checked, Rejection> {
+    /// Core's `PreChecks` plus `ReplacementChecks`, in Core's order; `view` holds the outputs of
+    /// earlier transactions of the package being evaluated (empty for a lone transaction).
+    pub(crate) fn pre_checks(
+        &self,
+        tx: &Transaction,
+        opts: &AcceptOptions,
+        view: &PackageView,
+    ) -> Result<Checked, Rejection> {
         let txid = tx.compute_txid();
         policy::check_transaction(tx).map_err(|r| rejected(r, ""))?;
         if tx.is_coinbase() {
@@ -174,27 +221,17 @@ impl State {
                 .filter(|t| seen.insert(*t))
                 .collect()
         };
-        let fee = self.check_inputs(tx, txid)?;
+        let fee = self.check_inputs(tx, txid, view)?;
         let vsize = tx.vsize() as u64;
         if fee != 0 && policy::dust_outputs(tx) > 0 {
             return Err(rejected("dust", "tx with dust output must be 0-fee"));
         }
-        let reject_fee = self.mempool_reject_fee(vsize);
-        if !opts.bypass_limits && reject_fee > 0 && fee < reject_fee {
-            return Err(rejected(
-                "mempool min fee not met",
-                format!("{fee} < {reject_fee}"),
-            ));
+        if !opts.bypass_limits && !opts.package_feerates {
+            self.check_fee_rate(fee, vsize)?;
         }
-        let min_fee = policy::fee_at(policy::MIN_RELAY_FEE_PER_KVB, vsize);
-        if !opts.bypass_limits && fee < min_fee {
-            return Err(rejected(
-                "min relay fee not met",
-                format!("{fee} < {min_fee}"),
-            ));
-        }
+        self.truc_checks(tx, txid, vsize, view)?;
         let replaced = self.mempool.with_descendants(&conflicts);
-        if !replaced.is_empty() {
+        if !replaced.is_empty() && !opts.package_feerates {
             self.replacement_checks(tx, txid, fee, vsize, &replaced)?;
         }
         Ok(Checked {
@@ -205,14 +242,40 @@ impl State {
         })
     }
 
+    /// Core's `CheckFeeRate`: the mempool minimum fee (when the mempool is full), then the min
+    /// relay fee, for `fee` satoshis over `vsize` vbytes (one transaction or a whole package).
+    /// Both failures are what Core calls `TX_RECONSIDERABLE`: a package feerate may still pass.
+    pub(crate) fn check_fee_rate(&self, fee: u64, vsize: u64) -> Result<(), Rejection> {
+        let reject_fee = self.mempool_reject_fee(vsize);
+        if reject_fee > 0 && fee < reject_fee {
+            return Err(rejected(
+                "mempool min fee not met",
+                format!("{fee} < {reject_fee}"),
+            ));
+        }
+        let min_fee = policy::fee_at(self.min_relay_fee, vsize);
+        if fee < min_fee {
+            return Err(rejected(
+                "min relay fee not met",
+                format!("{fee} < {min_fee}"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Input availability, BIP68 and Core's `Consensus::CheckTxInputs`; returns the fee (satoshis).
-    fn check_inputs(&self, tx: &Transaction, txid: Txid) -> Result<u64, Rejection> {
+    fn check_inputs(
+        &self,
+        tx: &Transaction,
+        txid: Txid,
+        view: &PackageView,
+    ) -> Result<u64, Rejection> {
         let tip = self.tree.tip_node();
         let next = tip.height + 1;
         let mut coins = Vec::with_capacity(tx.input.len());
         for input in &tx.input {
             let op = &input.previous_output;
-            if let Some(out) = self.mempool.output(op) {
+            if let Some(out) = self.mempool.output(op).or_else(|| view.output(op)) {
                 coins.push((out.value.to_sat(), next, false));
             } else if let Some(coin) = self.coins.get(op) {
                 coins.push((coin.txout.value.to_sat(), coin.height, coin.coinbase));
@@ -257,8 +320,9 @@ impl State {
 
     /// Core's replace-by-fee rules (full RBF): no spending of what it replaces, at most 100
     /// evictions, more absolute fee than the replaced plus the incremental relay fee for its own
-    /// size, and a feerate that does not make the mempool worse.
-    fn replacement_checks(
+    /// size, and a feerate that does not make the mempool worse. For a package, `fee` and `vsize`
+    /// are the package's totals.
+    pub(crate) fn replacement_checks(
         &self,
         tx: &Transaction,
         txid: Txid,
@@ -316,6 +380,17 @@ impl State {
             ));
         }
         Ok(())
+    }
+}
+
+/// The [`Accepted`] answer for a checked transaction.
+pub(crate) fn accepted(tx: &Transaction, checked: &Checked) -> Accepted {
+    Accepted {
+        txid: checked.txid,
+        wtxid: tx.compute_wtxid(),
+        vsize: checked.vsize,
+        fee: Amount::from_sat(checked.fee),
+        replaced: checked.replaced.clone(),
     }
 }
 

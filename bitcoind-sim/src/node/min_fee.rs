@@ -12,7 +12,7 @@
 
 use bitcoin::Txid;
 
-use super::policy::{INCREMENTAL_RELAY_FEE_PER_KVB, MIN_RELAY_FEE_PER_KVB, fee_at};
+use super::policy::{INCREMENTAL_RELAY_FEE_PER_KVB, fee_at};
 use super::state::State;
 
 impl State {
@@ -28,7 +28,7 @@ impl State {
     /// `getmempoolinfo`'s `mempoolminfee`: the higher of [`Self::mempool_reject_rate`] and the
     /// min relay fee (satoshis per 1000 vbytes).
     pub fn mempool_min_fee(&self) -> u64 {
-        self.mempool_reject_rate().max(MIN_RELAY_FEE_PER_KVB)
+        self.mempool_reject_rate().max(self.min_relay_fee)
     }
 
     /// The fee (satoshis) a transaction of `vsize` vbytes must pay to enter the mempool under the

@@ -16,7 +16,8 @@
 //! Known simplifications, relative to Core v31: scripts and signatures are never executed;
 //! sigops are not counted; cluster-size limits (64 transactions / 101 kvB) are not enforced;
 //! the replace-by-fee feerate-diagram check is approximated by "the replacement's feerate is not
-//! below the combined feerate of what it evicts"; TRUC (version 3) rules are not applied; a
+//! below the combined feerate of what it evicts"; TRUC (version 3) rules are applied without
+//! sibling eviction (`truc`); packages (`package`) follow Core v28's `submitpackage`; a
 //! block that fails contextual checks is not remembered as invalid (Core keeps its header).
 
 mod accept;
@@ -25,13 +26,16 @@ mod coins;
 mod mempool;
 mod min_fee;
 mod mining;
+mod package;
 mod policy;
 mod queries;
 mod shared;
 mod state;
 mod store;
+mod truc;
 mod validation;
 
+pub use package::fee_per_kvb;
 pub use shared::SharedBlock;
 
 use std::path::PathBuf;
@@ -189,6 +193,52 @@ pub struct Rejection {
     pub code: i32,
     pub reason: String,
     pub message: String,
+}
+
+/// One transaction's outcome in [`Node::submit_package`]: an entry of `submitpackage`'s
+/// `tx-results` (keyed there by wtxid), as Core v28 answers it (`mempool.json`, section 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PackageTxResult {
+    /// Entered the mempool by this call. `effective_feerate_per_kvb` (satoshis per 1000 vbytes,
+    /// truncated as Core's `CFeeRate::GetFeePerK`) is its own feerate when it got in alone, else
+    /// the package feerate of the transactions in `effective_includes` (wtxids).
+    Accepted {
+        txid: Txid,
+        vsize: u64,
+        fee: Amount,
+        effective_feerate_per_kvb: u64,
+        effective_includes: Vec<Wtxid>,
+    },
+    /// Already in the mempool (Core shows only `vsize` and `fees.base`).
+    InMempool { txid: Txid, vsize: u64, fee: Amount },
+    /// A transaction with the same txid but another witness is in the mempool (`other-wtxid`).
+    DifferentWitness { txid: Txid, other_wtxid: Wtxid },
+    /// Refused: Core's `error` string, "<reason>" or "<reason>, <details>" (e.g. "min relay fee
+    /// not met, 0 < 110", "bad-txns-inputs-missingorspent").
+    Rejected { txid: Txid, error: String },
+}
+
+/// What [`Node::submit_package`] answers when the call itself is valid (`submitpackage`'s result,
+/// HTTP 200 even when a transaction was refused).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackageResult {
+    /// `package_msg`: "success" (every transaction is in the mempool now), "transaction failed",
+    /// or a package-wide policy reason ("package-not-child-with-unconfirmed-parents",
+    /// "package-contains-duplicates", "package-not-sorted", "conflict-in-package",
+    /// "package-too-large").
+    pub message: String,
+    /// Per transaction, in package order, keyed by wtxid; transactions Core did not evaluate are
+    /// left out, as Core leaves them out of `tx-results`.
+    pub results: Vec<(Wtxid, PackageTxResult)>,
+    /// Txids evicted by replace-by-fee, sorted as Core sorts them (internal byte order).
+    pub replaced: Vec<Txid>,
+}
+
+impl PackageResult {
+    /// Whether every transaction of the package is in the mempool now.
+    pub fn is_success(&self) -> bool {
+        self.message == "success"
+    }
 }
 
 /// Errors of chain-changing calls, mapped by the RPC layer to Core's codes.
@@ -398,6 +448,82 @@ impl Node {
             Some(rate) => Some(rate.to_sat_per_kwu().saturating_mul(4)),
         };
         self.lock().broadcast(tx, per_kvb, test_only)
+    }
+
+    /// `submitpackage`: exactly one child with all of its unconfirmed parents, parents first
+    /// (see `node/package.rs`). `max_fee_rate`: as for [`Node::accept_transaction`] (None = 0.10
+    /// BTC/kvB; zero = no limit); a transaction above it is refused "max feerate exceeded".
+    ///
+    /// Errors (the call itself, nothing evaluated): -8 "Array must contain between 2 and 25
+    /// transactions."; -25 "package topology disallowed. not child-with-parents or parents depend
+    /// on each other.". Refusals of transactions are in the [`PackageResult`], not errors.
+    /// Every transaction entering the mempool is announced like any other (`hashtx`, `rawtx`,
+    /// `sequence` `A`, with its own mempool sequence), parents first.
+    pub fn submit_package(
+        &self,
+        txs: Vec<Transaction>,
+        max_fee_rate: Option<FeeRate>,
+    ) -> Result<PackageResult, Rejection> {
+        let per_kvb = match max_fee_rate {
+            None => Some(policy::DEFAULT_MAX_FEE_PER_KVB),
+            Some(rate) if rate == FeeRate::ZERO => None,
+            Some(rate) => Some(rate.to_sat_per_kwu().saturating_mul(4)),
+        };
+        self.lock().submit_package(txs, per_kvb)
+    }
+
+    /// `testmempoolaccept` of two or more transactions: see `State::test_package` (each checked
+    /// alone, later ones seeing the earlier ones' outputs; `None` = not evaluated). `Err` is a
+    /// package-wide policy reason (`package-error`), e.g. "package-not-sorted".
+    #[allow(clippy::type_complexity)]
+    pub fn test_accept_package(
+        &self,
+        txs: &[Transaction],
+    ) -> Result<Vec<Option<Result<Accepted, Rejection>>>, String> {
+        self.lock().test_package(txs).map_err(str::to_owned)
+    }
+
+    /// The mempool transaction spending `outpoint`, if any (`gettxspendingprevout`).
+    pub fn mempool_spender(&self, outpoint: &OutPoint) -> Option<Txid> {
+        self.lock().mempool.spender(outpoint)
+    }
+
+    /// `getrawmempool`'s `mempool_sequence`: the number the next mempool change will take
+    /// (Core's `m_sequence_number`; 1 after a start, +1 per transaction added or removed for
+    /// any reason, including confirmation in a block).
+    pub fn mempool_sequence(&self) -> u64 {
+        self.lock().mempool_sequence()
+    }
+
+    /// The mempool's txids (entry order) and [`Node::mempool_sequence`], read under one lock:
+    /// `getrawmempool false true`.
+    pub fn mempool_txids_with_sequence(&self) -> (Vec<Txid>, u64) {
+        let s = self.lock();
+        let txids = s.mempool.ordered().iter().map(|e| e.txid).collect();
+        (txids, s.mempool_sequence())
+    }
+
+    /// Test control: removes `txid` and its in-mempool descendants as Core does when a
+    /// transaction expires (`-mempoolexpiry`) or is trimmed by `-maxmempool`: each is reported
+    /// removed (`sequence` `R`, taking a mempool sequence number), in Core's order (by txid).
+    /// Returns the txids removed, in that order; empty when `txid` was not in the mempool.
+    pub fn evict_from_mempool(&self, txid: &Txid) -> Vec<Txid> {
+        let mut s = self.lock();
+        let doomed = s.mempool.with_descendants(&[*txid]);
+        s.remove_from_mempool(&doomed, true)
+    }
+
+    /// Test control: Core's `-minrelaytxfee`, in satoshis per 1000 vbytes. The default, 100, is
+    /// Core v30+'s; Core up to v29 (the version `mempool.json` was recorded with) used 1000, so
+    /// a 110-vbyte zero-fee transaction is refused "min relay fee not met, 0 < 110" there and
+    /// "0 < 11" with the default. Applies to later acceptances; `getmempoolinfo` shows it.
+    pub fn set_min_relay_fee(&self, sat_per_kvb: u64) {
+        self.lock().min_relay_fee = sat_per_kvb;
+    }
+
+    /// [`Node::set_min_relay_fee`]'s current value (satoshis per 1000 vbytes).
+    pub fn min_relay_fee(&self) -> u64 {
+        self.lock().min_relay_fee
     }
 
     /// Txids in the mempool, in the order they entered.

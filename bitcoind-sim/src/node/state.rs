@@ -71,6 +71,8 @@ pub(crate) struct State {
     held_flags: Vec<(FlagOp, BlockHash)>,
     /// The floor a full mempool sets (satoshis per 1000 vbytes, 0 = none; see `min_fee.rs`).
     pub rolling_min_fee: u64,
+    /// `-minrelaytxfee` (satoshis per 1000 vbytes; Core v30+'s default 100).
+    pub min_relay_fee: u64,
 }
 
 impl State {
@@ -137,6 +139,7 @@ impl State {
             ibd: true,
             fail_reasons: HashMap::new(),
             rolling_min_fee: 0,
+            min_relay_fee: super::policy::MIN_RELAY_FEE_PER_KVB,
             held_back,
             held_flags,
         };
@@ -253,10 +256,18 @@ impl State {
         s
     }
 
-    /// Removes `txids` (callers include descendants) in order. Each removal takes a mempool
-    /// sequence number; only non-block removals are reported (Core's `removeUnchecked`).
-    pub fn remove_from_mempool(&mut self, txids: &[Txid], report: bool) {
-        for txid in txids {
+    /// Removes `txids` (callers include descendants). Each removal takes a mempool sequence
+    /// number; only non-block removals are reported (Core's `removeUnchecked`), and those go in
+    /// Core's `RemoveStaged` order: by txid, compared as stored (internal byte order), not parents
+    /// first (mempool.json: a replaced parent `12c6…` is reported before its child `0c61…`).
+    /// Returns the txids removed, in that order.
+    pub fn remove_from_mempool(&mut self, txids: &[Txid], report: bool) -> Vec<Txid> {
+        let mut txids = txids.to_vec();
+        if report {
+            txids.sort();
+        }
+        let mut removed = Vec::with_capacity(txids.len());
+        for txid in &txids {
             if self.mempool.remove(txid).is_some() {
                 let seq = self.next_mempool_seq();
                 if report {
@@ -265,8 +276,15 @@ impl State {
                         mempool_sequence: seq,
                     });
                 }
+                removed.push(*txid);
             }
         }
+        removed
+    }
+
+    /// Core's `m_sequence_number` as `getrawmempool false true` shows it: the next number.
+    pub fn mempool_sequence(&self) -> u64 {
+        self.mempool_seq
     }
 
     // ---- chain helpers -----------------------------------------------------------------------

@@ -8,7 +8,7 @@
 //! | `POST /faults/stall` | `{"seconds": N}` | hold RPC requests for N seconds |
 //! | `POST /faults/refuse` | `{"seconds": N}` | close the RPC port for N seconds |
 //! | `POST /faults/warmup` | `{"seconds": N}` | answer -28 for N seconds |
-//! | `POST /faults/drop_zmq` | `{"count": N}` or `{"seconds": N}` | drop ZMQ messages |
+//! | `POST /faults/drop_zmq` | `{"count": N}` or `{"seconds": N}`; `{"count": N, "topic": T}` | drop ZMQ messages (of topic T only: `sequence`, `hashtx`, ...) |
 //! | `POST /faults/fail_method` | `{"method": M, "code": C, "message": S, "times": N}` (`times` optional) | calls of M answer error C/S |
 //! | `POST /faults/stall_method` | `{"method": M, "seconds": N}` | hold calls of M for N seconds |
 //! | `POST /faults/clear_method` | `{"method": M}` | lift the faults of M |
@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::faults::{FaultStatus, ZmqDrop};
+use crate::zmq_pub::Topic;
 use crate::{Shared, SimError, Simulator};
 
 /// The running control server; stopped by [`ControlServer::stop`].
@@ -168,6 +169,17 @@ struct FaultBody {
     code: Option<i32>,
     message: Option<String>,
     times: Option<u32>,
+    /// A ZMQ topic name for `drop_zmq` (`hashblock`, `hashtx`, `rawblock`, `rawtx`, `sequence`).
+    topic: Option<String>,
+}
+
+fn topic_named(name: &str) -> Result<Topic, ControlError> {
+    Topic::ALL
+        .into_iter()
+        .find(|t| t.name() == name)
+        .ok_or_else(|| {
+            bad_request("unknown ZMQ topic (hashblock, hashtx, rawblock, rawtx, sequence)")
+        })
 }
 
 fn method_name(body: &FaultBody) -> Result<&str, ControlError> {
@@ -204,9 +216,10 @@ async fn fault(
         "stall" => faults.stall_rpc(seconds(&body)?),
         "refuse" => faults.refuse_rpc(seconds(&body)?),
         "warmup" => faults.warmup(seconds(&body)?),
-        "drop_zmq" => match body.count {
-            Some(n) => faults.drop_zmq(ZmqDrop::Next(n)),
-            None => faults.drop_zmq(ZmqDrop::For(seconds(&body)?)),
+        "drop_zmq" => match (body.count, body.topic.as_deref()) {
+            (Some(n), Some(name)) => faults.drop_zmq_topic(topic_named(name)?, n),
+            (Some(n), None) => faults.drop_zmq(ZmqDrop::Next(n)),
+            (None, _) => faults.drop_zmq(ZmqDrop::For(seconds(&body)?)),
         },
         "fail_method" => fail_method(faults, &body)?,
         "stall_method" => faults.stall_method(method_name(&body)?, seconds(&body)?),

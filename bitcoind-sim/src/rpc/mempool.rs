@@ -3,19 +3,19 @@
 
 use std::collections::BTreeMap;
 
-use bitcoin::{Amount, FeeRate, Txid};
+use bitcoin::{Amount, FeeRate, OutPoint, Txid};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::RpcContext;
 use super::envelope::Json;
-use super::error::{RPC_DESERIALIZATION_ERROR, RPC_TYPE_ERROR, RPC_VERIFY_ERROR, RpcError};
-use super::params::Args;
+use super::error::{
+    RPC_DESERIALIZATION_ERROR, RPC_MISC_ERROR, RPC_TYPE_ERROR, RPC_VERIFY_ERROR, RpcError,
+};
+use super::params::{Args, parse_hash, type_name};
 use super::rawtransaction::{decode_failed, decode_tx};
 use crate::json::{btc, mempool_entry_json};
-
-/// Core's minimum relay fee rate since v30: 100 sat/kvB (0.1 sat/vB), in BTC/kvB.
-const MIN_RELAY_FEE_BTC_KVB: f64 = 0.000_001;
+use crate::node::{Accepted, Rejection};
 
 /// Core's `AmountFromValue`: a JSON number or string of at most 8 decimals, in BTC, to satoshis.
 /// -3 "Amount is not a number or string" / "Invalid amount" / "Amount out of range".
@@ -45,7 +45,7 @@ pub(super) fn amount_from_value(value: &Value) -> Result<Amount, RpcError> {
 
 /// Core's `ParseFeeRate` for `maxfeerate` (BTC/kvB): `None` when absent (the node's default,
 /// 0.10 BTC/kvB); 0 means no limit; 1 BTC/kvB or more is -8.
-fn max_fee_rate(value: Option<&Value>) -> Result<Option<FeeRate>, RpcError> {
+pub(super) fn max_fee_rate(value: Option<&Value>) -> Result<Option<FeeRate>, RpcError> {
     let Some(value) = value else {
         return Ok(None);
     };
@@ -87,7 +87,7 @@ pub fn sendrawtransaction(ctx: &RpcContext, args: &Args) -> Result<Json, RpcErro
 }
 
 #[derive(Serialize)]
-struct AcceptedFees {
+pub(super) struct AcceptedFees {
     base: f64,
     #[serde(rename = "effective-feerate")]
     effective_feerate: f64,
@@ -95,9 +95,10 @@ struct AcceptedFees {
     effective_includes: Vec<String>,
 }
 
+/// One element of `testmempoolaccept`'s answer, in Core's shapes.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum TestAcceptJson {
+pub(super) enum TestAcceptJson {
     Allowed {
         txid: String,
         wtxid: String,
@@ -111,14 +112,37 @@ enum TestAcceptJson {
         allowed: bool,
         #[serde(rename = "reject-reason")]
         reject_reason: String,
-        #[serde(rename = "reject-details")]
-        reject_details: String,
+        /// Left out for "missing-inputs" and "max-fee-exceeded", as Core does.
+        #[serde(rename = "reject-details", skip_serializing_if = "Option::is_none")]
+        reject_details: Option<String>,
+    },
+    /// A package transaction not evaluated (Core: "Validation unfinished").
+    Unevaluated { txid: String, wtxid: String },
+    /// A package refused as a whole before any transaction was evaluated.
+    PackageError {
+        txid: String,
+        wtxid: String,
+        #[serde(rename = "package-error")]
+        package_error: String,
     },
 }
 
-/// `testmempoolaccept [hex, ...] [maxfeerate]` (transcript entries 38, 66): one result per
-/// transaction, `allowed` with `vsize`/`fees`, or `reject-reason`/`reject-details`. Transactions
-/// are tested one by one against the current mempool (no package evaluation).
+impl TestAcceptJson {
+    pub(super) fn is_allowed(&self) -> bool {
+        matches!(self, TestAcceptJson::Allowed { .. })
+    }
+}
+
+/// Core's `maxfeerate` default for testmempoolaccept (0.10 BTC/kvB) in sat/kvB, or the given one.
+fn max_fee_per_kvb(rate: Option<FeeRate>) -> u64 {
+    rate.map_or(10_000_000, |r| r.to_sat_per_kwu().saturating_mul(4))
+}
+
+/// `testmempoolaccept ["rawtx",...] ( maxfeerate )`: one result per transaction, `allowed` with
+/// `vsize`/`fees`, or `reject-reason`/`reject-details`. One transaction is tested against the
+/// mempool (transcript entries 38, 66); several are tested as Core tests a package, each seeing
+/// the outputs of the earlier ones (`mempool.json` section 2; see [`super::package`]).
+/// -8 "Array must contain between 1 and 25 transactions."; -22 for an undecodable element.
 pub fn testmempoolaccept(ctx: &RpcContext, args: &Args) -> Result<Json, RpcError> {
     let raw: Vec<Value> = args
         .get(0)
@@ -142,51 +166,81 @@ pub fn testmempoolaccept(ctx: &RpcContext, args: &Args) -> Result<Json, RpcError
         })?;
         txs.push(tx);
     }
+    let max = max_fee_per_kvb(fee_rate);
+    if txs.len() > 1 {
+        return Ok(Json::of(&super::package::test_package(ctx, txs, max)));
+    }
     let results: Vec<TestAcceptJson> = txs
         .into_iter()
-        .map(|tx| test_accept(ctx, tx, fee_rate))
+        .map(|tx| test_accept(ctx, tx, max))
         .collect();
     Ok(Json::of(&results))
 }
 
-fn test_accept(
-    ctx: &RpcContext,
-    tx: bitcoin::Transaction,
-    fee_rate: Option<FeeRate>,
-) -> TestAcceptJson {
-    let txid = tx.compute_txid();
+fn test_accept(ctx: &RpcContext, tx: bitcoin::Transaction, max_fee_per_kvb: u64) -> TestAcceptJson {
+    let txid = tx.compute_txid().to_string();
     let wtxid = tx.compute_wtxid().to_string();
-    let rejected = |reason: &str, details: &str| TestAcceptJson::Rejected {
-        txid: txid.to_string(),
+    if ctx.node.mempool_entry(&tx.compute_txid()).is_some() {
+        return TestAcceptJson::Rejected {
+            txid,
+            wtxid,
+            allowed: false,
+            reject_reason: "txn-already-in-mempool".into(),
+            reject_details: Some("txn-already-in-mempool".into()),
+        };
+    }
+    let outcome = ctx.node.accept_transaction(tx, Some(FeeRate::ZERO), true);
+    test_accept_json(txid, wtxid, &outcome, max_fee_per_kvb)
+}
+
+/// The answer for one evaluated transaction: refused; allowed but above `maxfeerate`
+/// (satoshis per 1000 vbytes; "max-fee-exceeded", checked after validation as Core does); or
+/// allowed with its own feerate (Core's `CFeeRate::GetFeePerK`, truncated).
+pub(super) fn test_accept_json(
+    txid: String,
+    wtxid: String,
+    outcome: &Result<Accepted, Rejection>,
+    max_fee_per_kvb: u64,
+) -> TestAcceptJson {
+    let rejected = |reason: &str, details: Option<String>| TestAcceptJson::Rejected {
+        txid: txid.clone(),
         wtxid: wtxid.clone(),
         allowed: false,
         reject_reason: reason.to_owned(),
-        reject_details: details.to_owned(),
+        reject_details: details,
     };
-    if ctx.node.mempool_entry(&txid).is_some() {
-        return rejected("txn-already-in-mempool", "txn-already-in-mempool");
-    }
-    match ctx.node.accept_transaction(tx, fee_rate, true) {
+    match outcome {
         Ok(accepted) => {
-            let per_kvb = accepted.fee.to_sat() as f64 * 1000.0 / accepted.vsize.max(1) as f64;
+            let max_fee = fee_for(max_fee_per_kvb, accepted.vsize);
+            if max_fee_per_kvb > 0 && accepted.fee.to_sat() > max_fee {
+                return rejected("max-fee-exceeded", None);
+            }
+            let per_kvb = crate::node::fee_per_kvb(accepted.fee, accepted.vsize);
             TestAcceptJson::Allowed {
-                txid: accepted.txid.to_string(),
-                wtxid: accepted.wtxid.to_string(),
+                txid: txid.clone(),
+                wtxid: wtxid.clone(),
                 allowed: true,
                 vsize: accepted.vsize,
                 fees: AcceptedFees {
                     base: btc(accepted.fee),
-                    effective_feerate: (per_kvb.round()) / 1e8,
+                    effective_feerate: btc(Amount::from_sat(per_kvb)),
                     effective_includes: vec![accepted.wtxid.to_string()],
                 },
             }
         }
-        Err(rejection) => rejected(&rejection.reason, &rejection.message),
+        Err(r) if r.reason == "missing-inputs" => rejected(&r.reason, None),
+        Err(r) => rejected(&r.reason, Some(r.message.clone())),
     }
 }
 
-/// `getrawmempool [verbose=false] [mempool_sequence=false]`: txids, or txid → entry.
-/// `mempool_sequence` is not supported (-8).
+/// Core's `CFeeRate::GetFee`: satoshis for `vsize` vbytes at `per_kvb`, rounded up.
+fn fee_for(per_kvb: u64, vsize: u64) -> u64 {
+    (u128::from(per_kvb) * u128::from(vsize)).div_ceil(1000) as u64
+}
+
+/// `getrawmempool ( verbose mempool_sequence )`: txids; txid → entry when verbose; with
+/// `mempool_sequence`, `{"txids": [...], "mempool_sequence": N}` (`mempool.json` section 1).
+/// Both: -8 "Verbose results cannot contain mempool sequence values.", as Core.
 pub fn getrawmempool(ctx: &RpcContext, args: &Args) -> Result<Json, RpcError> {
     let verbose = args.bool_or(0, false);
     let with_sequence = args.bool_or(1, false);
@@ -196,9 +250,16 @@ pub fn getrawmempool(ctx: &RpcContext, args: &Args) -> Result<Json, RpcError> {
         ));
     }
     if with_sequence {
-        return Err(RpcError::invalid_parameter(
-            "mempool_sequence is not supported by bitcoind-sim",
-        ));
+        #[derive(Serialize)]
+        struct WithSequence {
+            txids: Vec<String>,
+            mempool_sequence: u64,
+        }
+        let (txids, mempool_sequence) = ctx.node.mempool_txids_with_sequence();
+        return Ok(Json::of(&WithSequence {
+            txids: txids.iter().map(Txid::to_string).collect(),
+            mempool_sequence,
+        }));
     }
     let txids = ctx.node.mempool_txids();
     if !verbose {
@@ -211,6 +272,100 @@ pub fn getrawmempool(ctx: &RpcContext, args: &Args) -> Result<Json, RpcError> {
         .map(|e| (e.txid.to_string(), mempool_entry_json(&e)))
         .collect();
     Ok(Json::of(&entries))
+}
+
+#[derive(Serialize)]
+struct SpendingJson {
+    txid: String,
+    vout: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spendingtxid: Option<String>,
+}
+
+/// One `{"txid", "vout"}` of `gettxspendingprevout`, checked as Core's `RPCTypeCheckObj`
+/// (strict: no other keys) and `ParseHashO`.
+fn parse_prevout(value: &Value) -> Result<OutPoint, RpcError> {
+    let Some(object) = value.as_object() else {
+        return Err(RpcError::new(
+            RPC_TYPE_ERROR,
+            format!(
+                "JSON value of type {} is not of expected type object",
+                type_name(value)
+            ),
+        ));
+    };
+    for (key, expected) in [("txid", "string"), ("vout", "number")] {
+        match object.get(key) {
+            None | Some(Value::Null) => {
+                return Err(RpcError::new(RPC_TYPE_ERROR, format!("Missing {key}")));
+            }
+            Some(v) if type_name(v) != expected => {
+                return Err(RpcError::new(
+                    RPC_TYPE_ERROR,
+                    format!(
+                        "JSON value of type {} for field {key} is not of expected type {expected}",
+                        type_name(v)
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(key) = object.keys().find(|k| *k != "txid" && *k != "vout") {
+        return Err(RpcError::new(
+            RPC_TYPE_ERROR,
+            format!("Unexpected key {key}"),
+        ));
+    }
+    let text = object
+        .get("txid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let txid = Txid::from_raw_hash(parse_hash(text, "txid")?);
+    let vout = object
+        .get("vout")
+        .and_then(Value::as_i64)
+        .filter(|v| i32::try_from(*v).is_ok())
+        .ok_or_else(|| RpcError::new(RPC_MISC_ERROR, "JSON integer out of range"))?;
+    if vout < 0 {
+        return Err(RpcError::invalid_parameter(
+            "Invalid parameter, vout cannot be negative",
+        ));
+    }
+    Ok(OutPoint {
+        txid,
+        vout: vout as u32,
+    })
+}
+
+/// `gettxspendingprevout [{"txid": .., "vout": n}, ...]` (`mempool.json` section 1): each
+/// outpoint echoed, with `spendingtxid` when a mempool transaction spends it. -8 "Invalid
+/// parameter, outputs are missing" for `[]`; -8 "Invalid parameter, vout cannot be negative";
+/// -3 for a malformed element.
+pub fn gettxspendingprevout(ctx: &RpcContext, args: &Args) -> Result<Json, RpcError> {
+    let raw: Vec<Value> = args
+        .get(0)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if raw.is_empty() {
+        return Err(RpcError::invalid_parameter(
+            "Invalid parameter, outputs are missing",
+        ));
+    }
+    let outpoints = raw
+        .iter()
+        .map(parse_prevout)
+        .collect::<Result<Vec<_>, _>>()?;
+    let answer: Vec<SpendingJson> = outpoints
+        .iter()
+        .map(|op| SpendingJson {
+            txid: op.txid.to_string(),
+            vout: op.vout,
+            spendingtxid: ctx.node.mempool_spender(op).map(|t| t.to_string()),
+        })
+        .collect();
+    Ok(Json::of(&answer))
 }
 
 /// `getmempoolentry txid` (transcript entry 34); -5 "Transaction not in mempool".
@@ -261,8 +416,9 @@ pub fn getmempoolinfo(ctx: &RpcContext, _: &Args) -> Result<Json, RpcError> {
         maxmempool: 300_000_000,
         // Satoshis per kvB to BTC per kvB; 100 (the min relay fee) unless a floor is set.
         mempoolminfee: ctx.node.mempool_min_fee() as f64 / 1e8,
-        minrelaytxfee: MIN_RELAY_FEE_BTC_KVB,
-        incrementalrelayfee: MIN_RELAY_FEE_BTC_KVB,
+        minrelaytxfee: btc(Amount::from_sat(ctx.node.min_relay_fee())),
+        // Core's `-incrementalrelayfee` default since v30: 100 sat/kvB.
+        incrementalrelayfee: 0.000_001,
         // No peers ever ask for a transaction, so every one stays unbroadcast (see json.rs).
         unbroadcastcount: entries.len() as u64,
         permitbaremultisig: true,

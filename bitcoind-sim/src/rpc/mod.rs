@@ -13,6 +13,7 @@ mod http;
 mod mempool;
 mod mining;
 mod network;
+mod package;
 mod rawtransaction;
 pub(crate) mod server;
 mod table;

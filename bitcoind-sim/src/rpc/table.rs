@@ -3,7 +3,7 @@
 use super::envelope::{Json, Request};
 use super::error::RpcError;
 use super::params::{Arg, ArgType::*, Args, opt, req};
-use super::{RpcContext, blockchain, mempool, mining, network, rawtransaction};
+use super::{RpcContext, blockchain, mempool, mining, network, package, rawtransaction};
 
 type Handler = fn(&RpcContext, &Args) -> Result<Json, RpcError>;
 
@@ -124,6 +124,24 @@ pub const METHODS: &[Method] = &[
         "Returns result of mempool acceptance tests indicating if raw transaction(s) (serialized, hex-encoded) would be accepted by mempool.",
         [req("rawtxs", Arr), opt("maxfeerate", Any)],
         mempool::testmempoolaccept
+    ),
+    method!(
+        "submitpackage",
+        "submitpackage [\"rawtx\",...] ( maxfeerate maxburnamount )",
+        "Submit a package of raw transactions (serialized, hex-encoded) to local node.",
+        [
+            req("package", Arr),
+            opt("maxfeerate", Any),
+            opt("maxburnamount", Any)
+        ],
+        package::submitpackage
+    ),
+    method!(
+        "gettxspendingprevout",
+        "gettxspendingprevout [{\"txid\":\"hex\",\"vout\":n},...]",
+        "Scans the mempool to find transactions spending any of the given outputs",
+        [req("outputs", Arr)],
+        mempool::gettxspendingprevout
     ),
     method!(
         "getrawmempool",

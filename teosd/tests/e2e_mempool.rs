@@ -160,3 +160,126 @@ fn with_mempool_watch_off_the_dispute_is_answered_when_mined() {
         "no mempool watcher ran"
     );
 }
+
+#[test]
+fn a_dispute_replaced_by_a_conflict_stays_watched_and_is_answered_when_mined_later() {
+    let b = Breach::watched(4, true, &[]);
+    b.chain.broadcast(&b.commitment);
+    b.wait_answered_from_the_mempool(b.chain.height());
+
+    // The cheater replaces the revoked commitment (and with it the penalty) by another spend of the
+    // funding output.
+    let node = b.chain.sim().node();
+    let conflict = b.chain.wallet.build_conflict(&node, &b.commitment).unwrap();
+    b.chain.broadcast(&conflict);
+    let (dispute, penalty) = (b.commitment.compute_txid(), b.penalty.compute_txid());
+    assert!(!b.chain.in_mempool(&dispute) && !b.chain.in_mempool(&penalty));
+    b.wait_for_state("being_watched");
+
+    // A miner takes the original commitment after all (it never saw the conflict): the block path
+    // answers, and the penalty confirms in the next block.
+    b.chain.mine_with(std::slice::from_ref(&b.commitment), 41);
+    assert_eq!(b.chain.confirmations(&dispute), 1);
+    wait_for_penalty(&b.chain, &penalty, &b.user, &b.appointment.locator);
+    b.wait_for_state("dispute_responded");
+    b.chain.mine(1);
+    assert_eq!(b.chain.confirmations(&penalty), 1);
+    assert_eq!(
+        b.metric("teosd_mempool_breaches_answered_total{via=\"alone\"}"),
+        Some(1.0),
+        "answered once from the mempool, then by the block path"
+    );
+}
+
+#[test]
+fn a_zero_fee_version_3_dispute_is_answered_with_its_penalty_as_a_package() {
+    let mut b = Breach::watched(5, true, &[]);
+    let node = b.chain.sim().node();
+    let v3 = b
+        .chain
+        .wallet
+        .build_v3_breach(
+            &node,
+            teos_testkit::BREACH_VALUE,
+            teos_testkit::BREACH_TO_SELF_DELAY,
+        )
+        .unwrap();
+    let appointment = appointment_for(&v3.commitment, &v3.penalty);
+    b.user.add(&appointment).unwrap();
+    let (dispute, penalty) = (v3.commitment.compute_txid(), v3.penalty.compute_txid());
+    // A zero-fee commitment cannot enter a mempool alone (mempool.json: -26 "min relay fee not met").
+    assert!(
+        node.accept_transaction(v3.commitment.clone(), None, false)
+            .is_err()
+    );
+
+    // The cheater has a miner take it directly; the tower answers from the block.
+    let dispute_block = b.chain.mine_with(std::slice::from_ref(&v3.commitment), 51);
+    wait_for_penalty(&b.chain, &penalty, &b.user, &appointment.locator);
+    b.tower.wait_for_tip(&b.chain);
+    // That block leaves the chain, and bitcoind restarts without its mempool: neither the dispute
+    // nor the penalty is anywhere, and the dispute alone would be refused.
+    node.invalidate_block(&dispute_block).unwrap();
+    drop(node);
+    b.chain.restart(false);
+    assert!(!b.chain.in_mempool(&dispute) && !b.chain.in_mempool(&penalty));
+    let packages_before = b.chain.sim().faults().calls("submitpackage");
+    b.chain.mine_elsewhere(2, 52);
+
+    // The tower sends them together, as a package, and a block takes both.
+    wait_for_penalty(&b.chain, &penalty, &b.user, &appointment.locator);
+    assert!(
+        b.chain.in_mempool(&dispute),
+        "the dispute went with its penalty"
+    );
+    assert_eq!(
+        b.chain.sim().faults().calls("submitpackage"),
+        packages_before + 1
+    );
+    b.chain.mine(1);
+    assert_eq!(b.chain.confirmations(&dispute), 1);
+    assert_eq!(b.chain.confirmations(&penalty), 1);
+    wait_for_state(&b.user, &appointment.locator, "dispute_responded");
+}
+
+#[test]
+fn a_dispute_waiting_in_the_mempool_while_teosd_restarts_is_answered() {
+    let mut b = Breach::watched(6, true, &[]);
+    assert!(b.tower.stop().success());
+    let height = b.chain.height();
+    b.chain.broadcast(&b.commitment);
+    b.tower = TowerProcess::spawn(&b.tower.datadir.clone(), b.tower.api_port, &[]);
+    b.user = User::new(&b.tower.url(), 6);
+    b.wait_answered_from_the_mempool(height);
+    wait_until("the startup reconciliation counted", SOON, || {
+        b.metric("teosd_mempool_reconciliations_total{reason=\"startup\"}") == Some(1.0)
+    });
+}
+
+#[test]
+fn a_lost_sequence_notification_is_made_up_for_by_the_reconciliation() {
+    let b = Breach::watched(7, true, &[]);
+    let height = b.chain.height();
+    // The dispute's `A` message is lost; the next message (an unrelated payment) shows the gap.
+    b.chain
+        .sim()
+        .faults()
+        .drop_zmq_topic(bitcoind_sim::zmq_pub::Topic::Sequence, 1);
+    b.chain.broadcast(&b.commitment);
+    let node = b.chain.sim().node();
+    let payment = b
+        .chain
+        .wallet
+        .send(
+            &node,
+            &b.chain.wallet.fresh_script(),
+            bitcoin::Amount::from_sat(100_000),
+        )
+        .unwrap();
+    b.chain.broadcast(&payment);
+    b.wait_answered_from_the_mempool(height);
+    wait_until("a reconciliation for the gap", SOON, || {
+        b.metric("teosd_mempool_reconciliations_total{reason=\"gap\"}")
+            .is_some_and(|n| n >= 1.0)
+    });
+}

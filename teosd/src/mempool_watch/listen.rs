@@ -15,14 +15,18 @@ const RECEIVE_TIMEOUT_MS: i32 = 250;
 /// Most messages handled as one batch (one lock of the chain view, one storage read).
 const MAX_BATCH: usize = 1000;
 
-/// A SUB socket on `endpoint`'s `sequence` topic. No high-water mark on our side: bitcoind's (1000
-/// messages by default) is where messages are lost, and [`Gaps`] sees it.
+/// Messages queued on our side at most (about 10 MB) while the loop is busy (e.g. retrying an
+/// unreachable bitcoind); beyond, ZMQ drops them and [`Gaps`] sees the gap.
+const RECEIVE_HWM: i32 = 100_000;
+
+/// A SUB socket on `endpoint`'s `sequence` topic. Messages lost to a high-water mark (bitcoind's, 1000
+/// by default, or [`RECEIVE_HWM`]) show as gaps ([`Gaps`]).
 pub(super) fn subscribe(endpoint: &str) -> Result<zmq::Socket, zmq::Error> {
     let context = zmq::Context::new();
     let socket = context.socket(zmq::SUB)?;
     socket.set_rcvtimeo(RECEIVE_TIMEOUT_MS)?;
     socket.set_linger(0)?;
-    socket.set_rcvhwm(0)?;
+    socket.set_rcvhwm(RECEIVE_HWM)?;
     socket.connect(endpoint)?;
     socket.set_subscribe(b"sequence")?;
     Ok(socket)

@@ -120,6 +120,9 @@ impl Gaps {
         self.sequence = Some(sequence);
         self.block_since = false;
         if lost || out_of_order {
+            // Numbers may have started again (bitcoind restarted): act on every message until the
+            // reconciliation this gap asks for sets a new floor.
+            self.floor = 0;
             Seen::Gap
         } else {
             Seen::New
@@ -189,8 +192,10 @@ mod tests {
         assert_eq!(gaps.observe(5, &added(10)), Seen::New);
         assert_eq!(gaps.observe(7, &added(11)), Seen::Gap, "counter 6 lost");
         assert_eq!(gaps.observe(8, &added(13)), Seen::Gap, "sequence 12 lost");
-        // bitcoind restarted: counters and sequence numbers start again.
+        // bitcoind restarted: counters and sequence numbers start again, and the messages after the
+        // gap are acted on although numbered below the last snapshot's sequence.
         assert_eq!(gaps.observe(0, &added(1)), Seen::Gap);
+        assert_eq!(gaps.observe(1, &added(2)), Seen::New);
     }
 
     #[test]

@@ -409,9 +409,9 @@ pub fn mempool_entry_json(entry: &MempoolEntry) -> MempoolEntryJson {
         },
         depends: entry.depends.iter().map(|t| t.to_string()).collect(),
         spentby: entry.spent_by.iter().map(|t| t.to_string()).collect(),
-        // Core keeps a transaction "unbroadcast" until a peer asks for it; the simulator has no
-        // peers (transcript entry 34 shows `true` for the same reason).
-        unbroadcast: true,
+        // Core keeps a locally submitted transaction "unbroadcast" until a peer asks for it;
+        // the simulator has no peers, so it stays so while in the mempool.
+        unbroadcast: entry.unbroadcast,
     }
 }
 

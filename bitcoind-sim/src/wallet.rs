@@ -399,6 +399,46 @@ impl TestWallet {
         self.sign_inputs(conflict, &prevouts)
     }
 
+    /// A child spending output `vout` of `parent` (a wallet P2WPKH output, e.g. a commitment's
+    /// change, as a cheater's fee-bumping child) to a fresh wallet script, paying `fee`, with
+    /// `parent`'s version (so a child of a version 3 commitment is version 3 too). Not broadcast.
+    /// With a zero-fee version 3 commitment, `submitpackage [commitment, child]` puts the dispute
+    /// in the mempool; a penalty then competes with this child (Core's TRUC sibling eviction).
+    /// Errors: [`WalletError::UnknownCoin`] when that output is not the wallet's;
+    /// [`WalletError::AmountTooSmall`] when it cannot pay `fee` and keep a standard output.
+    pub fn build_child(
+        &self,
+        parent: &Transaction,
+        vout: u32,
+        fee: Amount,
+    ) -> Result<Transaction, WalletError> {
+        let outpoint = OutPoint {
+            txid: parent.compute_txid(),
+            vout,
+        };
+        let prevout = parent
+            .output
+            .get(vout as usize)
+            .filter(|o| self.key_for(&o.script_pubkey).is_some())
+            .cloned()
+            .ok_or(WalletError::UnknownCoin(outpoint))?;
+        if prevout.value < fee + Amount::from_sat(P2WPKH_DUST) {
+            return Err(WalletError::AmountTooSmall(prevout.value.to_sat()));
+        }
+        let sweep = TxOut {
+            value: prevout.value - fee,
+            script_pubkey: self.fresh_script(),
+        };
+        let mut child = unsigned(
+            vec![outpoint],
+            vec![sweep],
+            LockTime::ZERO,
+            Sequence::ENABLE_RBF_NO_LOCKTIME,
+        );
+        child.version = parent.version;
+        self.sign_inputs(child, &[prevout])
+    }
+
     /// `n` breach pairs, each spending a different wallet coin.
     pub fn build_breaches(
         &self,

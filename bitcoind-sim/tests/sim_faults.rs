@@ -104,6 +104,17 @@ fn control_endpoint_injects_faults_mines_and_restarts() {
         (status, state["faults"]["drop_zmq_next"].as_u64()),
         (200, Some(4))
     );
+    let body = r#"{"count": 2, "topic": "sequence"}"#;
+    let (status, state) = control(port, "POST", "/faults/drop_zmq", body);
+    assert_eq!(
+        (
+            status,
+            state["faults"]["drop_zmq_topics"]["sequence"].as_u64()
+        ),
+        (200, Some(2))
+    );
+    let body = r#"{"count": 2, "topic": "nosuchtopic"}"#;
+    assert_eq!(control(port, "POST", "/faults/drop_zmq", body).0, 400);
 
     let old_cookie = cookie(&sim);
     let (status, state) = control(port, "POST", "/restart", r#"{"keep_mempool": false}"#);

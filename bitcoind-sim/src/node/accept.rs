@@ -33,6 +33,11 @@ pub(crate) struct AcceptOptions {
     pub max_fee_per_kvb: Option<u64>,
     /// Entry time to record (seconds since the epoch) instead of now (mempool.dat).
     pub time: Option<u64>,
+    /// Record it as locally submitted and not yet announced to a peer (Core's unbroadcast set:
+    /// `sendrawtransaction` of a new transaction; not packages, reorgs or mempool.dat).
+    pub unbroadcast: bool,
+    /// Part of a `submitpackage` (Core's package `ATMPArgs`): no TRUC sibling eviction.
+    pub in_package: bool,
     /// Skip the individual fee floors (mempool min fee, min relay fee): the caller checks the
     /// package feerate instead (Core's `m_package_feerates`).
     pub package_feerates: bool,
@@ -130,6 +135,7 @@ impl State {
         let opts = AcceptOptions {
             test_only,
             max_fee_per_kvb,
+            unbroadcast: true,
             ..Default::default()
         };
         self.accept(tx, &opts)
@@ -152,7 +158,7 @@ impl State {
         if opts.test_only {
             return Ok(accepted(&tx, &checked));
         }
-        Ok(self.commit(tx, &checked, opts.time))
+        Ok(self.commit(tx, &checked, opts))
     }
 
     /// Adds a checked transaction: evicts what it replaces (reported removed, in Core's order),
@@ -161,7 +167,7 @@ impl State {
         &mut self,
         tx: Transaction,
         checked: &Checked,
-        time: Option<u64>,
+        opts: &AcceptOptions,
     ) -> Accepted {
         let accepted = accepted(&tx, checked);
         let wtxid = accepted.wtxid;
@@ -172,7 +178,8 @@ impl State {
             fee: Amount::from_sat(checked.fee),
             vsize: checked.vsize,
             weight: tx.weight().to_wu(),
-            time: time.unwrap_or_else(now),
+            time: opts.time.unwrap_or_else(now),
+            unbroadcast: opts.unbroadcast,
             height: self.tree.height(),
             order: 0,
             tx: tx.clone(),
@@ -213,7 +220,7 @@ impl State {
             }
             return Err(rejected("txn-same-nonwitness-data-in-mempool", ""));
         }
-        let conflicts: Vec<Txid> = {
+        let mut conflicts: Vec<Txid> = {
             let mut seen = HashSet::new();
             tx.input
                 .iter()
@@ -229,7 +236,14 @@ impl State {
         if !opts.bypass_limits && !opts.package_feerates {
             self.check_fee_rate(fee, vsize)?;
         }
-        self.truc_checks(tx, txid, vsize, view)?;
+        if let Err(refusal) = self.truc_checks(tx, txid, vsize, view) {
+            match refusal.sibling {
+                // Core's TRUC sibling eviction (single transactions only): the parent's other
+                // child becomes a conflict, judged by the replace-by-fee rules below.
+                Some(sibling) if !opts.in_package => conflicts.push(sibling),
+                _ => return Err(refusal.rejection),
+            }
+        }
         let replaced = self.mempool.with_descendants(&conflicts);
         if !replaced.is_empty() && !opts.package_feerates {
             self.replacement_checks(tx, txid, fee, vsize, &replaced)?;

@@ -23,6 +23,8 @@ pub(crate) struct PoolTx {
     pub height: u32,
     /// Insertion order, used to list the mempool in a stable order.
     pub order: u64,
+    /// In Core's unbroadcast set (see `AcceptOptions::unbroadcast`).
+    pub unbroadcast: bool,
 }
 
 /// The transactions of the mempool and the outpoints they spend.
@@ -189,6 +191,7 @@ impl Mempool {
             weight: e.weight,
             time: e.time,
             height: e.height,
+            unbroadcast: e.unbroadcast,
             depends: self.parents(txid),
             spent_by: self.children(txid),
             ancestor_count: ancestors.len() as u64 + 1,

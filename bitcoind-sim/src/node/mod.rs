@@ -16,8 +16,8 @@
 //! Known simplifications, relative to Core v31: scripts and signatures are never executed;
 //! sigops are not counted; cluster-size limits (64 transactions / 101 kvB) are not enforced;
 //! the replace-by-fee feerate-diagram check is approximated by "the replacement's feerate is not
-//! below the combined feerate of what it evicts"; TRUC (version 3) rules are applied without
-//! sibling eviction (`truc`); packages (`package`) follow Core v28's `submitpackage`; a
+//! below the combined feerate of what it evicts"; TRUC (version 3) rules are Core v28's
+//! (`truc`); packages (`package`) follow Core v28's `submitpackage`; a
 //! block that fails contextual checks is not remembered as invalid (Core keeps its header).
 
 mod accept;
@@ -35,7 +35,7 @@ mod store;
 mod truc;
 mod validation;
 
-pub use package::fee_per_kvb;
+pub use package::{PackageTest, fee_per_kvb};
 pub use shared::SharedBlock;
 
 use std::path::PathBuf;
@@ -160,6 +160,10 @@ pub struct MempoolEntry {
     pub time: u64,
     /// Chain height when it entered the mempool.
     pub height: u32,
+    /// Core's `unbroadcast`: submitted here with `sendrawtransaction` and (no peers ever asking
+    /// for it) not announced yet. False for transactions of `submitpackage` (Core only re-announces
+    /// those: `mempool.json` section 2), of disconnected blocks and of a reloaded `mempool.dat`.
+    pub unbroadcast: bool,
     /// In-mempool parents and children.
     pub depends: Vec<Txid>,
     pub spent_by: Vec<Txid>,
@@ -475,11 +479,7 @@ impl Node {
     /// `testmempoolaccept` of two or more transactions: see `State::test_package` (each checked
     /// alone, later ones seeing the earlier ones' outputs; `None` = not evaluated). `Err` is a
     /// package-wide policy reason (`package-error`), e.g. "package-not-sorted".
-    #[allow(clippy::type_complexity)]
-    pub fn test_accept_package(
-        &self,
-        txs: &[Transaction],
-    ) -> Result<Vec<Option<Result<Accepted, Rejection>>>, String> {
+    pub fn test_accept_package(&self, txs: &[Transaction]) -> Result<PackageTest, String> {
         self.lock().test_package(txs).map_err(str::to_owned)
     }
 

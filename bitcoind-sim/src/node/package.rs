@@ -30,6 +30,13 @@ const RPC_INVALID_PARAMETER: i32 = -8;
 /// RPC_VERIFY_ERROR (Core's `TransactionError::INVALID_PACKAGE`).
 const RPC_VERIFY_ERROR: i32 = -25;
 
+/// What a package evaluation gives each transaction that entered: its wtxid, outcome, and the
+/// txids it replaced.
+type Entered = Vec<(Wtxid, PackageTxResult, Vec<Txid>)>;
+
+/// Per transaction of a package test: `None` when not evaluated, else its acceptance or refusal.
+pub type PackageTest = Vec<Option<Result<Accepted, Rejection>>>;
+
 /// Core's `CFeeRate(fee, vsize).GetFeePerK()`: satoshis per 1000 vbytes, truncated.
 pub fn fee_per_kvb(fee: Amount, vsize: u64) -> u64 {
     match vsize {
@@ -250,9 +257,13 @@ impl State {
         tx: &Transaction,
         max_fee_per_kvb: Option<u64>,
     ) -> Result<Accepted, Rejection> {
-        let checked = self.pre_checks(tx, &AcceptOptions::default(), &PackageView::default())?;
+        let opts = AcceptOptions {
+            in_package: true,
+            ..AcceptOptions::default()
+        };
+        let checked = self.pre_checks(tx, &opts, &PackageView::default())?;
         check_max_fee_rate(max_fee_per_kvb, checked.fee, checked.vsize)?;
-        Ok(self.commit(tx.clone(), &checked, None))
+        Ok(self.commit(tx.clone(), &checked, &AcceptOptions::default()))
     }
 
     /// Core's `AcceptMultipleTransactions`: every check but the individual fee floors, with the
@@ -260,12 +271,11 @@ impl State {
     /// fees over total size) against the mempool minimum and min relay fees, charged to the last
     /// transaction; then all enter the mempool in order. On failure nothing changes and the
     /// failing transaction's outcome is returned.
-    #[allow(clippy::type_complexity)]
     fn accept_together(
         &mut self,
         txs: &[Transaction],
         max_fee_per_kvb: Option<u64>,
-    ) -> Result<Vec<(Wtxid, PackageTxResult, Vec<Txid>)>, (Wtxid, PackageTxResult)> {
+    ) -> Result<Entered, (Wtxid, PackageTxResult)> {
         if let [tx] = txs {
             let (txid, wtxid) = (tx.compute_txid(), tx.compute_wtxid());
             return match self.accept_in_package(tx, max_fee_per_kvb) {
@@ -275,6 +285,7 @@ impl State {
         }
         let opts = AcceptOptions {
             package_feerates: true,
+            in_package: true,
             ..AcceptOptions::default()
         };
         let mut view = PackageView::default();
@@ -312,7 +323,7 @@ impl State {
         let rate = fee_per_kvb(Amount::from_sat(total_fee), total_vsize);
         let mut out = Vec::with_capacity(txs.len());
         for (tx, c) in txs.iter().zip(checked) {
-            let a = self.commit(tx.clone(), &c, None);
+            let a = self.commit(tx.clone(), &c, &AcceptOptions::default());
             let outcome = PackageTxResult::Accepted {
                 txid: a.txid,
                 vsize: a.vsize,
@@ -330,13 +341,11 @@ impl State {
     /// floors (no package feerate). Stops at the first refusal: the earlier and later ones are
     /// then `None` (Core answers only their txid and wtxid). `Err` carries a package-wide
     /// policy reason ("package-not-sorted", "conflict-in-package", ...).
-    pub fn test_package(
-        &self,
-        txs: &[Transaction],
-    ) -> Result<Vec<Option<Result<Accepted, Rejection>>>, &'static str> {
+    pub fn test_package(&self, txs: &[Transaction]) -> Result<PackageTest, &'static str> {
         well_formed(txs)?;
         let opts = AcceptOptions {
             test_only: true,
+            in_package: true,
             ..AcceptOptions::default()
         };
         let mut view = PackageView::default();
@@ -345,7 +354,7 @@ impl State {
             match self.pre_checks(tx, &opts, &view) {
                 Ok(c) => accepted.push(super::accept::accepted(tx, &c)),
                 Err(r) => {
-                    let mut out: Vec<Option<Result<Accepted, Rejection>>> = vec![None; txs.len()];
+                    let mut out: PackageTest = vec![None; txs.len()];
                     out[i] = Some(Err(r));
                     return Ok(out);
                 }

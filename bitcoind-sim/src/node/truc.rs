@@ -4,9 +4,10 @@
 //! when it has an unconfirmed parent), and version 3 and other versions may not spend each other's
 //! unconfirmed outputs. Rejections are -26 "TRUC-violation, <details>" with Core's details.
 //!
-//! Simplification: Core's sibling eviction (a new child replacing the parent's only other child
-//! under replace-by-fee rules) is not done; such a child is refused with the descendant-limit
-//! message Core gives when it does not evict.
+//! Sibling eviction as Core v28: a new child of a version 3 parent that already has one child
+//! (itself without other unconfirmed ancestors) may replace that sibling under the replace-by-fee
+//! rules, for a transaction submitted alone (`sendrawtransaction`, `testmempoolaccept` of one);
+//! within `submitpackage` it is refused with the descendant-limit message, as Core does.
 
 use bitcoin::{Transaction, Txid, Wtxid};
 
@@ -30,8 +31,17 @@ struct Ancestor {
     in_mempool: bool,
 }
 
-fn violation(details: String) -> Rejection {
-    rejected("TRUC-violation", details)
+/// A TRUC refusal; `sibling` is the parent's other child when Core would consider evicting it.
+pub(crate) struct TrucRefusal {
+    pub rejection: Rejection,
+    pub sibling: Option<Txid>,
+}
+
+fn violation(details: String) -> TrucRefusal {
+    TrucRefusal {
+        rejection: rejected("TRUC-violation", details),
+        sibling: None,
+    }
 }
 
 impl State {
@@ -43,7 +53,7 @@ impl State {
         txid: Txid,
         vsize: u64,
         view: &PackageView,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), TrucRefusal> {
         let ancestors = self.unconfirmed_ancestors(tx, view);
         let wtxid = tx.compute_wtxid();
         let version = tx.version.0;
@@ -88,17 +98,23 @@ impl State {
                 .iter()
                 .filter_map(|i| self.mempool.spender(&i.previous_output))
                 .collect();
-            let others = self
-                .mempool
-                .children(&parent.txid)
-                .into_iter()
-                .filter(|c| !conflicts.contains(c))
-                .count();
-            if others > 0 {
-                return Err(violation(format!(
+            let children = self.mempool.children(&parent.txid);
+            let replaced_anyway = children.iter().any(|c| conflicts.contains(c));
+            let descendants = self.mempool.descendants(&parent.txid);
+            if !descendants.is_empty() && !replaced_anyway {
+                let mut refusal = violation(format!(
                     "tx {} (wtxid={}) would exceed descendant count limit",
                     parent.txid, parent.wtxid
-                )));
+                ));
+                // Core: evictable when the parent's only descendant is one child whose only
+                // unconfirmed ancestor is the parent.
+                if let [only] = children.as_slice()
+                    && descendants.len() == 1
+                    && self.mempool.ancestors(only).len() == 1
+                {
+                    refusal.sibling = Some(*only);
+                }
+                return Err(refusal);
             }
         }
         Ok(())

@@ -419,8 +419,8 @@ pub fn getmempoolinfo(ctx: &RpcContext, _: &Args) -> Result<Json, RpcError> {
         minrelaytxfee: btc(Amount::from_sat(ctx.node.min_relay_fee())),
         // Core's `-incrementalrelayfee` default since v30: 100 sat/kvB.
         incrementalrelayfee: 0.000_001,
-        // No peers ever ask for a transaction, so every one stays unbroadcast (see json.rs).
-        unbroadcastcount: entries.len() as u64,
+        // No peers ever ask for a transaction, so sent ones stay unbroadcast (see json.rs).
+        unbroadcastcount: entries.iter().filter(|e| e.unbroadcast).count() as u64,
         permitbaremultisig: true,
         maxdatacarriersize: 100_000,
         limitclustercount: 64,

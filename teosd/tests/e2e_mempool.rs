@@ -283,3 +283,38 @@ fn a_lost_sequence_notification_is_made_up_for_by_the_reconciliation() {
             .is_some_and(|n| n >= 1.0)
     });
 }
+
+#[test]
+fn a_zero_fee_version_3_dispute_brought_in_by_the_cheaters_child_is_answered_before_any_block() {
+    let b = Breach::watched(8, true, &[]);
+    let node = b.chain.sim().node();
+    let v3 = b
+        .chain
+        .wallet
+        .build_v3_breach(
+            &node,
+            teos_testkit::BREACH_VALUE,
+            teos_testkit::BREACH_TO_SELF_DELAY,
+        )
+        .unwrap();
+    let appointment = appointment_for(&v3.commitment, &v3.penalty);
+    b.user.add(&appointment).unwrap();
+    // The cheater gets the zero-fee commitment in with a small fee-paying child of its change output
+    // (package relay); the penalty then takes the child's place (TRUC sibling eviction).
+    let child = b
+        .chain
+        .wallet
+        .build_child(&v3.commitment, 1, bitcoin::Amount::from_sat(300))
+        .unwrap();
+    node.submit_package(vec![v3.commitment.clone(), child.clone()], None)
+        .unwrap();
+    let height = b.chain.height();
+    let (dispute, penalty) = (v3.commitment.compute_txid(), v3.penalty.compute_txid());
+    wait_for_penalty(&b.chain, &penalty, &b.user, &appointment.locator);
+    assert_eq!(b.chain.height(), height, "no block was needed");
+    assert!(!b.chain.in_mempool(&child.compute_txid()), "evicted");
+    wait_for_state(&b.user, &appointment.locator, "dispute_responded");
+    b.chain.mine(1);
+    assert_eq!(b.chain.confirmations(&dispute), 1);
+    assert_eq!(b.chain.confirmations(&penalty), 1);
+}

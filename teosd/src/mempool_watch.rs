@@ -86,8 +86,10 @@ impl From<Interrupted> for WatchError {
 /// Why the mempool watcher could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The `sequence` subscription could not be set up (e.g. a malformed endpoint).
     #[error("zmq: {0}")]
     Zmq(#[from] zmq::Error),
+    /// The OS could not start the `mempool-watch` thread.
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
 }

@@ -318,3 +318,23 @@ fn a_zero_fee_version_3_dispute_brought_in_by_the_cheaters_child_is_answered_bef
     assert_eq!(b.chain.confirmations(&dispute), 1);
     assert_eq!(b.chain.confirmations(&penalty), 1);
 }
+
+#[test]
+fn an_appointment_arriving_while_its_dispute_waits_in_the_mempool_is_answered_before_any_block() {
+    let b = Breach::watched(9, true, &[]);
+    let (commitment, penalty) = b.chain.breach();
+    let height = b.chain.height();
+    b.chain.broadcast(&commitment);
+    // The dispute was seen (and matched nothing) before the appointment came: the next
+    // reconciliation finds it.
+    let appointment = appointment_for(&commitment, &penalty);
+    b.user.add(&appointment).unwrap();
+    wait_for_penalty(
+        &b.chain,
+        &penalty.compute_txid(),
+        &b.user,
+        &appointment.locator,
+    );
+    assert_eq!(b.chain.height(), height, "no block was needed");
+    wait_for_state(&b.user, &appointment.locator, "dispute_responded");
+}

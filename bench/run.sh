@@ -24,12 +24,16 @@ if [[ -n "${QUICK:-}" ]]; then
     ROUNDS=3
     CATCHUP=20
     RPC_COUNT=10
+    MEMPOOL_ROUNDS=5
+    MEMPOOL_SECONDS=10
 else
     ROWS=${ROWS:-1000000}
     LOAD_N=200000
     ROUNDS=10
     CATCHUP=100
     RPC_COUNT=30
+    MEMPOOL_ROUNDS=50
+    MEMPOOL_SECONDS=60
 fi
 SMALL_ROWS=$((ROWS / 10))
 
@@ -100,6 +104,9 @@ run "Breach, block processing, memory, catch-up, restarts ($ROWS appointments)" 
 run "Memory and restarts with $SMALL_ROWS appointments" \
     "$BENCH" --teosd "$TEOSD" --markdown chain --appointments "$SMALL_ROWS" --users 10000 \
     --rounds 2 --catchup-blocks 0 --startup-runs 3
+run "Breaches answered from the mempool, CPU of watching it ($ROWS appointments)" \
+    "$BENCH" --teosd "$TEOSD" --markdown mempool --appointments "$ROWS" --users 10000 \
+    --rounds "$MEMPOOL_ROUNDS" --rate 1000 --seconds "$MEMPOOL_SECONDS"
 
 GENERATED=$WORK/generated.md
 {

@@ -161,32 +161,9 @@ impl ChainEnv {
         Ok((tower, startup))
     }
 
-    /// Sends the appointment of every breach pair over HTTP, breach `i` by prefilled user
-    /// `i % users`.
+    /// Sends the appointment of every breach pair over HTTP (see [`send_appointments`]).
     pub fn send_breach_appointments(&self, tower: &TowerProcess) -> Result<(), BenchError> {
-        let api = tower
-            .ready()
-            .map(|ready| ready.api)
-            .ok_or(teos_testkit::KitError::NotRunning)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| BenchError::io("starting a client runtime", e))?;
-        let users = self.options.users.max(1);
-        runtime.block_on(async {
-            let mut conn = HttpConn::connect(api).await?;
-            for (i, breach) in self.breaches.iter().enumerate() {
-                let txid = breach.commitment.compute_txid();
-                let appointment = Appointment {
-                    locator: Locator::new(&txid),
-                    encrypted_blob: cryptography::encrypt(&breach.penalty, &txid),
-                    to_self_delay: TO_SELF_DELAY,
-                };
-                let body = BenchUser::new(i as u64 % users).add_appointment_body(&appointment)?;
-                conn.post_ok("/add_appointment", body).await?;
-            }
-            Ok(())
-        })
+        send_appointments(tower, &self.breaches, self.options.users)
     }
 
     /// Mines breach block `round` (its breached commitments plus fillers, `block_txs` in all) and
@@ -240,6 +217,37 @@ impl ChainEnv {
     pub fn height(&self) -> u32 {
         self.chain.height()
     }
+}
+
+/// Sends the appointment of every breach pair over HTTP, breach `i` by prefilled user `i % users`.
+pub fn send_appointments(
+    tower: &TowerProcess,
+    breaches: &[Breach],
+    users: u64,
+) -> Result<(), BenchError> {
+    let api = tower
+        .ready()
+        .map(|ready| ready.api)
+        .ok_or(teos_testkit::KitError::NotRunning)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BenchError::io("starting a client runtime", e))?;
+    let users = users.max(1);
+    runtime.block_on(async {
+        let mut conn = HttpConn::connect(api).await?;
+        for (i, breach) in breaches.iter().enumerate() {
+            let txid = breach.commitment.compute_txid();
+            let appointment = Appointment {
+                locator: Locator::new(&txid),
+                encrypted_blob: cryptography::encrypt(&breach.penalty, &txid),
+                to_self_delay: TO_SELF_DELAY,
+            };
+            let body = BenchUser::new(i as u64 % users).add_appointment_body(&appointment)?;
+            conn.post_ok("/add_appointment", body).await?;
+        }
+        Ok(())
+    })
 }
 
 /// Whether `line` is teosd's "block connected" debug event (of `height`, if given). teosd gives the

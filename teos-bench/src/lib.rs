@@ -6,6 +6,9 @@
 //! * `chain` ([`chain_scenario`]): bitcoind-sim in this process, the real teosd binary, a database
 //!   prefilled with many appointments; breach-to-broadcast latency on big blocks, teosd's block
 //!   processing time, RSS, catch-up after downtime, restart time.
+//! * `mempool` ([`mempool_scenario`]): the same with teosd's mempool watcher: a dispute accepted into
+//!   the mempool → its penalty accepted (before any block), and teosd's CPU while the mempool
+//!   receives unrelated transactions at a steady rate.
 //!
 //! Figures are printed as text and, with `--markdown`, as rows of the `BENCHMARKS.md` table
 //! ([`targets`]).
@@ -18,6 +21,7 @@ pub mod events;
 pub mod fsync_probe;
 pub mod http;
 pub mod load;
+pub mod mempool_scenario;
 pub mod prefill;
 pub mod rpc_probe;
 pub mod stats;

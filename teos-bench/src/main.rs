@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 use teos_bench::chain::ChainOptions;
 use teos_bench::error::BenchError;
 use teos_bench::load::LoadOptions;
-use teos_bench::targets::{Row, chain_rows, fsync_rows, load_rows, rpc_rows};
+use teos_bench::mempool_scenario::{self, MempoolOptions};
+use teos_bench::targets::{Row, chain_rows, fsync_rows, load_rows, mempool_rows, rpc_rows};
 use teos_bench::tower::default_teosd_path;
 use teos_bench::{chain_scenario, clients, fsync_probe, load, rpc_probe};
 
@@ -115,6 +116,28 @@ enum Command {
         #[arg(long, default_value_t = 250)]
         blob_size: usize,
     },
+    /// Breaches answered from the mempool: dispute accepted → penalty accepted, and teosd's CPU
+    /// while the mempool receives unrelated transactions.
+    Mempool {
+        /// Appointments stored before teosd starts.
+        #[arg(long, default_value_t = 1_000_000)]
+        appointments: u64,
+        /// Users those appointments belong to.
+        #[arg(long, default_value_t = 10_000)]
+        users: u64,
+        /// Disputes broadcast and timed, one at a time.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Unrelated transactions per second during the CPU window.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u32,
+        /// Length of the CPU window in seconds (0 = skip).
+        #[arg(long, default_value_t = 30)]
+        seconds: u32,
+        /// Blob size of the prefilled appointments (bytes).
+        #[arg(long, default_value_t = 250)]
+        blob_size: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -207,6 +230,29 @@ fn run(cli: Cli) -> Result<Vec<Row>, BenchError> {
             let report = chain_scenario::run(&options)?;
             report.print(&options);
             chain_rows(&report, &options)
+        }
+        Command::Mempool {
+            appointments,
+            users,
+            rounds,
+            rate,
+            seconds,
+            blob_size,
+        } => {
+            let options = MempoolOptions {
+                appointments,
+                users: users.max(1),
+                rounds,
+                rate,
+                seconds,
+                blob_size,
+                teosd,
+                echo: cli.echo,
+                tower_options: cli.tower_options.clone(),
+            };
+            let report = mempool_scenario::run(&options)?;
+            report.print(&options);
+            mempool_rows(&report, &options)
         }
     };
     Ok(if cli.markdown { rows } else { Vec::new() })

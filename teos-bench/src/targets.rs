@@ -6,6 +6,7 @@ use crate::chain::ChainOptions;
 use crate::chain_scenario::ChainReport;
 use crate::fsync_probe::FsyncReport;
 use crate::load::{LoadOptions, LoadReport};
+use crate::mempool_scenario::{MempoolOptions, MempoolReport};
 use crate::rpc_probe::RpcReport;
 use crate::stats::ms;
 
@@ -23,6 +24,10 @@ pub const CATCHUP: f64 = 100.0;
 pub const RSS_KIB: u64 = 150 * 1000 * 1000 / 1024;
 /// Startup target.
 pub const STARTUP: Duration = Duration::from_secs(2);
+/// Mempool answer target (issue 13): dispute accepted into the mempool → penalty accepted, median.
+pub const MEMPOOL_ANSWER: Duration = Duration::from_millis(20);
+/// CPU target of watching a mempool receiving 1,000 unrelated transactions per second (% of one core).
+pub const MEMPOOL_CPU_PERCENT: f64 = 5.0;
 
 /// One line of the figures table.
 #[derive(Clone, Debug)]
@@ -176,6 +181,39 @@ pub fn chain_rows(report: &ChainReport, options: &ChainOptions) -> Vec<Row> {
             ms(m),
             "< 2 s",
             m < STARTUP,
+        ));
+    }
+    rows
+}
+
+/// Rows of the `mempool` scenario.
+pub fn mempool_rows(report: &MempoolReport, options: &MempoolOptions) -> Vec<Row> {
+    let mut rows = Vec::new();
+    if report.latencies.count() > 0 {
+        let median = report.latencies.quantile(0.5);
+        rows.push(Row::new(
+            format!(
+                "mempool answer: dispute accepted → penalty accepted, median / p99 ({} appointments, {} disputes)",
+                options.appointments,
+                report.latencies.count()
+            ),
+            format!("{} / {}", ms(median), ms(report.latencies.quantile(0.99))),
+            "< 20 ms median",
+            median < MEMPOOL_ANSWER,
+        ));
+    }
+    if let Some(cpu) = &report.cpu {
+        let percent = cpu.percent(cpu.process);
+        rows.push(Row::new(
+            format!(
+                "teosd CPU watching a mempool receiving {:.0} unrelated tx/s ({} s; mempool-watch thread {:.2} %)",
+                cpu.rate(),
+                cpu.wall.as_secs(),
+                cpu.percent(cpu.watcher)
+            ),
+            format!("{percent:.2} % of one core"),
+            "< 5 % (1,000 tx/s)",
+            percent < MEMPOOL_CPU_PERCENT,
         ));
     }
     rows

@@ -174,6 +174,63 @@ pub struct ZmqNotification {
     pub address: String,
 }
 
+/// What `getrawmempool false true` answers (BITCOIND.md, "Unconfirmed breaches and packages").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MempoolSnapshot {
+    /// Every transaction in bitcoind's mempool.
+    pub txids: Vec<Txid>,
+    /// `mempool_sequence`: the next mempool sequence number bitcoind will hand out. The ZMQ
+    /// `sequence` topic's `A`/`R` frames numbered below it are already reflected in `txids`.
+    #[serde(rename = "mempool_sequence")]
+    pub sequence: u64,
+}
+
+/// What `submitpackage` answered when it did not fail as a whole (BITCOIND.md, "Unconfirmed breaches
+/// and packages"): Bitcoin Core reports a transaction's refusal inside its answer, not as an RPC error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageAnswer {
+    /// `package_msg`: `success` when every transaction is in the mempool (newly or already).
+    pub message: String,
+    /// `tx-results.*.error`: the refused transactions and bitcoind's reasons.
+    pub errors: Vec<(Txid, String)>,
+}
+
+impl PackageAnswer {
+    /// Whether every transaction of the package is in the mempool.
+    pub fn is_success(&self) -> bool {
+        self.message == "success"
+    }
+}
+
+#[derive(Deserialize)]
+struct PackageJson {
+    package_msg: String,
+    #[serde(rename = "tx-results", default)]
+    tx_results: std::collections::HashMap<String, PackageTxJson>,
+}
+
+#[derive(Deserialize)]
+struct PackageTxJson {
+    txid: Txid,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl From<PackageJson> for PackageAnswer {
+    fn from(json: PackageJson) -> PackageAnswer {
+        let mut errors: Vec<(Txid, String)> = json
+            .tx_results
+            .into_values()
+            .filter_map(|tx| tx.error.map(|error| (tx.txid, error)))
+            .collect();
+        errors.sort();
+        PackageAnswer {
+            message: json.package_msg,
+            errors,
+        }
+    }
+}
+
 /// The calls the tower makes to bitcoind. All of them block; call them off the async runtime.
 pub trait BitcoindRpc: Send + Sync + 'static {
     /// `getblockchaininfo`.
@@ -198,6 +255,12 @@ pub trait BitcoindRpc: Send + Sync + 'static {
     ) -> Result<Transaction, RpcError>;
     /// `getzmqnotifications`.
     fn zmq_notifications(&self) -> Result<Vec<ZmqNotification>, RpcError>;
+    /// `getrawmempool false true`: the mempool's txids and its sequence number.
+    fn mempool_snapshot(&self) -> Result<MempoolSnapshot, RpcError>;
+    /// `submitpackage [hex, ...]`: one child with its parents, parents first. A refusal of the
+    /// package's shape is an RPC error (-25 topology, -8 size, -22 decode); a refused transaction is
+    /// reported in the [`PackageAnswer`].
+    fn submit_package(&self, txs: &[Transaction]) -> Result<PackageAnswer, RpcError>;
 }
 
 /// How to authenticate to bitcoind.
@@ -370,5 +433,55 @@ impl BitcoindRpc for BitcoindClient {
 
     fn zmq_notifications(&self) -> Result<Vec<ZmqNotification>, RpcError> {
         self.with_client(|c| c.call("getzmqnotifications", &[]))
+    }
+
+    fn mempool_snapshot(&self) -> Result<MempoolSnapshot, RpcError> {
+        self.with_client(|c| c.call("getrawmempool", &[false.into(), true.into()]))
+    }
+
+    fn submit_package(&self, txs: &[Transaction]) -> Result<PackageAnswer, RpcError> {
+        let hexes: Vec<serde_json::Value> = txs
+            .iter()
+            .map(|tx| encode::serialize_hex(tx).into())
+            .collect();
+        let json: PackageJson =
+            self.with_client(|c| c.call("submitpackage", &[serde_json::Value::Array(hexes)]))?;
+        Ok(json.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submitpackage_answers_are_read_as_core_writes_them() {
+        // `bitcoind/mempool.json`, section 2 (success), and Core's shape of a refused transaction.
+        let success: PackageJson = serde_json::from_str(
+            r#"{"package_msg":"success","tx-results":{"9c8f7440ea11b12358f3bcc467d26c33622cb1995209a8b63e0dc6bb81faf16e":{"txid":"a1ab0d5f0163249681d7f8ebdbc2908872aa8b08f4b3248daafedafe91f847cb","vsize":110,"fees":{"base":0.0}}},"replaced-transactions":[]}"#,
+        )
+        .unwrap();
+        let answer = PackageAnswer::from(success);
+        assert!(answer.is_success() && answer.errors.is_empty());
+        let failed: PackageJson = serde_json::from_str(
+            r#"{"package_msg":"transaction failed","tx-results":{"9c8f7440ea11b12358f3bcc467d26c33622cb1995209a8b63e0dc6bb81faf16e":{"txid":"a1ab0d5f0163249681d7f8ebdbc2908872aa8b08f4b3248daafedafe91f847cb","error":"min relay fee not met, 0 < 110"}},"replaced-transactions":[]}"#,
+        )
+        .unwrap();
+        let answer = PackageAnswer::from(failed);
+        assert!(!answer.is_success());
+        assert_eq!(answer.errors[0].1, "min relay fee not met, 0 < 110");
+    }
+
+    #[test]
+    fn getrawmempool_with_its_sequence_is_read_as_core_writes_it() {
+        let snapshot: MempoolSnapshot = serde_json::from_str(
+            r#"{"txids":["1fe97e3d051e7fcf726aa6b05a216345dc35041a677237d08d8197a5b8b5ca40"],"mempool_sequence":3}"#,
+        )
+        .unwrap();
+        assert_eq!(snapshot.sequence, 3);
+        assert_eq!(
+            snapshot.txids[0].to_string(),
+            "1fe97e3d051e7fcf726aa6b05a216345dc35041a677237d08d8197a5b8b5ca40"
+        );
     }
 }

@@ -8,6 +8,10 @@
 //! Responder makes of each is in its module docs); transport errors → bitcoind unreachable: retry
 //! with backoff, never drop (the call only gives up when the tower shuts down, and then the caller
 //! does not record anything, so the work is redone after restart).
+//!
+//! `submitpackage` (a dispute and its penalty together, for a dispute bitcoind will not take alone:
+//! BITCOIND.md, "Unconfirmed breaches and packages"): "success" → in the mempool; a refused
+//! transaction (reported inside the answer) or a refused package shape (-25, -8, -22) → rejected.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +62,15 @@ impl Delivery {
             "scriptpubkey",
         ];
         message != "version" && !NEVER.iter().any(|reason| message.starts_with(reason))
+    }
+
+    /// Whether bitcoind refused it for its fee alone, so that a package with its parent may pass:
+    /// -26 "min relay fee not met", "mempool min fee not met", "insufficient fee", or a TRUC
+    /// (version 3) rule (BITCOIND.md, "Unconfirmed breaches and packages": a zero-fee version 3
+    /// parent is refused alone and accepted with its fee-paying child).
+    pub fn is_fee_refusal(&self) -> bool {
+        matches!(self, Delivery::Rejected { code, message } if *code == codes::VERIFY_REJECTED
+            && (message.contains("fee") || message.starts_with("TRUC") || message.starts_with("v3")))
     }
 
     /// Whether bitcoind refused it because an input is missing or spent (-25 bad-txns-inputs-missingorspent).
@@ -135,6 +148,33 @@ impl<B: BitcoindRpc> Carrier<B> {
             {
                 Delivery::InMempool
             }
+            Err(RpcError::Rpc { code, message }) => Delivery::Rejected { code, message },
+            Err(e) => Delivery::Rejected {
+                code: 0,
+                message: e.to_string(),
+            },
+        })
+    }
+
+    /// Submits `txs` (one child with its parents, parents first) as a package with `submitpackage` and
+    /// classifies the answer: [`Delivery::InMempool`] when every transaction is in the mempool,
+    /// otherwise [`Delivery::Rejected`] with bitcoind's code (0 when the refusal is inside the
+    /// answer) and reasons. Retries like [`Carrier::send`] while bitcoind is unreachable.
+    pub fn send_package(&self, txs: &[Transaction]) -> Result<Delivery, Interrupted> {
+        Ok(match self.retrying(|rpc| rpc.submit_package(txs))? {
+            Ok(answer) if answer.is_success() => Delivery::InMempool,
+            Ok(answer) => Delivery::Rejected {
+                code: 0,
+                message: std::iter::once(answer.message)
+                    .chain(
+                        answer
+                            .errors
+                            .into_iter()
+                            .map(|(txid, e)| format!("{txid}: {e}")),
+                    )
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
             Err(RpcError::Rpc { code, message }) => Delivery::Rejected { code, message },
             Err(e) => Delivery::Rejected {
                 code: 0,
@@ -254,5 +294,63 @@ mod tests {
             assert!(!delivery(rpc(-26, never)).may_pass_later(), "{never}");
         }
         assert!(!missing.may_pass_later());
+    }
+
+    #[test]
+    fn fee_refusals_are_told_apart_from_other_refusals() {
+        for fee in [
+            "min relay fee not met, 0 < 110",
+            "mempool min fee not met, 110 < 2000",
+            "insufficient fee, rejecting replacement",
+            "TRUC-violation, tx would exceed descendant count limit",
+        ] {
+            assert!(delivery(rpc(-26, fee)).is_fee_refusal(), "{fee}");
+        }
+        for other in [
+            (-26, "mandatory-script-verify-flag-failed"),
+            (-25, "bad-txns-inputs-missingorspent"),
+            (-22, "TX decode failed"),
+        ] {
+            assert!(
+                !delivery(rpc(other.0, other.1)).is_fee_refusal(),
+                "{other:?}"
+            );
+        }
+        assert!(!Delivery::InMempool.is_fee_refusal());
+    }
+
+    #[test]
+    fn package_answers_map_to_deliveries() {
+        use crate::bitcoind::PackageAnswer;
+        let bitcoind = Arc::new(FakeBitcoind::new(0));
+        let txid = bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::all_zeros());
+        bitcoind.script_package(vec![
+            Ok(PackageAnswer {
+                message: "success".into(),
+                errors: Vec::new(),
+            }),
+            Ok(PackageAnswer {
+                message: "transaction failed".into(),
+                errors: vec![(txid, "min relay fee not met".into())],
+            }),
+            Err(RpcError::Rpc {
+                code: -25,
+                message: "package topology disallowed".into(),
+            }),
+        ]);
+        let carrier = Carrier::new(
+            bitcoind,
+            Arc::new(AtomicBool::new(true)),
+            Arc::new(Shutdown::new()),
+        );
+        assert_eq!(carrier.send_package(&[]).unwrap(), Delivery::InMempool);
+        assert!(matches!(
+            carrier.send_package(&[]).unwrap(),
+            Delivery::Rejected { code: 0, message } if message.contains("transaction failed") && message.contains("min relay fee")
+        ));
+        assert!(matches!(
+            carrier.send_package(&[]).unwrap(),
+            Delivery::Rejected { code: -25, .. }
+        ));
     }
 }

@@ -16,10 +16,12 @@ use secp256k1::SecretKey;
 use crate::api::http::{ApiListener, ClientKeying};
 use crate::bitcoind::{Auth, BitcoindClient, BitcoindRpc};
 use crate::block_processor::{BlockProcessor, ProcessError};
+use crate::carrier::Carrier;
 use crate::chain_monitor::ChainMonitor;
 use crate::chain_view::SharedChainView;
 use crate::config::{Advertised, BtcAuth, Config};
 use crate::gatekeeper::SubscriptionParams;
+use crate::mempool_watch::{MempoolResponses, MempoolWatch, MempoolWatcher};
 use crate::notify::{Heartbeat, Notifier};
 use crate::shutdown::{Shutdown, Wakeup};
 use crate::storage::{Store, chain, keys};
@@ -60,6 +62,8 @@ struct Shared {
     heartbeat: Arc<Heartbeat>,
     shutdown: Arc<Shutdown>,
     params: SubscriptionParams,
+    /// Breaches answered from the mempool: written by the mempool watcher, read by `get_appointment`.
+    mempool: MempoolResponses,
 }
 
 /// The servers running on the tokio runtime.
@@ -107,6 +111,7 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
             duration: config.subscription_duration,
             expiry_delta: config.expiry_delta,
         },
+        mempool: MempoolResponses::new(),
     };
     let mut processor = BlockProcessor::new(
         rpc.clone(),
@@ -133,6 +138,7 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     crate::thread::arm_injected_faults(); // test-only, debug builds (see crate::thread)
     let mut pipeline = Pipeline {
         monitor: None,
+        mempool: None,
         threads: metrics_refresher.into_iter().collect(),
     };
     let started = pipeline.start(rpc, config, &shared, processor);
@@ -165,12 +171,15 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
 struct Pipeline {
     /// The chain monitor's threads (`zmq-hashblock`, `bitcoind-poller`): they wake the processor.
     monitor: Option<ChainMonitor>,
+    /// The `mempool-watch` thread (with `mempool_watch`): answers breaches before they are mined.
+    mempool: Option<MempoolWatch>,
     /// `block-processor`, and the `watchdog` and `metrics` threads when configured.
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Pipeline {
-    /// Starts the chain monitor, the block processor and the systemd watchdog. Stops at the first
+    /// Starts the chain monitor, the block processor, the mempool watcher (with `mempool_watch`) and the
+    /// systemd watchdog. Stops at the first
     /// that cannot start (the caller triggers shutdown and joins what did).
     fn start(
         &mut self,
@@ -201,6 +210,26 @@ impl Pipeline {
                     None => Ok(()),
                 }
             })?);
+        if config.mempool_watch {
+            let carrier = Carrier::new(
+                rpc.clone(),
+                shared.reachable.clone(),
+                shared.shutdown.clone(),
+            );
+            let watcher = MempoolWatcher::new(
+                carrier,
+                shared.store.clone(),
+                shared.view.clone(),
+                shared.mempool.clone(),
+                shared.params.expiry_delta,
+            );
+            let endpoint = discover_zmq(&*rpc, "pubsequence", &config.btc_rpc_connect);
+            self.mempool = Some(MempoolWatch::start(
+                watcher,
+                endpoint,
+                shared.shutdown.clone(),
+            )?);
+        }
         let watchdog =
             crate::notify::spawn_watchdog(shared.heartbeat.clone(), shared.shutdown.clone())?;
         self.threads.extend(watchdog);
@@ -215,6 +244,9 @@ impl Pipeline {
         }
         if let Some(monitor) = self.monitor {
             monitor.join();
+        }
+        if let Some(mempool) = self.mempool {
+            mempool.join();
         }
     }
 }
@@ -328,7 +360,8 @@ fn start_servers(
             shared.reachable.clone(),
             shared.wakeup.clone(),
         )
-        .with_capacity(crate::gatekeeper::Capacity::from_config(config)),
+        .with_capacity(crate::gatekeeper::Capacity::from_config(config))
+        .with_mempool_responses(shared.mempool.clone()),
     );
     let mut listeners = vec![ApiListener {
         listener,
@@ -603,21 +636,29 @@ fn zmq_endpoint(rpc: &impl BitcoindRpc, config: &Config) -> Option<String> {
     if let Some(endpoint) = &config.btc_zmq_hashblock {
         return Some(endpoint.clone());
     }
-    let notifications = match rpc.zmq_notifications() {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::warn!("cannot discover bitcoind's ZMQ endpoints ({e}); polling only");
-            return None;
-        }
-    };
-    let Some(found) = notifications.into_iter().find(|n| n.kind == "pubhashblock") else {
+    let found = discover_zmq(rpc, "pubhashblock", &config.btc_rpc_connect);
+    if found.is_none() {
         tracing::warn!(
             "bitcoind publishes no hashblock notifications (-zmqpubhashblock); polling every {} s only",
             config.polling_delta
         );
-        return None;
+    }
+    found
+}
+
+/// The endpoint of bitcoind's ZMQ notification `kind` (e.g. `pubsequence`) from
+/// `getzmqnotifications`, its host mapped as [`map_zmq_host`] says; `None` when bitcoind does not
+/// publish it or cannot tell.
+fn discover_zmq(rpc: &impl BitcoindRpc, kind: &str, rpc_host: &str) -> Option<String> {
+    let notifications = match rpc.zmq_notifications() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!("cannot discover bitcoind's ZMQ endpoints ({e})");
+            return None;
+        }
     };
-    Some(map_zmq_host(&found.address, &config.btc_rpc_connect))
+    let found = notifications.into_iter().find(|n| n.kind == kind)?;
+    Some(map_zmq_host(&found.address, rpc_host))
 }
 
 fn map_zmq_host(address: &str, rpc_host: &str) -> String {

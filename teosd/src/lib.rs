@@ -18,6 +18,7 @@ pub mod import_rust_teos;
 pub mod listen;
 pub mod locator_cache;
 pub mod logging;
+pub mod mempool_watch;
 pub mod metrics;
 pub mod notify;
 pub mod responder;

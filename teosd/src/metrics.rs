@@ -37,6 +37,15 @@ pub const BLOCKS_BEHIND: &str = "teosd_blocks_behind";
 pub const BLOCK_PROCESSING: &str = "teosd_block_processing_seconds";
 /// From the tower fetching a block to bitcoind accepting the penalty for a breach in it, seconds (histogram).
 pub const BREACH_RESPONSE: &str = "teosd_breach_response_seconds";
+/// Breaches answered from bitcoind's mempool, before their dispute was mined, by `via`: `alone`
+/// (`sendrawtransaction`) or `package` (`submitpackage [dispute, penalty]`) (counter).
+pub const MEMPOOL_BREACHES_ANSWERED: &str = "teosd_mempool_breaches_answered_total";
+/// From the dispute seen entering bitcoind's mempool (its ZMQ `sequence` message received, or the
+/// `getrawmempool` answer that first held it) to bitcoind accepting the penalty, seconds (histogram).
+pub const MEMPOOL_RESPONSE: &str = "teosd_mempool_response_seconds";
+/// Reconciliations of the mempool with `getrawmempool`, by `reason`: startup, gap (ZMQ messages lost
+/// or bitcoind restarted) or periodic (counter).
+pub const MEMPOOL_RECONCILIATIONS: &str = "teosd_mempool_reconciliations_total";
 /// HTTP requests by `endpoint` and `status` (counter).
 pub const HTTP_REQUESTS: &str = "teosd_http_requests_total";
 /// bitcoind RPC failures by `code` (bitcoind's code, or `transport`) (counter).
@@ -107,6 +116,7 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
         .with_http_listener(addr)
         .set_buckets_for_metric(Matcher::Full(BLOCK_PROCESSING.into()), &seconds)?
         .set_buckets_for_metric(Matcher::Full(BREACH_RESPONSE.into()), &seconds)?
+        .set_buckets_for_metric(Matcher::Full(MEMPOOL_RESPONSE.into()), &seconds)?
         .install()
 }
 

@@ -13,6 +13,7 @@
 //! | bitcoind says | meaning | decision |
 //! |---|---|---|
 //! | accepted / already in the mempool | on its way | tracker `InMempool` at the tip |
+//! | the dispute refused alone for its fee (a zero-fee version 3 commitment) | needs its child | `submitpackage [dispute, penalty]`: accepted → `InMempool`; refused → [`TrackerChange::Rewatch`] |
 //! | -27 already in chain | confirmed earlier | tracker `Confirmed` where it is (see [`ConfirmedAt`]) |
 //! | -25 missing inputs, dispute re-sent and refused | the dispute is not on this chain | [`TrackerChange::Rewatch`] |
 //! | -25 missing inputs after the dispute is confirmed | outputs spent elsewhere | [`TrackerChange::Rewatch`] |
@@ -274,7 +275,8 @@ impl<B: BitcoindRpc> Responder<B> {
     }
 
     /// Sends the dispute first when it is not known to be confirmed, then the penalty. A penalty refused
-    /// for missing inputs gets one more try after re-sending its dispute.
+    /// for missing inputs gets one more try after re-sending its dispute. A dispute refused alone for
+    /// its fee goes with the penalty as a package (see [`Self::send_dispute`]).
     fn respond(
         &self,
         dispute: &Transaction,
@@ -282,18 +284,19 @@ impl<B: BitcoindRpc> Responder<B> {
         dispute_confirmed: bool,
     ) -> Result<Outcome, Interrupted> {
         if !dispute_confirmed {
-            let d = self.carrier.send(dispute)?;
-            if !d.is_ok() {
-                return Ok(Outcome::DisputeGone(d));
+            match self.send_dispute(dispute, penalty)? {
+                (d, _) if !d.is_ok() => return Ok(Outcome::DisputeGone(d)),
+                (_, true) => return Ok(Outcome::Sent),
+                (_, false) => {}
             }
         }
         let mut p = self.carrier.send(penalty)?;
         if p.is_missing_inputs() && dispute_confirmed {
-            let d = self.carrier.send(dispute)?;
-            if !d.is_ok() {
-                return Ok(Outcome::DisputeGone(d));
+            match self.send_dispute(dispute, penalty)? {
+                (d, _) if !d.is_ok() => return Ok(Outcome::DisputeGone(d)),
+                (_, true) => return Ok(Outcome::Sent),
+                (_, false) => p = self.carrier.send(penalty)?,
             }
-            p = self.carrier.send(penalty)?;
         }
         Ok(match p {
             Delivery::InMempool => Outcome::Sent,
@@ -302,6 +305,28 @@ impl<B: BitcoindRpc> Responder<B> {
             p if p.may_pass_later() => Outcome::Refused(p),
             p => Outcome::Invalid(p),
         })
+    }
+}
+
+impl<B: BitcoindRpc> Responder<B> {
+    /// Sends `dispute`; when bitcoind refuses it alone for its fee (a zero-fee version 3 commitment is
+    /// accepted only with a fee-paying child: BITCOIND.md, "Unconfirmed breaches and packages"), sends
+    /// it with `penalty` as `submitpackage [dispute, penalty]`. Returns what became of the dispute and
+    /// whether the penalty went with it.
+    fn send_dispute(
+        &self,
+        dispute: &Transaction,
+        penalty: &Transaction,
+    ) -> Result<(Delivery, bool), Interrupted> {
+        let alone = self.carrier.send(dispute)?;
+        if !alone.is_fee_refusal() {
+            return Ok((alone, false));
+        }
+        tracing::info!(dispute = %dispute.compute_txid(), "dispute refused alone for its fee ({alone:?}); sending it with its penalty as a package");
+        let package = self
+            .carrier
+            .send_package(&[dispute.clone(), penalty.clone()])?;
+        Ok((package, true))
     }
 }
 

@@ -17,6 +17,7 @@ use teos_common::receipts::{AppointmentReceipt, RegistrationReceipt};
 use crate::api::TowerApi;
 use crate::chain_view::SharedChainView;
 use crate::gatekeeper::{self, Capacity, Counted, SubscriptionParams, storage_error};
+use crate::mempool_watch::MempoolResponses;
 use crate::shutdown::Wakeup;
 use crate::storage::users;
 use crate::storage::{Store, appointments, trackers};
@@ -57,6 +58,9 @@ pub struct Tower {
     wakeup: Arc<Wakeup>,
     /// Caps on users and appointments ([`Capacity::default`] unless [`Tower::with_capacity`]).
     capacity: Capacity,
+    /// Breaches the mempool watcher answered before their dispute was mined (none unless
+    /// [`Tower::with_mempool_responses`]): `get_appointment` answers them `dispute_responded`.
+    mempool: MempoolResponses,
 }
 
 impl Tower {
@@ -78,7 +82,14 @@ impl Tower {
             reachable,
             wakeup,
             capacity: Capacity::default(),
+            mempool: MempoolResponses::new(),
         }
+    }
+
+    /// This tower answering `get_appointment` from `responses` too (the mempool watcher's records).
+    pub fn with_mempool_responses(mut self, responses: MempoolResponses) -> Tower {
+        self.mempool = responses;
+        self
     }
 
     /// This tower with the caps on users and appointments set to `capacity` (`max_users`,
@@ -214,10 +225,11 @@ impl TowerApi for Tower {
         let message = get_appointment_message(&locator);
         let user_id = Self::recover(message.as_bytes(), &signature, USER_NOT_AUTHENTICATED)?;
         let height = self.view.height();
-        self.store
+        let uuid = AppointmentId::new(&locator, &user_id);
+        let found = self
+            .store
             .read(move |conn| {
                 gatekeeper::authorize(conn, &user_id, height, USER_NOT_AUTHENTICATED)?;
-                let uuid = AppointmentId::new(&locator, &user_id);
                 if let Some(t) = trackers::get(conn, &uuid).map_err(storage_error)? {
                     return Ok(GetAppointmentResponse::DisputeResponded(TrackerData {
                         dispute_txid: t.dispute_txid,
@@ -237,7 +249,19 @@ impl TowerApi for Tower {
                     )),
                 }
             })
-            .await
+            .await?;
+        // A watched appointment whose penalty bitcoind accepted while the dispute is unconfirmed (read
+        // after the storage op, so no two locks are held at once).
+        if matches!(found, GetAppointmentResponse::BeingWatched(_))
+            && let Some(r) = self.mempool.get(&uuid)
+        {
+            return Ok(GetAppointmentResponse::DisputeResponded(TrackerData {
+                dispute_txid: r.dispute_txid,
+                penalty_txid: r.penalty_txid,
+                penalty_rawtx: r.penalty_tx,
+            }));
+        }
+        Ok(found)
     }
 
     async fn get_subscription_info(

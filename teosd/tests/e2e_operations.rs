@@ -109,24 +109,9 @@ fn sd_notify_sends_ready_status_watchdog_and_stopping_in_order() {
     );
 }
 
-/// Fetches `/metrics` and returns the value of the first sample line starting with `name`.
+/// `/metrics` sample `name` (see [`common::metric`]).
 fn sample(port: u16, name: &str) -> Option<f64> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let text = rt
-        .block_on(async {
-            reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-                .await?
-                .text()
-                .await
-        })
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    common::metric(port, name)
 }
 
 #[test]

@@ -77,3 +77,12 @@ fn a_panic_in_the_metrics_refresher_stops_teosd_with_exit_code_1() {
     let bind = format!("metrics_bind = \"127.0.0.1:{}\"", free_port());
     panic_in_thread_stops_teosd_with_exit_code_1("metrics", &[&bind], |_| {});
 }
+
+#[test]
+fn a_panic_in_the_mempool_watcher_stops_teosd_with_exit_code_1() {
+    panic_in_thread_stops_teosd_with_exit_code_1(
+        "mempool-watch",
+        &["mempool_watch = true"],
+        |_| {},
+    );
+}

@@ -25,6 +25,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use teos_common::appointment::Appointment;
 use teos_common::client::ClientError;
+use teos_common::errors::{ApiError, ErrorCode};
 use teos_common::protocol::GetAppointmentResponse;
 use teosd::storage::{StorageError, Store, chain as chain_rows, trackers};
 
@@ -258,16 +259,26 @@ impl Run {
     }
 }
 
-/// Retries a call that failed in transport (a pooled connection to a restarted process) or got
-/// 503 / code 32 (the tower refuses service until it sees bitcoind again after a bitcoind restart),
-/// for up to [`SOON`], as a client would.
+/// Retries a call that failed in transport (a pooled connection to a restarted process), got
+/// 503 / code 32, or got add_appointment's 401 / code 7 "retry later" (the tower refuses service
+/// until it sees bitcoind again after a bitcoind restart; README "What a refusal means for a
+/// client"), for up to [`SOON`], as a client would. Subscriptions last the default 4320 blocks, far
+/// more than the few dozen blocks a run mines, so a code 7 here is the "retry later" one.
 fn retried<T>(mut call: impl FnMut() -> Result<T, ClientError>) -> Result<T, ClientError> {
     let mut refused = None;
     let answered = teos_testkit::wait_for("an answer that is not a refusal for now", SOON, || {
         let result = call();
         let retry = matches!(
             &result,
-            Err(ClientError::Transport(_)) | Err(ClientError::Api { status: 503, .. })
+            Err(ClientError::Transport(_))
+                | Err(ClientError::Api { status: 503, .. })
+                | Err(ClientError::Api {
+                    status: 401,
+                    error: ApiError {
+                        code: ErrorCode::InvalidSignatureOrSubscriptionError,
+                        ..
+                    },
+                })
         );
         if retry {
             refused = Some(result);

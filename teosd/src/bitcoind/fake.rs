@@ -1,6 +1,7 @@
 //! A scripted bitcoind for unit tests: a block tree of headers with Bitcoin Core's chain rules as far as
 //! the tower sees them (most work is active, stale headers stay known, invalidated branches are reported
-//! by `getchaintips`), and per-transaction `sendrawtransaction` answers.
+//! by `getchaintips`), per-transaction `sendrawtransaction` answers, a mempool of txids with its
+//! sequence number (`getrawmempool false true`) and scripted `submitpackage` answers.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -9,7 +10,10 @@ use bitcoin::block::{Header, Version};
 use bitcoin::hashes::Hash;
 use bitcoin::{Block, BlockHash, CompactTarget, Transaction, TxMerkleNode, Txid, Work};
 
-use super::{BitcoindRpc, ChainInfo, ChainTip, HeaderInfo, RpcError, ZmqNotification, codes};
+use super::{
+    BitcoindRpc, ChainInfo, ChainTip, HeaderInfo, MempoolSnapshot, PackageAnswer, RpcError,
+    ZmqNotification, codes,
+};
 
 struct Entry {
     header: Header,
@@ -31,6 +35,16 @@ struct State {
     /// Every txid sent, in order.
     sent: Vec<Txid>,
     txs: HashMap<Txid, Transaction>,
+    /// What `getrawmempool false true` answers.
+    mempool: Vec<Txid>,
+    /// Its `mempool_sequence`.
+    mempool_sequence: u64,
+    /// Scripted answers of `submitpackage`, used in order; then "success".
+    packages: VecDeque<Result<PackageAnswer, RpcError>>,
+    /// Every package submitted (its txids), in order.
+    submitted: Vec<Vec<Txid>>,
+    /// Calls of `getrawmempool false true`.
+    snapshots: u64,
 }
 
 /// The scripted bitcoind (see the module docs).
@@ -153,6 +167,28 @@ impl FakeBitcoind {
     /// Makes `tx` available to `getrawtransaction`.
     pub fn add_tx(&self, tx: Transaction) {
         self.state().txs.insert(tx.compute_txid(), tx);
+    }
+
+    /// Sets what `getrawmempool false true` answers.
+    pub fn set_mempool(&self, txids: Vec<Txid>, sequence: u64) {
+        let mut s = self.state();
+        s.mempool = txids;
+        s.mempool_sequence = sequence;
+    }
+
+    /// The next answers of `submitpackage`, in order.
+    pub fn script_package(&self, answers: Vec<Result<PackageAnswer, RpcError>>) {
+        self.state().packages.extend(answers);
+    }
+
+    /// Every package submitted so far (its txids), in order.
+    pub fn packages(&self) -> Vec<Vec<Txid>> {
+        self.state().submitted.clone()
+    }
+
+    /// How many times `getrawmempool false true` was called.
+    pub fn snapshots(&self) -> u64 {
+        self.state().snapshots
     }
 }
 
@@ -337,5 +373,24 @@ impl BitcoindRpc for FakeBitcoind {
 
     fn zmq_notifications(&self) -> Result<Vec<ZmqNotification>, RpcError> {
         Ok(Vec::new())
+    }
+
+    fn mempool_snapshot(&self) -> Result<MempoolSnapshot, RpcError> {
+        let mut s = self.state();
+        s.snapshots += 1;
+        Ok(MempoolSnapshot {
+            txids: s.mempool.clone(),
+            sequence: s.mempool_sequence,
+        })
+    }
+
+    fn submit_package(&self, txs: &[Transaction]) -> Result<PackageAnswer, RpcError> {
+        let mut s = self.state();
+        s.submitted
+            .push(txs.iter().map(Transaction::compute_txid).collect());
+        s.packages.pop_front().unwrap_or(Ok(PackageAnswer {
+            message: "success".into(),
+            errors: Vec::new(),
+        }))
     }
 }

@@ -39,6 +39,15 @@ impl BitcoindRpc for Unreachable {
     fn zmq_notifications(&self) -> Result<Vec<ZmqNotification>, RpcError> {
         Err(RpcError::Transport("test".into()))
     }
+    fn mempool_snapshot(&self) -> Result<crate::bitcoind::MempoolSnapshot, RpcError> {
+        Err(RpcError::Transport("test".into()))
+    }
+    fn submit_package(
+        &self,
+        _: &[Transaction],
+    ) -> Result<crate::bitcoind::PackageAnswer, RpcError> {
+        Err(RpcError::Transport("test".into()))
+    }
 }
 
 fn processor(store: &Store, view: &SharedChainView) -> BlockProcessor<Unreachable> {

@@ -88,6 +88,10 @@ keys! {
     /// ZMQ notifications, when available, announce new blocks sooner; polling still runs to catch
     /// missed notifications.
     [Bitcoind] polling_delta: u16 = 60, "SECONDS", check = checks::positive;
+    /// Answer breaches from bitcoind's mempool, before the dispute is mined (teosd::mempool_watch).
+    /// Uses bitcoind's ZMQ sequence publisher when it has one (-zmqpubsequence) as a wake-up and
+    /// getrawmempool as the truth; false: breaches are answered when their block is processed.
+    [Bitcoind] mempool_watch: bool = true, "BOOL";
 
     /// Appointment slots granted per registration (at least 1).
     /// One slot holds 2048 bytes of blob (PROTOCOL.md "Subscriptions").

@@ -415,3 +415,56 @@ fn a_disconnected_block_reorgs_the_trackers_whose_dispute_or_penalty_it_held() {
         ]
     );
 }
+
+#[test]
+fn a_dispute_refused_alone_for_its_fee_is_sent_with_its_penalty_as_a_package() {
+    // After a reorg the dispute is unconfirmed; a zero-fee version 3 one is refused alone
+    // (mempool.json: -26 "min relay fee not met, 0 < 110") and accepted with its child.
+    let bitcoind = Arc::new(FakeBitcoind::new(0));
+    bitcoind.script_send(
+        dispute().compute_txid(),
+        vec![rpc_error(
+            codes::VERIFY_REJECTED,
+            "min relay fee not met, 0 < 110",
+        )],
+    );
+    let reorged = tracker(TrackerStatus::Reorged, 111, None);
+    let changes = responder(&bitcoind)
+        .follow_trackers(112, &HashSet::new(), vec![reorged.clone()], &nowhere)
+        .unwrap();
+    assert_eq!(
+        changes,
+        vec![TrackerChange::Status {
+            uuid: uuid(),
+            status: TrackerStatus::InMempool,
+            height: 112
+        }]
+    );
+    assert_eq!(
+        bitcoind.packages(),
+        vec![vec![dispute().compute_txid(), penalty().compute_txid()]]
+    );
+    assert_eq!(
+        bitcoind.sent(),
+        vec![dispute().compute_txid()],
+        "the penalty went in the package"
+    );
+
+    // The package refused too: the dispute cannot be on its way; the appointment is watched again.
+    let bitcoind = Arc::new(FakeBitcoind::new(0));
+    bitcoind.script_send(
+        dispute().compute_txid(),
+        vec![rpc_error(
+            codes::VERIFY_REJECTED,
+            "min relay fee not met, 0 < 110",
+        )],
+    );
+    bitcoind.script_package(vec![Ok(crate::bitcoind::PackageAnswer {
+        message: "transaction failed".into(),
+        errors: vec![(penalty().compute_txid(), "min relay fee not met".into())],
+    })]);
+    let changes = responder(&bitcoind)
+        .follow_trackers(112, &HashSet::new(), vec![reorged], &nowhere)
+        .unwrap();
+    assert_eq!(changes, vec![TrackerChange::Rewatch { uuid: uuid() }]);
+}

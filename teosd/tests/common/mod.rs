@@ -99,6 +99,10 @@ impl Chain {
 }
 
 /// Options for the tower under test, written to `<datadir>/teos.toml`.
+///
+/// The tests of the block path run with `mempool_watch = false` (written unless an extra line sets
+/// `mempool_watch`): a breach answered from the mempool would race their "broadcast, then mine"
+/// steps. `e2e_mempool.rs` turns it on.
 #[derive(Clone, Default)]
 pub struct TowerOptions {
     /// Extra `key = value` lines.
@@ -177,6 +181,13 @@ impl TowerProcess {
     pub fn configure(chain: &Chain, datadir: &Path, options: &TowerOptions) -> u16 {
         let mut config = TowerConfig::new(datadir);
         config.extra = options.extra.clone();
+        if !options
+            .extra
+            .iter()
+            .any(|line| line.trim_start().starts_with("mempool_watch"))
+        {
+            config.extra.push("mempool_watch = false".into());
+        }
         let ConfigPorts { api, .. } = config.write(chain.sim()).or_fail();
         api
     }
@@ -530,6 +541,27 @@ pub fn rpc_port_of(datadir: &Path) -> u16 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// Fetches `/metrics` from 127.0.0.1:`port` and returns the value of the first sample line starting
+/// with `name` (e.g. `teosd_trackers{status="confirmed"}`); `None` when absent or unreachable.
+pub fn metric(port: u16, name: &str) -> Option<f64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let text = rt
+        .block_on(async {
+            reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+                .await?
+                .text()
+                .await
+        })
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Whether `GET /ping` on the API at 127.0.0.1:`port` answers 200 now (a fresh connection).

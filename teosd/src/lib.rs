@@ -26,6 +26,8 @@ pub mod shutdown;
 pub mod signals;
 pub mod storage;
 pub mod subcommand;
+#[cfg(test)]
+mod test_fixtures;
 pub mod thread;
 pub mod tls;
 pub mod tor;

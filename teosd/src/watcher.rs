@@ -238,36 +238,18 @@ mod tests {
     //! The Watcher's request side (inspection, storage with slot accounting, late appointments) and its
     //! block side (decrypting what a block triggered).
 
-    use bitcoin::absolute::LockTime;
+    use bitcoin::BlockHash;
     use bitcoin::hashes::Hash;
-    use bitcoin::transaction::Version;
-    use bitcoin::{Amount, BlockHash, ScriptBuf, TxOut};
 
     use super::*;
     use crate::storage::Store;
+    use crate::test_fixtures::{tx, user};
 
     const RULES: AppointmentRules = AppointmentRules {
         min_to_self_delay: 20,
         max_blob_size: 2048,
         slot_size: 2048,
     };
-
-    fn tx(n: u32) -> Transaction {
-        Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::from_consensus(n),
-            input: Vec::new(),
-            output: vec![TxOut {
-                value: Amount::from_sat(u64::from(n)),
-                script_pubkey: ScriptBuf::new(),
-            }],
-        }
-    }
-
-    fn user() -> UserId {
-        let sk = secp256k1::SecretKey::from_slice(&[4; 32]).unwrap();
-        UserId(sk.public_key(secp256k1::SECP256K1))
-    }
 
     /// An appointment for dispute tx(n) whose blob decrypts to penalty tx(n + 1000) (or garbage).
     fn appointment(n: u32, decryptable: bool) -> Appointment {

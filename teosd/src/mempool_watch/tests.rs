@@ -4,34 +4,15 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use bitcoin::absolute::LockTime;
+use bitcoin::BlockHash;
 use bitcoin::hashes::Hash;
-use bitcoin::transaction::Version;
-use bitcoin::{Amount, BlockHash, ScriptBuf, TxOut};
-use teos_common::appointment::UserId;
 
 use super::*;
 use crate::bitcoind::PackageAnswer;
 use crate::bitcoind::fake::FakeBitcoind;
 use crate::storage::records::{TrackerRecord, TrackerStatus, UserRecord};
+use crate::test_fixtures::{tx, user};
 use crate::watched_locators::WatchedLocators;
-
-fn tx(n: u32) -> Transaction {
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::from_consensus(n),
-        input: Vec::new(),
-        output: vec![TxOut {
-            value: Amount::from_sat(u64::from(n)),
-            script_pubkey: ScriptBuf::new(),
-        }],
-    }
-}
-
-fn user() -> UserId {
-    let sk = secp256k1::SecretKey::from_slice(&[5; 32]).unwrap();
-    UserId(sk.public_key(secp256k1::SECP256K1))
-}
 
 /// The appointment for dispute `tx(n)`, whose blob decrypts to penalty `tx(n + 1000)` (or garbage).
 fn appointment(n: u32, decryptable: bool) -> AppointmentRecord {

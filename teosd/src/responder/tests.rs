@@ -4,27 +4,13 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use bitcoin::absolute::LockTime;
-use bitcoin::transaction::Version;
-use bitcoin::{Amount, ScriptBuf, TxOut};
 use teos_common::appointment::Locator;
 
 use super::*;
 use crate::bitcoind::fake::FakeBitcoind;
 use crate::bitcoind::{RpcError, codes};
 use crate::shutdown::Shutdown;
-
-fn tx(n: u32) -> Transaction {
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::from_consensus(n),
-        input: Vec::new(),
-        output: vec![TxOut {
-            value: Amount::from_sat(u64::from(n)),
-            script_pubkey: ScriptBuf::new(),
-        }],
-    }
-}
+use crate::test_fixtures::tx;
 
 fn dispute() -> Transaction {
     tx(1)

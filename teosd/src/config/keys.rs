@@ -84,6 +84,10 @@ keys! {
     /// tcp://HOST:PORT or ipc://PATH. Empty: teosd asks bitcoind (getzmqnotifications); without ZMQ
     /// it relies on polling alone.
     [Bitcoind] btc_zmq_hashblock: Option<String> = None, "ENDPOINT", check = checks::zmq_endpoint;
+    /// bitcoind's zmqpubsequence endpoint, for mempool_watch; empty = ask bitcoind.
+    /// tcp://HOST:PORT or ipc://PATH. Empty: teosd asks bitcoind (getzmqnotifications); without it
+    /// the mempool watcher reads bitcoind's mempool every 2 s.
+    [Bitcoind] btc_zmq_sequence: Option<String> = None, "ENDPOINT", check = checks::zmq_endpoint;
     /// Seconds between two polls of bitcoind's best block (at least 1).
     /// ZMQ notifications, when available, announce new blocks sooner; polling still runs to catch
     /// missed notifications.

@@ -193,7 +193,7 @@ pub fn mempool_rows(report: &MempoolReport, options: &MempoolOptions) -> Vec<Row
         let median = report.latencies.quantile(0.5);
         rows.push(Row::new(
             format!(
-                "mempool answer: dispute accepted → penalty accepted, median / p99 ({} appointments, {} disputes)",
+                "mempool answer: dispute broadcast → penalty accepted, median / p99 ({} appointments, {} disputes)",
                 options.appointments,
                 report.latencies.count()
             ),

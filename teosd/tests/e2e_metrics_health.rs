@@ -7,30 +7,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// The `/metrics` text.
-fn scrape(port: u16) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-            .await?
-            .text()
-            .await
-    })
-    .unwrap_or_default()
-}
-
-/// The value of the first sample line starting with `name` (a name, or a name and labels).
-fn sample(port: u16, name: &str) -> Option<f64> {
-    scrape(port)
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 fn start(chain: &Chain, dir: &std::path::Path) -> (TowerProcess, u16) {
     let port = free_port();
     let options = TowerOptions {
@@ -49,16 +25,16 @@ fn tip_ages_build_info_and_process_metrics_are_exported() {
     let (mut tower, port) = start(&chain, dir.path());
 
     wait_until("the health gauges", SOON, || {
-        sample(port, "teosd_bitcoind_reachable ") == Some(1.0)
-            && sample(port, "teosd_tip_processed_age_seconds ").is_some()
+        metric(port, "teosd_bitcoind_reachable ") == Some(1.0)
+            && metric(port, "teosd_tip_processed_age_seconds ").is_some()
     });
     // The simulator stamps blocks with the current time, so the tip is young; so is its processing.
-    let age = sample(port, "teosd_tip_age_seconds ").expect("tip age");
+    let age = metric(port, "teosd_tip_age_seconds ").expect("tip age");
     assert!((0.0..600.0).contains(&age), "{age}");
-    let processed = sample(port, "teosd_tip_processed_age_seconds ").unwrap();
+    let processed = metric(port, "teosd_tip_processed_age_seconds ").unwrap();
     assert!((0.0..600.0).contains(&processed), "{processed}");
 
-    let text = scrape(port);
+    let text = scrape_metrics(port).unwrap_or_default();
     let build = text
         .lines()
         .find(|l| l.starts_with("teosd_build_info{"))
@@ -69,20 +45,20 @@ fn tip_ages_build_info_and_process_metrics_are_exported() {
             && build.ends_with(" 1"),
         "{build}"
     );
-    assert!(sample(port, "process_resident_memory_bytes ").unwrap() > 0.0);
-    assert!(sample(port, "process_cpu_seconds_total ").is_some());
-    assert!(sample(port, "process_open_fds ").unwrap() > 0.0);
+    assert!(metric(port, "process_resident_memory_bytes ").unwrap() > 0.0);
+    assert!(metric(port, "process_cpu_seconds_total ").is_some());
+    assert!(metric(port, "process_open_fds ").unwrap() > 0.0);
 
     // A new block is processed: the processed age starts again from 0 (it is refreshed every 5 s,
     // in whole seconds, so it is compared with its value before the block, at least 10 s).
     wait_until("a processed age of at least 10 s", SOON, || {
-        sample(port, "teosd_tip_processed_age_seconds ").is_some_and(|a| a >= 10.0)
+        metric(port, "teosd_tip_processed_age_seconds ").is_some_and(|a| a >= 10.0)
     });
-    let before = sample(port, "teosd_tip_processed_age_seconds ").unwrap();
+    let before = metric(port, "teosd_tip_processed_age_seconds ").unwrap();
     chain.mine(1);
     tower.wait_for_tip(&chain);
     wait_until("the processed age to start again", SOON, || {
-        sample(port, "teosd_tip_processed_age_seconds ").is_some_and(|a| a < before)
+        metric(port, "teosd_tip_processed_age_seconds ").is_some_and(|a| a < before)
     });
     assert!(tower.stop().success());
 }
@@ -93,14 +69,14 @@ fn bitcoind_reachable_goes_to_zero_while_bitcoind_refuses_and_back_to_one() {
     let dir = tempfile::tempdir().unwrap();
     let (mut tower, port) = start(&chain, dir.path());
     wait_until("bitcoind reachable", SOON, || {
-        sample(port, "teosd_bitcoind_reachable ") == Some(1.0)
+        metric(port, "teosd_bitcoind_reachable ") == Some(1.0)
     });
     chain.sim().faults().refuse_rpc(Duration::from_secs(8));
     wait_until("bitcoind unreachable", SOON, || {
-        sample(port, "teosd_bitcoind_reachable ") == Some(0.0)
+        metric(port, "teosd_bitcoind_reachable ") == Some(0.0)
     });
     wait_until("bitcoind reachable again", SOON, || {
-        sample(port, "teosd_bitcoind_reachable ") == Some(1.0)
+        metric(port, "teosd_bitcoind_reachable ") == Some(1.0)
     });
     assert!(tower.stop().success());
 }

@@ -109,11 +109,6 @@ fn sd_notify_sends_ready_status_watchdog_and_stopping_in_order() {
     );
 }
 
-/// `/metrics` sample `name` (see [`common::metric`]).
-fn sample(port: u16, name: &str) -> Option<f64> {
-    common::metric(port, name)
-}
-
 #[test]
 fn metrics_move_with_a_breach() {
     let chain = Chain::start(2);
@@ -125,34 +120,34 @@ fn metrics_move_with_a_breach() {
     let tower = TowerProcess::start(&chain, dir.path(), &options);
     let (_user, commitment, penalty) = watched_breach(&chain, &tower, 31);
     wait_until("appointments gauge", SOON, || {
-        sample(metrics_port, "teosd_appointments ") == Some(1.0)
+        metric(metrics_port, "teosd_appointments ") == Some(1.0)
     });
     assert_eq!(
-        sample(metrics_port, "teosd_appointments_triggered_total").unwrap_or(0.0),
+        metric(metrics_port, "teosd_appointments_triggered_total").unwrap_or(0.0),
         0.0
     );
 
     breach_is_answered(&chain, &commitment, &penalty);
     let tip = chain.height();
     wait_until("triggered counter", SOON, || {
-        sample(metrics_port, "teosd_appointments_triggered_total") == Some(1.0)
+        metric(metrics_port, "teosd_appointments_triggered_total") == Some(1.0)
     });
     assert_eq!(
-        sample(metrics_port, "teosd_breach_response_seconds_count"),
+        metric(metrics_port, "teosd_breach_response_seconds_count"),
         Some(1.0)
     );
     wait_until("best height", SOON, || {
-        sample(metrics_port, "teosd_best_height") == Some(f64::from(tip))
+        metric(metrics_port, "teosd_best_height") == Some(f64::from(tip))
     });
     wait_until("trackers gauge", SOON, || {
-        sample(metrics_port, "teosd_trackers{status=\"in_mempool\"}") == Some(1.0)
+        metric(metrics_port, "teosd_trackers{status=\"in_mempool\"}") == Some(1.0)
     });
-    assert!(sample(metrics_port, "teosd_block_processing_seconds_count").unwrap() >= 1.0);
-    assert!(sample(metrics_port, "teosd_chain_notifications_total").is_some());
-    assert!(sample(metrics_port, "teosd_db_size_bytes").unwrap() > 0.0);
-    assert!(sample(metrics_port, "teosd_data_dir_bytes").unwrap() > 0.0);
+    assert!(metric(metrics_port, "teosd_block_processing_seconds_count").unwrap() >= 1.0);
+    assert!(metric(metrics_port, "teosd_chain_notifications_total").is_some());
+    assert!(metric(metrics_port, "teosd_db_size_bytes").unwrap() > 0.0);
+    assert!(metric(metrics_port, "teosd_data_dir_bytes").unwrap() > 0.0);
     assert!(
-        sample(
+        metric(
             metrics_port,
             "teosd_http_requests_total{endpoint=\"add_appointment\",status=\"200\"}"
         )

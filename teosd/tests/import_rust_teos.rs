@@ -149,26 +149,6 @@ fn get_appointment(user: &User, locator: &str) -> Value {
     serde_json::to_value(user.get(&locator).unwrap()).unwrap()
 }
 
-/// Fetches `/metrics` and returns the value of the first sample line starting with `name`.
-fn sample(port: u16, name: &str) -> Option<f64> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let text = rt
-        .block_on(async {
-            reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-                .await?
-                .text()
-                .await
-        })
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[test]
 fn fixture_import_keeps_the_tower_id_every_user_appointment_and_tracker_and_never_touches_the_source()
  {
@@ -269,7 +249,7 @@ fn fixture_import_keeps_the_tower_id_every_user_appointment_and_tracker_and_neve
 
     // rust-teos's tracker was confirmed (its penalty mined at 122): so it is in teosd.
     wait_until("the trackers gauge", SOON, || {
-        sample(metrics_port, "teosd_trackers{status=\"confirmed\"}") == Some(1.0)
+        metric(metrics_port, "teosd_trackers{status=\"confirmed\"}") == Some(1.0)
     });
 
     // A new appointment's receipt is signed by the same tower id (the client checks it).

@@ -543,22 +543,26 @@ pub fn rpc_port_of(datadir: &Path) -> u16 {
         .unwrap()
 }
 
-/// Fetches `/metrics` from 127.0.0.1:`port` and returns the value of the first sample line starting
-/// with `name` (e.g. `teosd_trackers{status="confirmed"}`); `None` when absent or unreachable.
-pub fn metric(port: u16, name: &str) -> Option<f64> {
+/// The `/metrics` text served on 127.0.0.1:`port`; `None` when unreachable.
+pub fn scrape_metrics(port: u16) -> Option<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
-    let text = rt
-        .block_on(async {
-            reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-                .await?
-                .text()
-                .await
-        })
-        .ok()?;
-    text.lines()
+    rt.block_on(async {
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await?
+            .text()
+            .await
+    })
+    .ok()
+}
+
+/// Fetches `/metrics` from 127.0.0.1:`port` and returns the value of the first sample line starting
+/// with `name` (e.g. `teosd_trackers{status="confirmed"}`); `None` when absent or unreachable.
+pub fn metric(port: u16, name: &str) -> Option<f64> {
+    scrape_metrics(port)?
+        .lines()
         .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())

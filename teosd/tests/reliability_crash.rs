@@ -224,14 +224,16 @@ fn sigkill_at_random_points_loses_no_acknowledged_appointment_and_no_breach() {
         // Renewals keep the slots ahead of the load in long runs.
         if iteration > 0 && iteration % 10 == 0 {
             for user in &users {
-                user.register().unwrap();
+                retried(|| user.register()).unwrap();
             }
         }
         // A breach appointment sent before the kill, acknowledged.
         let client = (iteration % u32::from(CLIENTS)) as u8 + 1;
         let (commitment, penalty) = chain.breach();
         let appointment = appointment_for(&commitment, &penalty);
-        users[usize::from(client) - 1].add(&appointment).unwrap();
+        // Retried: the client's pool may still hold several keep-alive connections to the killed
+        // process, and any of them can be picked for this first request of the iteration.
+        retried(|| users[usize::from(client) - 1].add(&appointment)).unwrap();
         responded.insert(appointment.locator, penalty.compute_txid());
         breaches.push(BreachCase {
             client,

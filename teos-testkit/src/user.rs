@@ -13,7 +13,7 @@ use teos_common::protocol::{
 /// A user of the tower with its key; calls block the calling thread (not for async code).
 pub struct User {
     rt: tokio::runtime::Runtime,
-    /// The HTTP client (its connection pool is per user).
+    /// The HTTP client (a new connection per request, see [`User::with_key`]).
     pub client: TowerClient,
     /// The user's secret key (signs requests).
     pub sk: SecretKey,
@@ -47,9 +47,17 @@ impl User {
             Ok(rt) => rt,
             Err(e) => panic!("cannot build a client runtime: {e}"),
         };
+        // No idle connections are kept: between two calls nothing drives this runtime, so a pooled
+        // connection to a tower that was killed or restarted meanwhile would not be seen closed and
+        // the next request would fail on it (IncompleteMessage). The CLN plugin also opens a
+        // connection per request.
+        let http = match reqwest::Client::builder().pool_max_idle_per_host(0).build() {
+            Ok(http) => http,
+            Err(e) => panic!("cannot build an HTTP client: {e}"),
+        };
         User {
             rt,
-            client: TowerClient::new(url),
+            client: TowerClient::with_http_client(url, http),
             sk,
             id: UserId(sk.public_key(secp256k1::SECP256K1)),
         }

@@ -1,4 +1,5 @@
-// Rebuild when a migration is added or changed: refinery embeds the `migrations/` folder at compile time.
+// Rebuild when a migration is added or changed: refinery embeds `migrations/sqlite/` and
+// `migrations/postgresql/` at compile time.
 // Also records the git commit built (TEOSD_GIT_COMMIT, empty outside a git checkout) for the
 // `teosd_build_info` metric, refreshed when HEAD moves.
 use std::process::Command;
@@ -10,7 +11,8 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    println!("cargo:rerun-if-changed=../migrations");
+    println!("cargo:rerun-if-changed=../migrations/sqlite");
+    println!("cargo:rerun-if-changed=../migrations/postgresql");
     let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_default();
     println!("cargo:rustc-env=TEOSD_GIT_COMMIT={commit}");
     if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {

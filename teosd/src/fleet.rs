@@ -17,10 +17,9 @@ pub use leader::{
 };
 
 mod embedded {
-    // The PostgreSQL schema: `migrations-postgresql/` at the workspace root (not under
-    // `migrations/`, which refinery walks recursively for the SQLite schema: a `V1__` file there
-    // would be taken as a second SQLite V1 migration).
-    refinery::embed_migrations!("../migrations-postgresql");
+    // The PostgreSQL schema: `migrations/postgresql/` at the workspace root, beside the SQLite
+    // schema in `migrations/sqlite/` (refinery walks a folder recursively, so the two are siblings).
+    refinery::embed_migrations!("../migrations/postgresql");
 }
 
 /// Why the PostgreSQL schema could not be brought up to date.
@@ -28,7 +27,7 @@ mod embedded {
 #[error("PostgreSQL migrations: {0}")]
 pub struct MigrateError(#[from] refinery::Error);
 
-/// Applies the PostgreSQL migrations (`migrations-postgresql/`, refinery with its tokio-postgres
+/// Applies the PostgreSQL migrations (`migrations/postgresql/`, refinery with its tokio-postgres
 /// driver; history in `refinery_schema_history`) to the database `client` is connected to.
 /// Idempotent; refuses a database whose applied migrations differ from ours (refinery's defaults).
 ///

@@ -57,7 +57,7 @@ fn user_exists(store: &Store, n: u32) -> bool {
 
 /// The highest `V<n>__*.sql` in `migrations/`: what a fresh database must end up at.
 fn latest_migration() -> u32 {
-    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/sqlite"))
         .unwrap()
         .filter_map(|entry| {
             let name = entry.unwrap().file_name().into_string().unwrap();

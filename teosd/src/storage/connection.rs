@@ -1,4 +1,4 @@
-//! Opening connections: pragmas, schema migrations (refinery, from `migrations/`), read-only readers.
+//! Opening connections: pragmas, schema migrations (refinery, from `migrations/sqlite/`), read-only readers.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,8 +8,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use super::error::StorageError;
 
 mod embedded {
-    // The SQL files in the workspace's `migrations/` folder (V1__initial.sql, ...), compiled in.
-    refinery::embed_migrations!("../migrations");
+    // The SQL files in the workspace's `migrations/sqlite/` folder (V1__initial.sql, ...), compiled in.
+    refinery::embed_migrations!("../migrations/sqlite");
 }
 
 /// How long a connection waits for a lock held by another connection before `SQLITE_BUSY`. In WAL mode

@@ -1,7 +1,7 @@
 //! Storage: the tower's SQLite database (rusqlite, bundled SQLite).
 //!
 //! * [`Store`] owns the database: one writer thread with group commit (`writer.rs`), a pool of
-//!   read-only connections (`readers.rs`), schema migrations from the workspace's `migrations/`
+//!   read-only connections (`readers.rs`), schema migrations from the workspace's `migrations/sqlite/`
 //!   folder applied on open with refinery (`connection.rs`).
 //! * Query functions are plain functions over `&rusqlite::Connection`, one module per table:
 //!   [`users`], [`appointments`], [`trackers`], [`pending`], [`chain`], [`keys`]. Call them inside

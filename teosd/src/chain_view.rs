@@ -42,6 +42,18 @@ impl SharedChainView {
         })))
     }
 
+    /// Points the view at `tip` with an empty cache of `cache_blocks` blocks and an unloaded
+    /// [`WatchedLocators`], as [`SharedChainView::new`] (a new leadership term: what another
+    /// instance committed meanwhile is not in the old view).
+    pub fn reset(&self, tip_height: u32, tip_hash: BlockHash, cache_blocks: usize) {
+        *self.lock() = ChainView {
+            tip_height,
+            tip_hash,
+            cache: LocatorCache::new(cache_blocks),
+            watched: WatchedLocators::unloaded(),
+        };
+    }
+
     /// Locks the view. Never hold the guard across I/O or another lock.
     pub fn lock(&self) -> MutexGuard<'_, ChainView> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())

@@ -3,25 +3,22 @@
 //! start HTTP and the chain monitor → "Tower ready". On shutdown: stop accepting requests, finish
 //! in-flight ones, finish the current block, flush and close the DB.
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use secp256k1::SecretKey;
 
 use crate::api::http::{ApiListener, ClientKeying};
 use crate::bitcoind::{Auth, BitcoindClient, BitcoindRpc};
-use crate::block_processor::{BlockProcessor, ProcessError};
-use crate::carrier::Carrier;
-use crate::chain_monitor::ChainMonitor;
 use crate::chain_view::SharedChainView;
 use crate::config::{Advertised, BtcAuth, Config};
+use crate::fleet::Role;
 use crate::gatekeeper::SubscriptionParams;
-use crate::mempool_watch::{MempoolResponses, MempoolWatch, MempoolWatcher};
+use crate::mempool_watch::MempoolResponses;
 use crate::notify::{Heartbeat, Notifier};
 use crate::shutdown::{Shutdown, Wakeup};
 use crate::storage::{Store, chain, keys};
@@ -29,10 +26,13 @@ use crate::tower::{Tower, TowerKey};
 use crate::watcher::AppointmentRules;
 use teos_common::appointment::TowerId;
 
+mod pipeline;
 mod servers;
+mod terms;
 mod zmq;
 
 use servers::{drain, start_servers};
+use terms::TermContext;
 
 /// How long in-flight HTTP requests get to finish at shutdown.
 const HTTP_DRAIN: Duration = Duration::from_secs(10);
@@ -59,6 +59,7 @@ pub fn run(config: Config, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
 }
 
 /// Handles shared by the tower's parts (one owner each; see ARCHITECTURE.md).
+#[derive(Clone)]
 struct Shared {
     store: Store,
     view: SharedChainView,
@@ -106,35 +107,48 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
         },
         mempool: MempoolResponses::new(),
     };
-    let mut processor = BlockProcessor::new(
-        rpc.clone(),
-        shared.store.clone(),
-        shared.view.clone(),
-        shared.params,
-        shared.shutdown.clone(),
-        shared.reachable.clone(),
-        shared.heartbeat.clone(),
-    );
-    match catch_up(&mut processor, config) {
-        Err(ProcessError::Interrupted) => return Ok(()),
-        other => other?,
-    }
-    // The tip the tower resumes from (or caught up to) is processed as of now; its block time comes
-    // from bitcoind (teosd_tip_age_seconds).
-    match rpc.block_header(&processor.tip().hash) {
-        Ok(header) => crate::metrics::tip_processed(header.time),
-        Err(e) => tracing::debug!("cannot read the tip's block time: {e}"),
-    }
+    let runtime_handle = runtime.handle().clone();
+    let cx = TermContext {
+        runtime: runtime_handle,
+        rpc,
+        config: Arc::new(config.clone()),
+        shared: shared.clone(),
+    };
+    // Alone on its database, the instance leads from start to shutdown, and its first term (the
+    // catch-up) runs before the servers start.
+    let (_sole, roles) = terms::sole_leader();
+    let first = match *roles.borrow() {
+        Role::Leader { epoch } => match terms::prepare(&cx, epoch, roles.clone(), Some(tip))? {
+            Some(prepared) => Some(prepared),
+            None => return Ok(()), // shutdown during catch-up
+        },
+        Role::Standby => None,
+    };
 
     let tower_id = key.id();
-    let servers = start_servers(&runtime, config, &shared, key)?;
-    crate::thread::arm_injected_faults(); // test-only, debug builds (see crate::thread)
-    let mut pipeline = Pipeline {
-        monitor: None,
-        mempool: None,
-        threads: metrics_refresher.into_iter().collect(),
+    let servers = match start_servers(&runtime, config, &shared, key) {
+        Ok(servers) => servers,
+        Err(e) => {
+            if let Some(prepared) = first {
+                prepared.abandon();
+            }
+            return Err(e);
+        }
     };
-    let started = pipeline.start(rpc, config, &shared, processor);
+    crate::thread::arm_injected_faults(); // test-only, debug builds (see crate::thread)
+    let mut threads: Vec<JoinHandle<()>> = metrics_refresher.into_iter().collect();
+    let started = first
+        .map(|prepared| prepared.launch(&cx))
+        .transpose()
+        .and_then(|term| Ok(terms::supervise(cx, roles, term)?))
+        .map(|supervisor| threads.push(supervisor))
+        .and_then(|()| {
+            let watchdog =
+                crate::notify::spawn_watchdog(shared.heartbeat.clone(), shared.shutdown.clone())?;
+            threads.extend(watchdog);
+            Ok(())
+        })
+        .context("cannot start the tower's threads");
     match &started {
         Ok(()) => {
             let status = servers.announce_ready(&tower_id);
@@ -152,95 +166,11 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     Notifier::stopping();
     shared.wakeup.wake();
     drain(&runtime, servers);
-    pipeline.join();
+    for thread in threads {
+        let _ = thread.join();
+    }
     runtime.shutdown_timeout(Duration::from_secs(1));
     started
-}
-
-/// The tower's threads after catch-up, joined at teardown (after shutdown is triggered). Each is
-/// started with [`crate::thread::spawn`], so a panic (or the block processor's fatal error) triggers
-/// the shutdown and `run` returns it.
-struct Pipeline {
-    /// The chain monitor's threads (`zmq-hashblock`, `bitcoind-poller`): they wake the processor.
-    monitor: Option<ChainMonitor>,
-    /// The `mempool-watch` thread (with `mempool_watch`): answers breaches before they are mined.
-    mempool: Option<MempoolWatch>,
-    /// `block-processor`, and the `watchdog` and `metrics` threads when configured.
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Pipeline {
-    /// Starts the chain monitor, the block processor, the mempool watcher (with `mempool_watch`) and the
-    /// systemd watchdog. Stops at the first
-    /// that cannot start (the caller triggers shutdown and joins what did).
-    fn start(
-        &mut self,
-        rpc: Arc<BitcoindClient>,
-        config: &Config,
-        shared: &Shared,
-        processor: BlockProcessor<BitcoindClient>,
-    ) -> anyhow::Result<()> {
-        let polling = Duration::from_secs(u64::from(config.polling_delta).max(1));
-        self.monitor = Some(ChainMonitor::start(
-            rpc.clone(),
-            zmq::hashblock_endpoint(&*rpc, config),
-            polling,
-            shared.wakeup.clone(),
-            shared.reachable.clone(),
-            shared.shutdown.clone(),
-        )?);
-        let wakeup = shared.wakeup.clone();
-        self.threads
-            .push(crate::thread::spawn("block-processor", move || {
-                // `run` reports a fatal error (e.g. a reorg deeper than the tower keeps) and returns.
-                let fatal = RefCell::new(None);
-                processor.run(wakeup, polling, |e| {
-                    *fatal.borrow_mut() = Some(e.to_string());
-                });
-                match fatal.into_inner() {
-                    Some(reason) => Err(anyhow!(reason)),
-                    None => Ok(()),
-                }
-            })?);
-        if config.mempool_watch {
-            let carrier = Carrier::new(
-                rpc.clone(),
-                shared.reachable.clone(),
-                shared.shutdown.clone(),
-            );
-            let watcher = MempoolWatcher::new(
-                carrier,
-                shared.store.clone(),
-                shared.view.clone(),
-                shared.mempool.clone(),
-                shared.params.expiry_delta,
-            );
-            let endpoint = zmq::sequence_endpoint(&*rpc, config);
-            self.mempool = Some(MempoolWatch::start(
-                watcher,
-                endpoint,
-                shared.shutdown.clone(),
-            )?);
-        }
-        let watchdog =
-            crate::notify::spawn_watchdog(shared.heartbeat.clone(), shared.shutdown.clone())?;
-        self.threads.extend(watchdog);
-        Ok(())
-    }
-
-    /// Waits for every thread (trigger shutdown first). Never fails: the threads' failures were
-    /// reported by [`crate::thread`] when they happened.
-    fn join(self) {
-        for thread in self.threads {
-            let _ = thread.join();
-        }
-        if let Some(monitor) = self.monitor {
-            monitor.join();
-        }
-        if let Some(mempool) = self.mempool {
-            mempool.join();
-        }
-    }
 }
 
 /// The block the tower resumes from: the stored tip, or bitcoind's best block on a fresh start;
@@ -414,30 +344,6 @@ fn check_pruning(
         chain::push(conn, height, &hash, crate::block_processor::KEPT_BLOCKS)
     })?;
     Ok((height, hash))
-}
-
-fn catch_up(
-    processor: &mut BlockProcessor<BitcoindClient>,
-    config: &Config,
-) -> Result<(), ProcessError> {
-    processor.reload_watched_locators()?;
-    processor.warm_locator_cache(config.locator_cache_size)?;
-    let start = processor.tip().height;
-    let mut noticed: Option<std::time::Instant> = None;
-    processor.sync(|height, best| {
-        // A long catch-up (days of blocks) extends systemd's start timeout as it goes.
-        if noticed.is_none_or(|at| at.elapsed() >= crate::notify::STARTING_NOTICE_EVERY) {
-            Notifier::starting(&format!("catching up: block {height} of {best}"));
-            noticed = Some(std::time::Instant::now());
-        }
-        // After a reorg the walk may go below `start`: distance, not difference.
-        if height == best || height.abs_diff(start).is_multiple_of(100) {
-            tracing::info!("catching up: block {height} of {best}");
-        }
-    })?;
-    // Late appointments left from before the restart are answered by the block processor's loop,
-    // a batch at a time between looks at bitcoind's tip.
-    Ok(())
 }
 
 #[cfg(test)]

@@ -50,6 +50,11 @@ pub enum StorageError {
     /// The row the function must modify does not exist (e.g. `add_slots` on an unknown user).
     #[error("not found: {0}")]
     NotFound(&'static str),
+    /// A backend other than SQLite refused a write for a constraint (unique key, foreign key, check):
+    /// each backend maps its native error here (SQLite's stay [`StorageError::Sqlite`]); the text is
+    /// the backend's message. See [`StorageError::is_constraint_violation`].
+    #[error("constraint violation: {0}")]
+    Constraint(String),
     /// Creating the data directory or reading file metadata failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -63,6 +68,19 @@ impl StorageError {
             StorageError::Sqlite(e) | StorageError::CommitFailed(e) => {
                 e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
             }
+            _ => false,
+        }
+    }
+
+    /// True when a write was refused for a constraint (unique key, foreign key, check), whatever the
+    /// backend: SQLite's `SQLITE_CONSTRAINT` result codes, or [`StorageError::Constraint`] from another
+    /// backend. Never true for a failed COMMIT.
+    pub fn is_constraint_violation(&self) -> bool {
+        match self {
+            StorageError::Sqlite(e) => {
+                e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+            }
+            StorageError::Constraint(_) => true,
             _ => false,
         }
     }
@@ -84,6 +102,7 @@ impl StorageError {
                 delta: *delta,
             },
             StorageError::NotFound(m) => StorageError::NotFound(m),
+            StorageError::Constraint(m) => StorageError::Constraint(m.clone()),
             StorageError::Io(e) => StorageError::Io(std::io::Error::new(e.kind(), e.to_string())),
         }
     }

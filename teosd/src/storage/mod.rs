@@ -28,8 +28,10 @@ pub mod keys;
 pub mod pending;
 mod readers;
 pub mod records;
+mod sqlite_tx;
 mod store;
 pub mod trackers;
+pub mod tx;
 pub mod users;
 mod writer;
 
@@ -39,5 +41,7 @@ pub use records::{
     AppointmentId, AppointmentRecord, Locator, PendingBreach, TrackerRecord, TrackerStatus, UserId,
     UserRecord,
 };
+pub use sqlite_tx::SqliteTx;
 pub use store::Store;
+pub use tx::{Tx, TxResult};
 pub use writer::GROUP_CAP;

@@ -20,6 +20,7 @@ pub mod locator_cache;
 pub mod logging;
 pub mod mempool_watch;
 pub mod metrics;
+pub mod migrate_db;
 pub mod notify;
 pub mod responder;
 pub mod shutdown;

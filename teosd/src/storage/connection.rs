@@ -28,7 +28,7 @@ const STATEMENT_CACHE: usize = 128;
 ///
 /// Errors: [`StorageError::Corrupt`] if the file is not a SQLite database, [`StorageError::Migration`]
 /// if a migration fails or the file holds migrations unknown to this build (written by a newer teosd).
-pub(crate) fn open_writer(path: &Path) -> Result<Connection, StorageError> {
+pub fn open_writer(path: &Path) -> Result<Connection, StorageError> {
     let mut conn = Connection::open(path).map_err(classify)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);

@@ -35,6 +35,9 @@ pub mod tx;
 pub mod users;
 mod writer;
 
+/// Opens (creating and migrating) a SQLite database for writing, outside a [`Store`]: for offline
+/// tools (`teosd migrate-db`) that own the file while the tower is stopped.
+pub use connection::open_writer as open_sqlite;
 pub use connection::schema_version;
 pub use error::StorageError;
 pub use records::{

@@ -491,7 +491,8 @@ mod tests {
         let id = user(2);
         let uuid = SqliteTx::new(&dst).appointment_ids_of_user(&id).unwrap()[7];
         let tracked = SqliteTx::new(&dst).trackers_after(None, 1).unwrap()[0].uuid;
-        let changes: Vec<Box<dyn Fn(&mut dyn Tx)>> = vec![
+        type Change = Box<dyn Fn(&mut dyn Tx)>;
+        let changes: Vec<Change> = vec![
             Box::new(|d| {
                 d.add_slots(&user(3), 1).unwrap();
             }),

@@ -9,9 +9,12 @@
 //! - `gettowerinfo`: `{"tower_id", "n_registered_users", "n_watcher_appointments",
 //!   "n_responder_trackers", "bitcoind_reachable", "addresses": [{"type": "ipv4"|"torv3", "address",
 //!   "port"}], "best_block_height", "best_block_hash", "version", "uptime_secs", "data_dir_bytes",
-//!   "tower_address", "onion_address"}` (the last seven are null when the tower does not report them,
+//!   "tower_address", "onion_address", "role", "leader_epoch"}` (the last nine are null when the tower
+//!   does not report them,
 //!   e.g. rust-teos; `tower_address`, `tower_id@host:port`, is also null when the tower has no address
-//!   to advertise; `onion_address`, `"<onion>.onion:<port>"`, is null without Tor);
+//!   to advertise; `onion_address`, `"<onion>.onion:<port>"`, is null without Tor; `role` is
+//!   `"leader"` or `"standby"` (a fleet instance while another leads), `leader_epoch` the fencing
+//!   epoch it leads with, 0 when standby or alone on SQLite);
 //! - `getusers`: `{"user_ids": [hex, ...]}`;
 //! - `getuser`: `{"user_id", "available_slots", "subscription_expiry", "appointments": [uuid hex, ...]}`;
 //! - `stop`: `{"stopping": true}`.
@@ -79,6 +82,8 @@ pub fn tower_info(info: &GetTowerInfoResponse) -> Value {
         "data_dir_bytes": reported.then_some(info.data_dir_bytes),
         "tower_address": (!info.tower_address.is_empty()).then_some(&info.tower_address),
         "onion_address": (!info.onion_address.is_empty()).then_some(&info.onion_address),
+        "role": (!info.role.is_empty()).then_some(&info.role),
+        "leader_epoch": (!info.role.is_empty()).then_some(info.leader_epoch),
     })
 }
 

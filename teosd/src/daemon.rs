@@ -70,6 +70,8 @@ struct Shared {
     params: SubscriptionParams,
     /// Breaches answered from the mempool: written by the mempool watcher, read by `get_appointment`.
     mempool: MempoolResponses,
+    /// This instance's role (leader alone on SQLite; see `daemon/terms.rs`): read by the admin API.
+    role: tokio::sync::watch::Receiver<Role>,
 }
 
 fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
@@ -93,6 +95,9 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
         .context("cannot start the async runtime")?;
     let reachable = Arc::new(AtomicBool::new(true));
     let metrics_refresher = start_metrics(&runtime, config, &store, &reachable, &shutdown)?;
+    // Alone on its database, the instance leads from start to shutdown, and its first term (the
+    // catch-up) runs before the servers start.
+    let (_sole, roles) = terms::sole_leader();
     let shared = Shared {
         store,
         view: SharedChainView::new(tip.0, tip.1, config.locator_cache_size as usize),
@@ -106,6 +111,7 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
             expiry_delta: config.expiry_delta,
         },
         mempool: MempoolResponses::new(),
+        role: roles.clone(),
     };
     let runtime_handle = runtime.handle().clone();
     let cx = TermContext {
@@ -114,9 +120,6 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
         config: Arc::new(config.clone()),
         shared: shared.clone(),
     };
-    // Alone on its database, the instance leads from start to shutdown, and its first term (the
-    // catch-up) runs before the servers start.
-    let (_sole, roles) = terms::sole_leader();
     let first = match *roles.borrow() {
         Role::Leader { epoch } => match terms::prepare(&cx, epoch, roles.clone(), Some(tip))? {
             Some(prepared) => Some(prepared),

@@ -75,6 +75,25 @@ pub const TIP_PROCESSED_AGE: &str = "teosd_tip_processed_age_seconds";
 /// Always 1, labelled with what runs: `version` (the crate version) and `commit` (the git commit
 /// built, `unknown` outside a git checkout) (gauge).
 pub const BUILD_INFO: &str = "teosd_build_info";
+/// 1 for this instance's role, 0 for the other, labelled `role` = `leader` (runs the chain
+/// pipeline) or `standby` (a fleet instance serving the APIs while another leads) (gauge; a tower
+/// alone on SQLite is always the leader). Also `gettowerinfo.role`.
+pub const FLEET_ROLE: &str = "teosd_fleet_role";
+/// The fencing epoch this instance leads with, 0 when standby or alone (gauge; issue 12,
+/// docs/fleet.md). Also `gettowerinfo.leader_epoch`.
+pub const LEADER_EPOCH: &str = "teosd_leader_epoch";
+
+/// Records this instance's role ([`FLEET_ROLE`], [`LEADER_EPOCH`]).
+pub fn fleet_role(role: crate::fleet::Role) {
+    let leading = matches!(role, crate::fleet::Role::Leader { .. });
+    metrics::gauge!(FLEET_ROLE, "role" => "leader").set(if leading { 1.0 } else { 0.0 });
+    metrics::gauge!(FLEET_ROLE, "role" => "standby").set(if leading { 0.0 } else { 1.0 });
+    let epoch = match role {
+        crate::fleet::Role::Leader { epoch } => epoch.0 as f64,
+        crate::fleet::Role::Standby => 0.0,
+    };
+    metrics::gauge!(LEADER_EPOCH).set(epoch);
+}
 
 /// Block time of the processed tip, seconds since the Unix epoch (0 = none yet).
 static TIP_BLOCK_TIME: AtomicU64 = AtomicU64::new(0);

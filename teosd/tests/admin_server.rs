@@ -40,6 +40,10 @@ fn state(store: Store, shutdown: Arc<Shutdown>) -> AdminState {
         started: Instant::now(),
         version: "test",
         onion_address: None,
+        role: tokio::sync::watch::channel(teosd::fleet::Role::Leader {
+            epoch: teosd::fleet::Epoch(0),
+        })
+        .1,
     }
 }
 
@@ -100,6 +104,7 @@ async fn reissued_pairs_chain_to_the_kept_ca_and_stop_ends_serving() {
         .map(|f| std::fs::metadata(dir.path().join(f)).unwrap().len())
         .sum();
     assert!(info.data_dir_bytes > tls_bytes, "{}", info.data_dir_bytes);
+    assert_eq!((info.role.as_str(), info.leader_epoch), ("leader", 0));
 
     client.stop(()).await.unwrap();
     assert!(shutdown.is_triggered());

@@ -146,6 +146,16 @@ fn metrics_move_with_a_breach() {
     assert!(metric(metrics_port, "teosd_chain_notifications_total").is_some());
     assert!(metric(metrics_port, "teosd_db_size_bytes").unwrap() > 0.0);
     assert!(metric(metrics_port, "teosd_data_dir_bytes").unwrap() > 0.0);
+    // Alone on SQLite the tower is the leader of its one-instance fleet, with epoch 0.
+    assert_eq!(
+        metric(metrics_port, "teosd_fleet_role{role=\"leader\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(metrics_port, "teosd_fleet_role{role=\"standby\"}"),
+        Some(0.0)
+    );
+    assert_eq!(metric(metrics_port, "teosd_leader_epoch"), Some(0.0));
     assert!(
         metric(
             metrics_port,

@@ -72,6 +72,9 @@ pub struct AdminState {
     /// With `tor_support`: the onion service's `<onion address>:<port>` (`get_tower_info.onion_address`,
     /// and a `TorV3` entry of `addresses`, as rust-teos reports it).
     pub onion_address: Option<String>,
+    /// This instance's role (`get_tower_info.role`, `leader_epoch`): always leader alone on SQLite,
+    /// from [`crate::fleet::Leadership`] in a fleet.
+    pub role: tokio::sync::watch::Receiver<crate::fleet::Role>,
 }
 
 /// Why the admin API could not start or stopped with an error.

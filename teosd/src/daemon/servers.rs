@@ -56,6 +56,7 @@ pub(super) fn start_servers(
         },
         tower_address: advertised.tower_address(&key.id()),
         shutdown: shared.shutdown.clone(),
+        role: shared.role.clone(),
         started: std::time::Instant::now(),
         version: env!("CARGO_PKG_VERSION"),
         data_dir: config.data_dir.clone(),

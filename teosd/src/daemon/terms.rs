@@ -50,6 +50,7 @@ impl Term {
     pub(super) fn finish(self) {
         self.end.trigger();
         self.pipeline.join();
+        crate::metrics::fleet_role(Role::Standby);
         tracing::info!(epoch = %self.epoch, event = "pipeline_stopped", "chain pipeline stopped");
     }
 }
@@ -103,6 +104,7 @@ pub(super) fn prepare(
     tip: Option<(u32, bitcoin::BlockHash)>,
 ) -> anyhow::Result<Option<Prepared>> {
     let end = end_flag(cx, epoch, roles);
+    crate::metrics::fleet_role(Role::Leader { epoch });
     let tip = match tip {
         Some(tip) => tip,
         None => {
@@ -161,6 +163,7 @@ impl Prepared {
     /// Ends the term before its pipeline started.
     pub(super) fn abandon(self) {
         self.end.trigger();
+        crate::metrics::fleet_role(Role::Standby);
     }
 }
 
@@ -199,6 +202,7 @@ pub(super) fn supervise(
                 term.finish();
             }
             // Standby: wait for the role to turn Leader (or shutdown).
+            crate::metrics::fleet_role(Role::Standby);
             let epoch = loop {
                 if shutdown.is_triggered() {
                     return Ok(());

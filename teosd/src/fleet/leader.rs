@@ -60,6 +60,16 @@ pub enum Role {
     },
 }
 
+impl Role {
+    /// `"leader"` or `"standby"`, as `get_tower_info.role` and the metrics name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Leader { .. } => "leader",
+            Role::Standby => "standby",
+        }
+    }
+}
+
 /// Parameters of [`Leadership`].
 #[derive(Clone, Debug)]
 pub struct LeaderConfig {

@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status};
 use super::AdminState;
 use super::convert::{self, count32};
 use super::paging::{self, AllCursor};
+use crate::fleet::Role;
 use crate::storage::{StorageError, appointments, trackers, users};
 
 /// The gRPC service: a shared handle on the [`AdminState`].
@@ -122,6 +123,7 @@ impl PrivateTowerServices for AdminService {
                 .await
                 .unwrap_or(0);
         let (height, hash) = tip.unwrap_or_else(|| state.view.tip());
+        let role = *state.role.borrow();
         let mut addresses: Vec<NetworkAddress> = state
             .addresses
             .iter()
@@ -156,6 +158,11 @@ impl PrivateTowerServices for AdminService {
             data_dir_bytes,
             tower_address: state.tower_address.clone().unwrap_or_default(),
             onion_address: state.onion_address.clone().unwrap_or_default(),
+            role: role.name().to_owned(),
+            leader_epoch: match role {
+                Role::Leader { epoch } => u64::try_from(epoch.0).unwrap_or_default(),
+                Role::Standby => 0,
+            },
         }))
     }
 

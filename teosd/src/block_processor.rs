@@ -29,7 +29,7 @@ use crate::notify::Heartbeat;
 use crate::responder::{Responder, ResponderFound, TrackerChange};
 use crate::shutdown::{Shutdown, Wakeup};
 use crate::storage::records::TrackerStatus;
-use crate::storage::{StorageError, Store, appointments, chain, trackers};
+use crate::storage::{StorageError, Store};
 use crate::watched_locators::WatchedLocators;
 use crate::watcher::Watcher;
 
@@ -343,8 +343,8 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             let view = self.view.clone();
             let txids = txids.clone();
             let expiry_delta = self.params.expiry_delta;
-            self.store.write_blocking(move |conn| {
-                scan_block(conn, &view, hash, height, &txids, expiry_delta)
+            self.store.write_blocking(move |tx| {
+                scan_block(tx, &view, hash, height, &txids, expiry_delta)
             })?
         };
         let scanned = started.elapsed();
@@ -388,14 +388,14 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         let block_txids = keep_txids.then(|| txids.clone());
         let rebuild = self
             .store
-            .write_blocking(move |conn| -> Result<bool, ProcessError> {
-                apply_decisions(conn, &decisions)?;
-                chain::push_with_work(conn, height, &hash, chainwork, KEPT_BLOCKS)?;
+            .write_blocking(move |tx| -> Result<bool, ProcessError> {
+                apply_decisions(tx, &decisions)?;
+                tx.push_block(height, &hash, chainwork, KEPT_BLOCKS)?;
                 if let Some(txids) = &block_txids {
-                    chain::set_txids(conn, height, &hash, txids)?;
+                    tx.set_block_txids(height, &hash, txids)?;
                 }
-                chain::clear_txids_below(conn, (height + 1).saturating_sub(window))?;
-                let stored = appointments::stored(conn)?;
+                tx.clear_block_txids_below((height + 1).saturating_sub(window))?;
+                let stored = tx.stored_appointments()?;
                 let mut view = view.lock();
                 view.tip_height = height;
                 view.tip_hash = hash;
@@ -434,8 +434,8 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         let started = Instant::now();
         let entries = self
             .store
-            .write_blocking(move |conn| -> Result<usize, ProcessError> {
-                let watched = WatchedLocators::load(conn)?;
+            .write_blocking(move |tx| -> Result<usize, ProcessError> {
+                let watched = WatchedLocators::load(tx)?;
                 let entries = watched.len();
                 view.lock().watched = watched;
                 Ok(entries)
@@ -458,11 +458,11 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         let heights: Vec<u32> = stale.iter().map(|(height, _)| *height).collect();
         let concerned = self
             .store
-            .read_blocking(move |conn| -> Result<_, ProcessError> {
+            .read_blocking(move |tx| -> Result<_, ProcessError> {
                 let mut concerned = Vec::with_capacity(heights.len());
                 for height in heights {
-                    let mut trackers = trackers::penalty_confirmed_at(conn, height)?;
-                    trackers.extend(trackers::dispute_confirmed_at(conn, height)?);
+                    let mut trackers = tx.trackers_with_penalty_at(height)?;
+                    trackers.extend(tx.trackers_with_dispute_at(height)?);
                     trackers.sort_by_key(|t| t.uuid);
                     trackers.dedup_by_key(|t| t.uuid);
                     concerned.push(trackers);
@@ -485,17 +485,11 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         let view = self.view.clone();
         let stale_hashes: Vec<BlockHash> = stale.iter().filter_map(|(_, hash)| *hash).collect();
         self.store
-            .write_blocking(move |conn| -> Result<(), ProcessError> {
-                apply_decisions(conn, &decisions)?;
-                chain::pop(conn, fork.height + 1)?;
-                if chain::hash_at(conn, fork.height)? != Some(fork.hash) {
-                    chain::push_with_work(
-                        conn,
-                        fork.height,
-                        &fork.hash,
-                        fork.chainwork,
-                        KEPT_BLOCKS,
-                    )?;
+            .write_blocking(move |tx| -> Result<(), ProcessError> {
+                apply_decisions(tx, &decisions)?;
+                tx.pop_blocks(fork.height + 1)?;
+                if tx.block_hash_at(fork.height)? != Some(fork.hash) {
+                    tx.push_block(fork.height, &fork.hash, fork.chainwork, KEPT_BLOCKS)?;
                 }
                 let mut view = view.lock();
                 for hash in &stale_hashes {
@@ -540,10 +534,10 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
     pub fn warm_locator_cache(&mut self, blocks: u32) -> Result<(), ProcessError> {
         let recent = self
             .store
-            .read_blocking(move |conn| -> Result<_, ProcessError> {
+            .read_blocking(move |tx| -> Result<_, ProcessError> {
                 let mut recent = Vec::new();
-                for (height, hash) in chain::recent(conn)?.into_iter().take(blocks as usize) {
-                    recent.push((height, hash, chain::txids_at(conn, height)?));
+                for (height, hash) in tx.recent_blocks()?.into_iter().take(blocks as usize) {
+                    recent.push((height, hash, tx.block_txids(height)?));
                 }
                 Ok(recent)
             })?;
@@ -574,9 +568,9 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         if !downloaded.is_empty() {
             // Kept so the next start does not download them again.
             self.store
-                .write_blocking(move |conn| -> Result<(), ProcessError> {
+                .write_blocking(move |tx| -> Result<(), ProcessError> {
                     for (height, hash, txids) in &downloaded {
-                        chain::set_txids(conn, *height, hash, txids)?;
+                        tx.set_block_txids(*height, hash, txids)?;
                     }
                     Ok(())
                 })?;

@@ -24,7 +24,7 @@ use bitcoin::{BlockHash, Work};
 use crate::bitcoind::{BitcoindRpc, HeaderInfo, RpcError, codes};
 use crate::block_processor::ProcessError;
 use crate::carrier::Carrier;
-use crate::storage::{Store, chain};
+use crate::storage::Store;
 
 /// A block of the tower's chain: its height (blocks), hash, and the chain's total work up to it when
 /// known (rows written before schema V4 have none until bitcoind is asked).
@@ -151,9 +151,7 @@ impl<B: BitcoindRpc> ChainWalker<B> {
     fn tip_work(&mut self) -> Result<Option<Work>, ProcessError> {
         if self.tip.chainwork.is_none() {
             let hash = self.tip.hash;
-            self.tip.chainwork = self
-                .store
-                .read_blocking(move |conn| chain::work_of(conn, &hash))?;
+            self.tip.chainwork = self.store.read_blocking(move |tx| tx.block_work(&hash))?;
         }
         if self.tip.chainwork.is_none() {
             match self.fetch(|rpc| rpc.block_header(&self.tip.hash))? {
@@ -240,7 +238,7 @@ impl<B: BitcoindRpc> ChainWalker<B> {
         mut stale: Vec<(u32, Option<BlockHash>)>,
         height: u32,
     ) -> Result<Reorg, ProcessError> {
-        let remembered = self.store.read_blocking(chain::recent)?;
+        let remembered = self.store.read_blocking(|tx| tx.recent_blocks())?;
         let mut next = height;
         for (h, hash) in remembered.into_iter().filter(|(h, _)| *h <= height) {
             // Heights without a remembered row between the last one looked at and this one.

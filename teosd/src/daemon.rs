@@ -24,7 +24,7 @@ use crate::gatekeeper::SubscriptionParams;
 use crate::mempool_watch::{MempoolResponses, MempoolWatch, MempoolWatcher};
 use crate::notify::{Heartbeat, Notifier};
 use crate::shutdown::{Shutdown, Wakeup};
-use crate::storage::{Store, chain, keys};
+use crate::storage::Store;
 use crate::tower::{Tower, TowerKey};
 use crate::watcher::AppointmentRules;
 use teos_common::appointment::TowerId;
@@ -250,21 +250,15 @@ fn starting_tip(
     store: &Store,
     config: &Config,
 ) -> anyhow::Result<(u32, bitcoin::BlockHash)> {
-    let tip = match store.read_blocking(chain::tip)? {
+    let tip = match store.read_blocking(|tx| tx.chain_tip())? {
         Some(tip) => tip,
         None => {
             let info = rpc.chain_info()?;
             let (height, hash) = (info.blocks, info.best_block_hash);
             // Its chainwork lets the walker compare later tips (None if bitcoind just moved on).
             let work = rpc.block_header(&hash).ok().map(|h| h.chainwork);
-            store.write_blocking(move |conn| {
-                chain::push_with_work(
-                    conn,
-                    height,
-                    &hash,
-                    work,
-                    crate::block_processor::KEPT_BLOCKS,
-                )
+            store.write_blocking(move |tx| {
+                tx.push_block(height, &hash, work, crate::block_processor::KEPT_BLOCKS)
             })?;
             tracing::info!("fresh bootstrap at block {height} ({hash})");
             (height, hash)
@@ -298,12 +292,12 @@ fn start_metrics(
 
 /// Loads the newest tower key, creating one on first start or when `overwrite` (old keys are kept).
 fn tower_key(store: &Store, overwrite: bool) -> anyhow::Result<TowerKey> {
-    let existing = store.read_blocking(keys::latest)?;
+    let existing = store.read_blocking(|tx| tx.latest_tower_key())?;
     let secret = match existing {
         Some(secret) if !overwrite => secret,
         _ => {
             let secret = SecretKey::new(&mut secp256k1::rand::thread_rng());
-            store.write_blocking(move |conn| keys::insert(conn, &secret))?;
+            store.write_blocking(move |tx| tx.insert_tower_key(&secret))?;
             if overwrite {
                 tracing::info!("tower key replaced (old keys kept)");
             } else {
@@ -409,9 +403,9 @@ fn check_pruning(
         tip.0 + 1,
         prune_height
     );
-    store.write_blocking(move |conn| {
-        chain::pop(conn, 0)?;
-        chain::push(conn, height, &hash, crate::block_processor::KEPT_BLOCKS)
+    store.write_blocking(move |tx| {
+        tx.pop_blocks(0)?;
+        tx.push_block(height, &hash, None, crate::block_processor::KEPT_BLOCKS)
     })?;
     Ok((height, hash))
 }

@@ -19,8 +19,7 @@ use crate::chain_view::SharedChainView;
 use crate::gatekeeper::{self, Capacity, Counted, SubscriptionParams, storage_error};
 use crate::mempool_watch::MempoolResponses;
 use crate::shutdown::Wakeup;
-use crate::storage::users;
-use crate::storage::{Store, appointments, trackers};
+use crate::storage::Store;
 use crate::watcher::{self, AppointmentRules};
 
 /// The tower's signing identity. The secret key is never logged (no `Debug`).
@@ -138,11 +137,11 @@ impl TowerApi for Tower {
         let max_users = self.capacity.max_users;
         let user = self
             .store
-            .write(move |conn| {
-                let new = users::get(conn, &user_id).map_err(storage_error)?.is_none();
-                let user = gatekeeper::register(conn, &user_id, view.height(), &params)?;
+            .write(move |tx| {
+                let new = tx.user(&user_id).map_err(storage_error)?.is_none();
+                let user = gatekeeper::register(tx, &user_id, view.height(), &params)?;
                 if new {
-                    gatekeeper::check_capacity(conn, Counted::Users, max_users)?;
+                    gatekeeper::check_capacity(tx, Counted::Users, max_users)?;
                 }
                 Ok::<_, ApiError>(user)
             })
@@ -181,12 +180,10 @@ impl TowerApi for Tower {
         let uuid = AppointmentId::new(&locator, &user_id);
         let accepted = self
             .store
-            .write(move |conn| {
-                let new = appointments::get(conn, &uuid)
-                    .map_err(storage_error)?
-                    .is_none();
+            .write(move |tx| {
+                let new = tx.appointment(&uuid).map_err(storage_error)?.is_none();
                 let accepted = watcher::store_appointment(
-                    conn,
+                    tx,
                     &view,
                     &user_id,
                     &appointment,
@@ -194,7 +191,7 @@ impl TowerApi for Tower {
                     &rules,
                 )?;
                 if new {
-                    gatekeeper::check_capacity(conn, Counted::Appointments, max_appointments)?;
+                    gatekeeper::check_capacity(tx, Counted::Appointments, max_appointments)?;
                 }
                 Ok::<_, ApiError>(accepted)
             })
@@ -228,16 +225,16 @@ impl TowerApi for Tower {
         let uuid = AppointmentId::new(&locator, &user_id);
         let found = self
             .store
-            .read(move |conn| {
-                gatekeeper::authorize(conn, &user_id, height, USER_NOT_AUTHENTICATED)?;
-                if let Some(t) = trackers::get(conn, &uuid).map_err(storage_error)? {
+            .read(move |tx| {
+                gatekeeper::authorize(tx, &user_id, height, USER_NOT_AUTHENTICATED)?;
+                if let Some(t) = tx.tracker(&uuid).map_err(storage_error)? {
                     return Ok(GetAppointmentResponse::DisputeResponded(TrackerData {
                         dispute_txid: t.dispute_txid,
                         penalty_txid: t.penalty_txid,
                         penalty_rawtx: t.penalty_tx,
                     }));
                 }
-                match appointments::get(conn, &uuid).map_err(storage_error)? {
+                match tx.appointment(&uuid).map_err(storage_error)? {
                     Some(a) => Ok(GetAppointmentResponse::BeingWatched(Appointment {
                         locator: a.locator,
                         encrypted_blob: a.encrypted_blob,
@@ -276,10 +273,9 @@ impl TowerApi for Tower {
         )?;
         let height = self.view.height();
         self.store
-            .read(move |conn| {
-                let user = gatekeeper::authorize(conn, &user_id, height, USER_NOT_FOUND)?;
-                let locators =
-                    appointments::locators_of_user(conn, &user_id).map_err(storage_error)?;
+            .read(move |tx| {
+                let user = gatekeeper::authorize(tx, &user_id, height, USER_NOT_FOUND)?;
+                let locators = tx.locators_of_user(&user_id).map_err(storage_error)?;
                 Ok(GetSubscriptionInfoResponse {
                     available_slots: user.available_slots,
                     subscription_expiry: user.subscription_expiry,

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 
 use bitcoin::{Transaction, Txid};
-use rusqlite::Connection;
 use teos_common::appointment::{Appointment, AppointmentId, Locator, UserId, compute_slots};
 use teos_common::cryptography;
 use teos_common::errors::{ApiError, ErrorCode};
@@ -18,8 +17,8 @@ use crate::chain_view::SharedChainView;
 use crate::gatekeeper::{self, storage_error};
 use crate::listen::{ConnectedBlock, Decision, DisconnectedBlock, Listen};
 use crate::responder::{Breach, TrackerChange};
+use crate::storage::Tx;
 use crate::storage::records::{AppointmentRecord, UserRecord};
-use crate::storage::{appointments, pending, trackers, users};
 
 /// Limits on appointment fields (PROTOCOL.md, "Appointments").
 #[derive(Clone, Copy, Debug)]
@@ -92,7 +91,7 @@ const NOT_ENOUGH_SLOTS: &str = "Invalid signature or user does not have enough s
 /// Errors: unknown user, expired subscription or not enough slots → code 7; the appointment already
 /// triggered (a tracker or a pending breach exists for its uuid) → code 35; storage failure → 32.
 pub fn store_appointment(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     view: &SharedChainView,
     user_id: &UserId,
     appointment: &Appointment,
@@ -103,10 +102,10 @@ pub fn store_appointment(
         let view = view.lock();
         (view.tip_height, view.cache.get(&appointment.locator))
     };
-    let mut user = gatekeeper::authorize(conn, user_id, height, NOT_ENOUGH_SLOTS)?;
+    let mut user = gatekeeper::authorize(tx, user_id, height, NOT_ENOUGH_SLOTS)?;
     let uuid = AppointmentId::new(&appointment.locator, user_id);
-    let triggered = trackers::get(conn, &uuid).map_err(storage_error)?.is_some()
-        || pending::contains(conn, &uuid).map_err(storage_error)?;
+    let triggered = tx.tracker(&uuid).map_err(storage_error)?.is_some()
+        || tx.has_pending_breach(&uuid).map_err(storage_error)?;
     if triggered {
         return Err(ApiError::new(
             ErrorCode::AppointmentAlreadyTriggered,
@@ -114,7 +113,8 @@ pub fn store_appointment(
         ));
     }
     let slots = compute_slots(appointment.encrypted_blob.len(), rules.slot_size);
-    let old_slots = appointments::get(conn, &uuid)
+    let old_slots = tx
+        .appointment(&uuid)
         .map_err(storage_error)?
         .map_or(0, |a| a.slots);
     let available = i64::from(user.available_slots) + i64::from(old_slots) - i64::from(slots);
@@ -137,7 +137,7 @@ pub fn store_appointment(
     if let Some(cached) = cached
         && let Err(e) = cryptography::decrypt(&appointment.encrypted_blob, &cached.txid)
     {
-        users::upsert(conn, user_id, &user).map_err(storage_error)?;
+        tx.upsert_user(user_id, &user).map_err(storage_error)?;
         tracing::info!(%uuid, dispute = %cached.txid, "late appointment does not decrypt with its dispute's txid ({e}); charged, not stored");
         return Ok(Accepted {
             start_block: height,
@@ -146,12 +146,12 @@ pub fn store_appointment(
             discarded: true,
         });
     }
-    appointments::upsert(conn, &record).map_err(storage_error)?;
+    tx.upsert_appointment(&record).map_err(storage_error)?;
     // Same write op as the insert, so no block scan runs between the two (see watched_locators).
     view.lock().watched.insert(&appointment.locator);
-    users::upsert(conn, user_id, &user).map_err(storage_error)?;
+    tx.upsert_user(user_id, &user).map_err(storage_error)?;
     if let Some(cached) = cached {
-        pending::insert(conn, &uuid, &cached.txid, &cached.block_hash, cached.height)
+        tx.upsert_pending_breach(&uuid, &cached.txid, &cached.block_hash, cached.height)
             .map_err(storage_error)?;
         tracing::info!(%uuid, dispute = %cached.txid, "late appointment: its dispute is already on chain");
     }
@@ -278,8 +278,7 @@ mod tests {
             let store = Store::open(&dir.path().join("teos.db")).unwrap();
             store
                 .write_blocking(|conn| {
-                    users::upsert(
-                        conn,
+                    conn.upsert_user(
                         &user(),
                         &UserRecord {
                             available_slots: 10,
@@ -306,12 +305,14 @@ mod tests {
         fn stored(&self, appointment: &Appointment) -> Option<AppointmentRecord> {
             let uuid = AppointmentId::new(&appointment.locator, &user());
             self.store
-                .read_blocking(move |conn| appointments::get(conn, &uuid))
+                .read_blocking(move |conn| conn.appointment(&uuid))
                 .unwrap()
         }
 
         fn pending(&self) -> Vec<crate::storage::records::PendingBreach> {
-            self.store.read_blocking(pending::list).unwrap()
+            self.store
+                .read_blocking(|tx| tx.pending_breaches_after(None, u32::MAX))
+                .unwrap()
         }
     }
 
@@ -408,7 +409,7 @@ mod tests {
         assert!(world.pending().is_empty());
         let charged = world
             .store
-            .read_blocking(|conn| users::get(conn, &user()))
+            .read_blocking(|conn| conn.user(&user()))
             .unwrap()
             .unwrap();
         assert_eq!(charged.available_slots, 9);

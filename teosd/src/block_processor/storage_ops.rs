@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 
 use bitcoin::{BlockHash, Txid};
-use rusqlite::Connection;
 use teos_common::appointment::Locator;
 use teos_common::constants::{CONFIRMATIONS_BEFORE_RETRY, IRREVOCABLY_RESOLVED};
 
@@ -14,7 +13,7 @@ use crate::listen::Decision;
 use crate::metrics as m;
 use crate::responder::TrackerChange;
 use crate::storage::records::{AppointmentRecord, TrackerRecord, TrackerStatus};
-use crate::storage::{StorageError, appointments, pending, trackers, users};
+use crate::storage::{StorageError, Tx};
 use teos_common::appointment::UserId;
 
 /// Everything a block scan hands back from the storage writer.
@@ -29,7 +28,7 @@ pub(super) struct Scan {
 /// Gatekeeper before Watcher: appointments of users outdated at `height` are not answered (their data is
 /// deleted by this block's commit), exactly as if the Gatekeeper had removed them first.
 pub(super) fn scan_block(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     view: &SharedChainView,
     hash: BlockHash,
     height: u32,
@@ -45,10 +44,10 @@ pub(super) fn scan_block(
             .filter(|locator| view.watched.may_contain(locator))
             .collect()
     };
-    let mut found = appointments::find_by_locators(conn, &locators)?;
+    let mut found = tx.appointments_by_locators(&locators)?;
     let mut outdated = HashSet::new();
     for a in &found {
-        let user = users::get(conn, &a.user_id)?;
+        let user = tx.user(&a.user_id)?;
         if user.is_none_or(|u| u.subscription_expiry.saturating_add(expiry_delta) <= height) {
             outdated.insert(a.uuid);
         }
@@ -58,7 +57,7 @@ pub(super) fn scan_block(
     // followed through its tracker instead.
     let mut with_tracker = HashSet::new();
     for a in &found {
-        if trackers::get(conn, &a.uuid)?.is_some() {
+        if tx.tracker(&a.uuid)?.is_some() {
             with_tracker.insert(a.uuid);
         }
     }
@@ -70,14 +69,14 @@ pub(super) fn scan_block(
             relevant.insert(t.uuid, t);
         }
     };
-    add(trackers::by_dispute_or_penalty_txids(conn, txids)?);
-    add(trackers::with_status(conn, TrackerStatus::Reorged)?);
-    add(trackers::with_status(conn, TrackerStatus::Rejected)?);
+    add(tx.trackers_by_dispute_or_penalty_txids(txids)?);
+    add(tx.trackers_with_status(TrackerStatus::Reorged)?);
+    add(tx.trackers_with_status(TrackerStatus::Rejected)?);
     if let Some(h) = height.checked_sub(CONFIRMATIONS_BEFORE_RETRY) {
-        add(trackers::in_mempool_since_at_most(conn, h)?);
+        add(tx.trackers_in_mempool_since_at_most(h)?);
     }
     if let Some(h) = (height + 1).checked_sub(IRREVOCABLY_RESOLVED) {
-        add(trackers::confirmed_at_most(conn, h)?);
+        add(tx.trackers_confirmed_at_most(h)?);
     }
     Ok(Scan {
         appointments: found,
@@ -86,28 +85,25 @@ pub(super) fn scan_block(
 }
 
 /// Applies the components' decisions for a block (inside the block's transaction), in order.
-pub(super) fn apply_decisions(
-    conn: &Connection,
-    decisions: &[Decision],
-) -> Result<(), ProcessError> {
+pub(super) fn apply_decisions(tx: &mut dyn Tx, decisions: &[Decision]) -> Result<(), ProcessError> {
     for decision in decisions {
         match decision {
             Decision::RemoveOutdatedUsers {
                 height,
                 expiry_delta,
             } => {
-                let outdated = users::delete_outdated(conn, *height, *expiry_delta)?;
+                let outdated = tx.delete_outdated_users(*height, *expiry_delta)?;
                 if !outdated.is_empty() {
                     tracing::info!(height, count = outdated.len(), "removed outdated users");
                 }
             }
             Decision::ForgetLate { from_height, hash } => {
-                pending::delete_from_height(conn, *from_height)?;
+                tx.delete_pending_breaches_from(*from_height)?;
                 if let Some(hash) = hash {
-                    pending::delete_by_block(conn, hash)?;
+                    tx.delete_pending_breaches_of_block(hash)?;
                 }
             }
-            Decision::Tracker(change) => apply_changes(conn, std::slice::from_ref(change))?,
+            Decision::Tracker(change) => apply_changes(tx, std::slice::from_ref(change))?,
             Decision::Breach(breach) => {
                 // The block processor hands breaches to the Responder; one here is a defect.
                 tracing::error!(uuid = %breach.uuid, "a breach reached the commit unanswered");
@@ -124,21 +120,21 @@ pub(super) fn apply_decisions(
 /// logged and counted (`teosd_bookkeeping_errors_total`) while the rest of the block commits. Storage
 /// failures (disk full, I/O) still fail the block, which is then retried.
 pub(super) fn apply_changes(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     changes: &[TrackerChange],
 ) -> Result<(), ProcessError> {
     for change in changes {
-        conn.execute_batch("SAVEPOINT change")?;
-        match apply_change(conn, change) {
-            Ok(()) => conn.execute_batch("RELEASE change")?,
+        tx.savepoint("change")?;
+        match apply_change(tx, change) {
+            Ok(()) => tx.release_savepoint("change")?,
             Err(e) if is_constraint_violation(&e) => {
-                conn.execute_batch("ROLLBACK TO change; RELEASE change")?;
+                tx.rollback_savepoint("change")?;
                 tracing::error!(?change, "bookkeeping step skipped: {e}");
                 metrics::counter!(m::BOOKKEEPING_ERRORS, "change" => change_name(change))
                     .increment(1);
             }
             Err(e) => {
-                conn.execute_batch("ROLLBACK TO change; RELEASE change")?;
+                tx.rollback_savepoint("change")?;
                 return Err(e);
             }
         }
@@ -146,49 +142,49 @@ pub(super) fn apply_changes(
     Ok(())
 }
 
-fn apply_change(conn: &Connection, change: &TrackerChange) -> Result<(), ProcessError> {
+fn apply_change(tx: &mut dyn Tx, change: &TrackerChange) -> Result<(), ProcessError> {
     match change {
         TrackerChange::Track(record) => {
             // The appointment must still exist (the FK would fail otherwise).
-            if appointments::get(conn, &record.uuid)?.is_some() {
-                if trackers::get(conn, &record.uuid)?.is_none() {
-                    trackers::insert(conn, record)?;
+            if tx.appointment(&record.uuid)?.is_some() {
+                if tx.tracker(&record.uuid)?.is_none() {
+                    tx.insert_tracker(record)?;
                 }
             } else {
                 tracing::warn!(uuid = %record.uuid, "breach answered but its appointment is gone; not tracked");
             }
-            pending::delete(conn, &record.uuid)?;
+            tx.delete_pending_breach(&record.uuid)?;
         }
         TrackerChange::Status {
             uuid,
             status,
             height,
         } => {
-            trackers::update_status(conn, uuid, *status, *height)?;
+            tx.set_tracker_status(uuid, *status, *height)?;
         }
         TrackerChange::DisputeHeight { uuid, height } => {
-            trackers::set_dispute_height(conn, uuid, *height)?;
+            tx.set_dispute_height(uuid, *height)?;
         }
         TrackerChange::Complete { uuid } => {
-            if let Some(a) = appointments::get(conn, uuid)?
-                && let Some(user) = users::get(conn, &a.user_id)?
+            if let Some(a) = tx.appointment(uuid)?
+                && let Some(user) = tx.user(&a.user_id)?
             {
-                refund(conn, &a.user_id, user.available_slots, a.slots)?;
+                refund(tx, &a.user_id, user.available_slots, a.slots)?;
             }
-            trackers::delete(conn, uuid)?;
+            tx.delete_tracker_and_appointment(uuid)?;
         }
         TrackerChange::Drop { uuid, reason } => {
             tracing::warn!(%uuid, "appointment dropped: {reason}");
-            appointments::delete(conn, uuid)?;
+            tx.delete_appointment(uuid)?;
         }
         TrackerChange::Invalid {
             uuid,
             encrypted_blob,
             reason,
-        } => match appointments::get(conn, uuid)? {
+        } => match tx.appointment(uuid)? {
             Some(a) if a.encrypted_blob == *encrypted_blob => {
                 tracing::warn!(%uuid, "appointment dropped: {reason}");
-                appointments::delete(conn, uuid)?;
+                tx.delete_appointment(uuid)?;
             }
             Some(_) => {
                 tracing::info!(%uuid, "appointment updated since the block was scanned; the new blob is kept");
@@ -196,8 +192,8 @@ fn apply_change(conn: &Connection, change: &TrackerChange) -> Result<(), Process
             None => {}
         },
         TrackerChange::Rewatch { uuid } => {
-            trackers::delete_tracker_only(conn, uuid)?;
-            pending::delete(conn, uuid)?;
+            tx.delete_tracker_only(uuid)?;
+            tx.delete_pending_breach(uuid)?;
         }
     }
     Ok(())
@@ -206,7 +202,7 @@ fn apply_change(conn: &Connection, change: &TrackerChange) -> Result<(), Process
 /// Gives `slots` back to a user holding `available`, saturating at `u32::MAX` (a refund that would
 /// overflow is cut and logged: PROTOCOL.md caps slots at u32).
 fn refund(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     user_id: &UserId,
     available: u32,
     slots: u32,
@@ -216,22 +212,20 @@ fn refund(
         tracing::warn!(%user_id, available, slots, "slot refund cut at {}", u32::MAX);
         metrics::counter!(m::REFUNDS_SATURATED).increment(1);
     }
-    users::add_slots(conn, user_id, i64::from(slots.min(room)))?;
+    tx.add_slots(user_id, i64::from(slots.min(room)))?;
     Ok(())
 }
 
+/// A change refused by the data itself (a defect, never expected): a constraint of the backend, or a
+/// slot change out of range / a row that is gone.
 fn is_constraint_violation(e: &ProcessError) -> bool {
-    let sqlite = match e {
-        ProcessError::Storage(StorageError::Sqlite(e)) => e,
+    match e {
         ProcessError::Storage(StorageError::SlotsOutOfRange { .. } | StorageError::NotFound(_)) => {
-            return true;
+            true
         }
-        _ => return false,
-    };
-    matches!(
-        sqlite.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::ConstraintViolation)
-    )
+        ProcessError::Storage(e) => e.is_constraint_violation(),
+        _ => false,
+    }
 }
 
 fn change_name(change: &TrackerChange) -> &'static str {

@@ -13,6 +13,8 @@ use tracing::warn;
 use super::connection::open_writer;
 use super::error::StorageError;
 use super::readers::ReadPool;
+use super::sqlite_tx::SqliteTx;
+use super::tx::Tx;
 use super::writer::{Counters, Job, Msg, OpJob, Writer};
 
 /// Number of read-only connections of the shared pool ([`Store::read`]: public and admin API).
@@ -102,11 +104,70 @@ impl Store {
     /// savepoint and is returned at once. `Ok` is returned only after the group's COMMIT succeeded, so
     /// the writes are durable (fsync'd). If the COMMIT fails, every op of the group gets
     /// `E::from(StorageError::CommitFailed(..))` (or [`StorageError::RolledBack`]). Ops run strictly in
-    /// submission order. `op` must not run transaction statements (BEGIN/COMMIT/ROLLBACK) itself.
-    /// Dropping the returned future does not cancel an op already queued.
+    /// submission order. Dropping the returned future does not cancel an op already queued.
     ///
     /// Errors before running: [`StorageError::Closed`], [`StorageError::OnWriterThread`].
     pub async fn write<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        self.write_sqlite(move |conn| op(&mut SqliteTx::new(conn)))
+            .await
+    }
+
+    /// [`write`](Store::write) for callers on plain threads (the block processor): blocks the calling
+    /// thread until the op's group committed. Must not be called from an async worker thread (it would
+    /// block it); from inside a write op it returns [`StorageError::OnWriterThread`].
+    pub fn write_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        self.write_sqlite_blocking(move |conn| op(&mut SqliteTx::new(conn)))
+    }
+
+    /// Runs `op` on a connection of the shared read pool on tokio's blocking pool (`spawn_blocking`),
+    /// inside a read transaction: all its queries see the same committed snapshot. Writes fail. At
+    /// most 4 such reads run at once; further callers wait (first come, first served) without
+    /// occupying a blocking thread, so a flood of reads costs memory per waiting caller, not threads,
+    /// and never delays [`read_blocking`](Store::read_blocking). A panic in `op` becomes
+    /// [`StorageError::OpPanicked`]. Must be called within a tokio runtime.
+    ///
+    /// Errors: [`StorageError::Closed`] once [`close`](Store::close) started; `op`'s own errors.
+    pub async fn read<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        self.read_sqlite(move |conn| op(&mut SqliteTx::new(conn)))
+            .await
+    }
+
+    /// Runs `op` on the calling thread (blocking) on one of the 2 reserved read connections, inside a
+    /// read transaction, for the block processor and other plain threads (metrics, startup): async
+    /// readers ([`read`](Store::read)) never take these connections, so however busy the public API
+    /// is, this waits at most for another reserved-pool read. Must not be called from an async
+    /// worker thread. A panic in `op` propagates to the caller; the connection goes back to the pool.
+    /// Called from inside a write op it works but sees the last committed state, not the writes of
+    /// the current group: read through the op's own [`Tx`] there instead.
+    pub fn read_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        self.read_sqlite_blocking(move |conn| op(&mut SqliteTx::new(conn)))
+    }
+
+    /// SQLite only: [`write`](Store::write) with the writer's raw connection, for code that is about
+    /// the SQLite file itself (tests of the per-table query modules, schema experiments in tests).
+    /// Domain rules go through [`write`](Store::write). `op` must not run transaction statements
+    /// (BEGIN/COMMIT/ROLLBACK) itself.
+    pub async fn write_sqlite<T, E, F>(&self, op: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -121,10 +182,9 @@ impl Store {
             .unwrap_or_else(|_| Err(E::from(StorageError::Closed)))
     }
 
-    /// [`write`](Store::write) for callers on plain threads (the block processor): blocks the calling
-    /// thread until the op's group committed. Must not be called from an async worker thread (it would
-    /// block it); from inside a write op it returns [`StorageError::OnWriterThread`].
-    pub fn write_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    /// SQLite only: [`write_blocking`](Store::write_blocking) with the writer's raw connection (see
+    /// [`write_sqlite`](Store::write_sqlite)).
+    pub fn write_sqlite_blocking<T, E, F>(&self, op: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -139,15 +199,9 @@ impl Store {
             .unwrap_or_else(|_| Err(E::from(StorageError::Closed)))
     }
 
-    /// Runs `op` on a connection of the shared read pool on tokio's blocking pool (`spawn_blocking`),
-    /// inside a read transaction: all its queries see the same committed snapshot. Writes fail with
-    /// `SQLITE_READONLY`. At most 4 such reads run at once; further callers wait (first come, first
-    /// served) without occupying a blocking thread, so a flood of reads costs memory per waiting
-    /// caller, not threads, and never delays [`read_blocking`](Store::read_blocking). A panic in `op`
-    /// becomes [`StorageError::OpPanicked`]. Must be called within a tokio runtime.
-    ///
-    /// Errors: [`StorageError::Closed`] once [`close`](Store::close) started; `op`'s own errors.
-    pub async fn read<T, E, F>(&self, op: F) -> Result<T, E>
+    /// SQLite only: [`read`](Store::read) with a raw read connection (see
+    /// [`write_sqlite`](Store::write_sqlite)).
+    pub async fn read_sqlite<T, E, F>(&self, op: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -172,14 +226,9 @@ impl Store {
         }
     }
 
-    /// Runs `op` on the calling thread (blocking) on one of the 2 reserved read connections, inside a
-    /// read transaction, for the block processor and other plain threads (metrics, startup): async
-    /// readers ([`read`](Store::read)) never take these connections, so however busy the public API
-    /// is, this waits at most for another reserved-pool read. Must not be called from an async
-    /// worker thread. A panic in `op` propagates to the caller; the connection goes back to the pool.
-    /// Called from inside a write op it works but sees the last committed state, not the writes of
-    /// the current group: read through the op's own connection there instead.
-    pub fn read_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    /// SQLite only: [`read_blocking`](Store::read_blocking) with a raw reserved read connection (see
+    /// [`write_sqlite`](Store::write_sqlite)).
+    pub fn read_sqlite_blocking<T, E, F>(&self, op: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,

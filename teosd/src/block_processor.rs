@@ -30,7 +30,6 @@ use crate::responder::{Responder, ResponderFound, TrackerChange};
 use crate::shutdown::{Shutdown, Wakeup};
 use crate::storage::records::TrackerStatus;
 use crate::storage::{StorageError, Store};
-use crate::watched_locators::WatchedLocators;
 use crate::watcher::Watcher;
 
 mod late;
@@ -39,7 +38,7 @@ mod storage_ops;
 
 pub use prefetch::{PREFETCH_DEPTH, PREFETCH_THREADS};
 use prefetch::{StopFlag, prefetch_blocks};
-use storage_ops::{apply_decisions, scan_block};
+use storage_ops::{CommitBlock, ReloadWatchedLocators, ScanBlock, StoreBlockTxids, UnwindBlocks};
 
 /// How many of its last processed blocks the tower remembers in storage (`chain` rows). Reorgs of any
 /// depth are followed (the chain walker asks bitcoind for headers); this bounds the locator cache
@@ -339,14 +338,13 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
 
         // 1. Scan, on the writer so it is ordered with incoming appointments (see chain_view).
         let txids = Arc::new(txids);
-        let scan = {
-            let view = self.view.clone();
-            let txids = txids.clone();
-            let expiry_delta = self.params.expiry_delta;
-            self.store.write_blocking(move |tx| {
-                scan_block(tx, &view, hash, height, &txids, expiry_delta)
-            })?
-        };
+        let scan = self.store.execute_blocking(ScanBlock {
+            view: self.view.clone(),
+            hash,
+            height,
+            txids: txids.clone(),
+            expiry_delta: self.params.expiry_delta,
+        })?;
         let scanned = started.elapsed();
 
         // 2. Gatekeeper, Watcher, Responder, in that order (see `listen`); the Watcher's breaches go
@@ -383,24 +381,17 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
 
         // 4. Commit every effect of the block and the new tip at once.
         let responded = started.elapsed();
-        let view = self.view.clone();
-        let window = self.cache_window();
-        let block_txids = keep_txids.then(|| txids.clone());
-        let rebuild = self
-            .store
-            .write_blocking(move |tx| -> Result<bool, ProcessError> {
-                apply_decisions(tx, &decisions)?;
-                tx.push_block(height, &hash, chainwork, KEPT_BLOCKS)?;
-                if let Some(txids) = &block_txids {
-                    tx.set_block_txids(height, &hash, txids)?;
-                }
-                tx.clear_block_txids_below((height + 1).saturating_sub(window))?;
-                let stored = tx.stored_appointments()?;
-                let mut view = view.lock();
-                view.tip_height = height;
-                view.tip_hash = hash;
-                Ok(view.watched.needs_rebuild(stored))
-            })?;
+        let rebuild = self.store.execute_blocking(CommitBlock {
+            view: self.view.clone(),
+            decisions,
+            tip: Tip {
+                height,
+                hash,
+                chainwork,
+            },
+            txids: keep_txids.then(|| txids.clone()),
+            cache_window: self.cache_window(),
+        })?;
         uncommitted.committed();
         self.walker.set_tip(Tip {
             height,
@@ -430,16 +421,10 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
     /// Reloads the index of watched locators from the database (startup, and when entries of deleted
     /// appointments have piled up). Runs as a write op, so no appointment is stored meanwhile.
     pub fn reload_watched_locators(&self) -> Result<(), ProcessError> {
-        let view = self.view.clone();
         let started = Instant::now();
-        let entries = self
-            .store
-            .write_blocking(move |tx| -> Result<usize, ProcessError> {
-                let watched = WatchedLocators::load(tx)?;
-                let entries = watched.len();
-                view.lock().watched = watched;
-                Ok(entries)
-            })?;
+        let entries = self.store.execute_blocking(ReloadWatchedLocators {
+            view: self.view.clone(),
+        })?;
         tracing::info!(
             entries,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -482,23 +467,12 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         }
 
         let mut uncommitted = UncommittedView::unwinding(&self.view);
-        let view = self.view.clone();
-        let stale_hashes: Vec<BlockHash> = stale.iter().filter_map(|(_, hash)| *hash).collect();
-        self.store
-            .write_blocking(move |tx| -> Result<(), ProcessError> {
-                apply_decisions(tx, &decisions)?;
-                tx.pop_blocks(fork.height + 1)?;
-                if tx.block_hash_at(fork.height)? != Some(fork.hash) {
-                    tx.push_block(fork.height, &fork.hash, fork.chainwork, KEPT_BLOCKS)?;
-                }
-                let mut view = view.lock();
-                for hash in &stale_hashes {
-                    view.cache.disconnect_block(hash);
-                }
-                view.tip_height = fork.height;
-                view.tip_hash = fork.hash;
-                Ok(())
-            })?;
+        self.store.execute_blocking(UnwindBlocks {
+            view: self.view.clone(),
+            decisions,
+            fork,
+            stale: stale.iter().filter_map(|(_, hash)| *hash).collect(),
+        })?;
         uncommitted.committed();
         for (height, hash) in &stale {
             match hash {
@@ -568,12 +542,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         if !downloaded.is_empty() {
             // Kept so the next start does not download them again.
             self.store
-                .write_blocking(move |tx| -> Result<(), ProcessError> {
-                    for (height, hash, txids) in &downloaded {
-                        tx.set_block_txids(*height, hash, txids)?;
-                    }
-                    Ok(())
-                })?;
+                .execute_blocking(StoreBlockTxids { blocks: downloaded })?;
         }
         Ok(())
     }

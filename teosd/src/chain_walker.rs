@@ -24,7 +24,7 @@ use bitcoin::{BlockHash, Work};
 use crate::bitcoind::{BitcoindRpc, HeaderInfo, RpcError, codes};
 use crate::block_processor::ProcessError;
 use crate::carrier::Carrier;
-use crate::storage::Store;
+use crate::storage::{Command, Order, StorageError, Store, Tx};
 
 /// A block of the tower's chain: its height (blocks), hash, and the chain's total work up to it when
 /// known (rows written before schema V4 have none until bitcoind is asked).
@@ -46,6 +46,38 @@ impl Tip {
             hash,
             chainwork: None,
         }
+    }
+}
+
+/// Command: the tower (re)starts following the chain from `tip`: every remembered block is
+/// forgotten and `tip` becomes the only one. Used on a fresh start (bitcoind's best block, nothing
+/// remembered yet) and by `--forceupdate` when bitcoind pruned the blocks after the stored tip.
+/// Trackers, appointments and late breaches are kept.
+#[derive(Clone, Copy, Debug)]
+pub struct StartFrom {
+    /// The new tip.
+    pub tip: Tip,
+}
+
+impl Command for StartFrom {
+    type Output = ();
+    type Error = StorageError;
+    const NAME: &'static str = "start_from";
+    const ORDER: Order = Order::Block;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<(), StorageError> {
+        let Tip {
+            height,
+            hash,
+            chainwork,
+        } = self.tip;
+        tx.pop_blocks(0)?;
+        tx.push_block(
+            height,
+            &hash,
+            chainwork,
+            crate::block_processor::KEPT_BLOCKS,
+        )
     }
 }
 

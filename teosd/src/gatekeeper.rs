@@ -1,16 +1,17 @@
 //! The Gatekeeper: users, subscriptions and slots (PROTOCOL.md, "Subscriptions").
 //!
-//! Every function here runs inside a storage op, so slot accounting is atomic with the appointment
-//! write it pays for.
+//! The request-side rules run inside storage commands ([`Register`] here, `watcher::AddAppointment`),
+//! so slot accounting is atomic with the write it pays for, whatever the backend.
 
 use teos_common::appointment::UserId;
 use teos_common::errors::{ApiError, ErrorCode};
 
 use crate::carrier::Interrupted;
+use crate::chain_view::SharedChainView;
 use crate::config::Config;
 use crate::listen::{ConnectedBlock, Decision, DisconnectedBlock, Listen};
 use crate::storage::records::UserRecord;
-use crate::storage::{StorageError, Tx};
+use crate::storage::{Command, Order, StorageError, Tx};
 
 /// Subscription terms handed to every registration.
 #[derive(Clone, Copy, Debug)]
@@ -23,18 +24,40 @@ pub struct SubscriptionParams {
     pub expiry_delta: u32,
 }
 
-/// Registers `user_id` at `height`, or renews an existing subscription; see [`subscription_after`]
-/// for the arithmetic. Errors: code 65 when the slots would overflow `u32`; storage → code 32.
-pub fn register(
-    tx: &mut dyn Tx,
-    user_id: &UserId,
-    height: u32,
-    params: &SubscriptionParams,
-) -> Result<UserRecord, ApiError> {
-    let old = tx.user(user_id).map_err(storage_error)?;
-    let user = subscription_after(old.as_ref(), height, params)?;
-    tx.upsert_user(user_id, &user).map_err(storage_error)?;
-    Ok(user)
+/// Command: registers `user_id`, or renews its subscription, at the tower's height when the command
+/// runs (read from the chain view on the writer, so it is the height of the last committed block);
+/// see [`subscription_after`] for the arithmetic. A new user beyond `max_users` is refused
+/// ([`check_capacity`]) and nothing is stored.
+///
+/// Errors: code 65 when the slots would overflow `u32`; the tower full of users → 32; storage → 32.
+#[derive(Clone)]
+pub struct Register {
+    /// The user registering (its public key).
+    pub user_id: UserId,
+    /// The chain view, for the height the subscription starts at.
+    pub view: SharedChainView,
+    /// Subscription terms.
+    pub params: SubscriptionParams,
+    /// Most registered users (`max_users`, 0 = no cap).
+    pub max_users: u32,
+}
+
+impl Command for Register {
+    type Output = UserRecord;
+    type Error = ApiError;
+    const NAME: &'static str = "register";
+    const ORDER: Order = Order::Free;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<UserRecord, ApiError> {
+        let old = tx.user(&self.user_id).map_err(storage_error)?;
+        let user = subscription_after(old.as_ref(), self.view.height(), &self.params)?;
+        tx.upsert_user(&self.user_id, &user)
+            .map_err(storage_error)?;
+        if old.is_none() {
+            check_capacity(tx, Counted::Users, self.max_users)?;
+        }
+        Ok(user)
+    }
 }
 
 /// The subscription a registration at `height` (blocks) gives, from the user's current one (`None`

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use teos_common::appointment::AppointmentId;
 
 use super::ProcessError;
-use super::storage_ops::apply_changes;
+use super::storage_ops::AnswerLate;
 use crate::bitcoind::BitcoindRpc;
 use crate::chain_walker::{ChainWalker, Tip};
 use crate::metrics as m;
@@ -68,11 +68,7 @@ impl LateQueue {
             match self.answer(store, walker, responder, tip, row, confirmed_at)? {
                 Some(change) => {
                     self.retry_at.remove(&uuid);
-                    store.write_blocking(move |tx| -> Result<(), ProcessError> {
-                        apply_changes(tx, std::slice::from_ref(&change))?;
-                        tx.delete_pending_breach(&uuid)?;
-                        Ok(())
-                    })?;
+                    store.execute_blocking(AnswerLate { uuid, change })?;
                 }
                 None => {
                     let wait = self

@@ -1,25 +1,208 @@
-//! The block processor's storage ops: what a block's scan reads on the writer, and how its
-//! decisions are written inside the block's transaction.
+//! The block processor's storage commands: a block's scan ([`ScanBlock`]), its commit with the
+//! components' decisions ([`CommitBlock`]), a reorg's unwind ([`UnwindBlocks`]), the answer to a late
+//! appointment ([`AnswerLate`]), and the chain-view bookkeeping ([`ReloadWatchedLocators`],
+//! [`StoreBlockTxids`]). Each is one rule over `&mut dyn Tx`, whatever the backend.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use bitcoin::{BlockHash, Txid};
 use teos_common::appointment::Locator;
 use teos_common::constants::{CONFIRMATIONS_BEFORE_RETRY, IRREVOCABLY_RESOLVED};
 
-use super::ProcessError;
+use super::{KEPT_BLOCKS, ProcessError};
 use crate::chain_view::SharedChainView;
+use crate::chain_walker::Tip;
 use crate::listen::Decision;
 use crate::metrics as m;
 use crate::responder::TrackerChange;
-use crate::storage::records::{AppointmentRecord, TrackerRecord, TrackerStatus};
-use crate::storage::{StorageError, Tx};
+use crate::storage::records::{AppointmentId, AppointmentRecord, TrackerRecord, TrackerStatus};
+use crate::storage::{Command, Order, StorageError, Tx};
+use crate::watched_locators::WatchedLocators;
 use teos_common::appointment::UserId;
 
 /// Everything a block scan hands back from the storage writer.
 pub(super) struct Scan {
     pub(super) appointments: Vec<AppointmentRecord>,
     pub(super) trackers: Vec<TrackerRecord>,
+}
+
+/// Command: step 1 of connecting a block, [`scan_block`]. Ordered with appointment inserts
+/// ([`Order::Block`]): every appointment stored before it is found, every one stored after it sees
+/// the block in the locator cache (`chain_view`).
+pub(super) struct ScanBlock {
+    /// The chain view: its locator cache gets the block's txids.
+    pub(super) view: SharedChainView,
+    /// The block.
+    pub(super) hash: BlockHash,
+    /// Its height (blocks).
+    pub(super) height: u32,
+    /// Its txids, in block order.
+    pub(super) txids: Arc<Vec<Txid>>,
+    /// Grace period after a subscription's expiry (blocks).
+    pub(super) expiry_delta: u32,
+}
+
+impl Command for ScanBlock {
+    type Output = Scan;
+    type Error = ProcessError;
+    const NAME: &'static str = "scan_block";
+    const ORDER: Order = Order::Block;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<Scan, ProcessError> {
+        scan_block(
+            tx,
+            &self.view,
+            self.hash,
+            self.height,
+            &self.txids,
+            self.expiry_delta,
+        )
+    }
+}
+
+/// Command: step 3 of connecting a block: its decisions ([`apply_decisions`]) and the block as the
+/// new tip, in one transaction, then the chain view's tip. Returns whether the watched-locators
+/// index has piled up entries of deleted appointments and must be reloaded.
+pub(super) struct CommitBlock {
+    /// The chain view: its tip moves to the block once the writes succeeded.
+    pub(super) view: SharedChainView,
+    /// What the Gatekeeper, Watcher and Responder decided for the block, in order.
+    pub(super) decisions: Vec<Decision>,
+    /// The block's height (blocks), hash and total work.
+    pub(super) tip: Tip,
+    /// The block's txids, kept with it for the locator cache of the next start (`None`: not kept).
+    pub(super) txids: Option<Arc<Vec<Txid>>>,
+    /// Blocks whose txids are kept (the locator cache's window).
+    pub(super) cache_window: u32,
+}
+
+impl Command for CommitBlock {
+    type Output = bool;
+    type Error = ProcessError;
+    const NAME: &'static str = "commit_block";
+    const ORDER: Order = Order::Block;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<bool, ProcessError> {
+        let Tip {
+            height,
+            hash,
+            chainwork,
+        } = self.tip;
+        apply_decisions(tx, &self.decisions)?;
+        tx.push_block(height, &hash, chainwork, KEPT_BLOCKS)?;
+        if let Some(txids) = &self.txids {
+            tx.set_block_txids(height, &hash, txids)?;
+        }
+        tx.clear_block_txids_below((height + 1).saturating_sub(self.cache_window))?;
+        let stored = tx.stored_appointments()?;
+        let mut view = self.view.lock();
+        view.tip_height = height;
+        view.tip_hash = hash;
+        Ok(view.watched.needs_rebuild(stored))
+    }
+}
+
+/// Command: disconnects every block above `fork` in one transaction: the decisions for the
+/// disconnected blocks ([`apply_decisions`]), the remembered blocks above the fork forgotten, the
+/// fork point as the tip (recorded if it was not remembered), and the chain view unwound to it.
+pub(super) struct UnwindBlocks {
+    /// The chain view: the disconnected blocks leave its locator cache, its tip moves to `fork`.
+    pub(super) view: SharedChainView,
+    /// What the components decided for the disconnected blocks, tip first.
+    pub(super) decisions: Vec<Decision>,
+    /// The fork point: the new tip.
+    pub(super) fork: Tip,
+    /// Hashes of the disconnected blocks that are known.
+    pub(super) stale: Vec<BlockHash>,
+}
+
+impl Command for UnwindBlocks {
+    type Output = ();
+    type Error = ProcessError;
+    const NAME: &'static str = "unwind_blocks";
+    const ORDER: Order = Order::Block;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<(), ProcessError> {
+        let fork = self.fork;
+        apply_decisions(tx, &self.decisions)?;
+        tx.pop_blocks(fork.height + 1)?;
+        if tx.block_hash_at(fork.height)? != Some(fork.hash) {
+            tx.push_block(fork.height, &fork.hash, fork.chainwork, KEPT_BLOCKS)?;
+        }
+        let mut view = self.view.lock();
+        for hash in &self.stale {
+            view.cache.disconnect_block(hash);
+        }
+        view.tip_height = fork.height;
+        view.tip_hash = fork.hash;
+        Ok(())
+    }
+}
+
+/// Command: reloads the watched-locators index from the stored appointments. Ordered with
+/// appointment inserts ([`Order::Block`]), so none is stored while the index is rebuilt. Returns its
+/// number of entries.
+pub(super) struct ReloadWatchedLocators {
+    /// The chain view holding the index.
+    pub(super) view: SharedChainView,
+}
+
+impl Command for ReloadWatchedLocators {
+    type Output = usize;
+    type Error = ProcessError;
+    const NAME: &'static str = "reload_watched_locators";
+    const ORDER: Order = Order::Block;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<usize, ProcessError> {
+        let watched = WatchedLocators::load(tx)?;
+        let entries = watched.len();
+        self.view.lock().watched = watched;
+        Ok(entries)
+    }
+}
+
+/// Command: keeps the txids of remembered blocks (downloaded at startup for the locator cache), so
+/// the next start does not download them again. Blocks no longer remembered are skipped.
+pub(super) struct StoreBlockTxids {
+    /// `(height, hash, txids in block order)` of each block.
+    pub(super) blocks: Vec<(u32, BlockHash, Vec<Txid>)>,
+}
+
+impl Command for StoreBlockTxids {
+    type Output = ();
+    type Error = ProcessError;
+    const NAME: &'static str = "store_block_txids";
+    const ORDER: Order = Order::Free;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<(), ProcessError> {
+        for (height, hash, txids) in &self.blocks {
+            tx.set_block_txids(*height, hash, txids)?;
+        }
+        Ok(())
+    }
+}
+
+/// Command: the Responder's answer to a late appointment: its change ([`apply_changes`]) and the
+/// pending breach forgotten, in one transaction.
+pub(super) struct AnswerLate {
+    /// The late appointment.
+    pub(super) uuid: AppointmentId,
+    /// What the Responder decided (track it, or watch it again).
+    pub(super) change: TrackerChange,
+}
+
+impl Command for AnswerLate {
+    type Output = ();
+    type Error = ProcessError;
+    const NAME: &'static str = "answer_late";
+    const ORDER: Order = Order::Block;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<(), ProcessError> {
+        apply_changes(tx, std::slice::from_ref(&self.change))?;
+        tx.delete_pending_breach(&self.uuid)?;
+        Ok(())
+    }
 }
 
 /// Step 1 of connecting a block (on the writer): add its txids to the locator cache, then find the

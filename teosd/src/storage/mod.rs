@@ -32,12 +32,14 @@
 pub mod appointments;
 mod batch;
 pub mod chain;
+mod command;
 mod connection;
 mod error;
 pub mod keys;
 pub mod pending;
 mod readers;
 pub mod records;
+mod sqlite;
 mod sqlite_tx;
 mod store;
 pub mod trackers;
@@ -45,6 +47,7 @@ pub mod tx;
 pub mod users;
 mod writer;
 
+pub use command::{Command, Order};
 pub use connection::schema_version;
 pub use error::StorageError;
 pub use records::{

@@ -312,3 +312,30 @@ impl TowerApi for Tower {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(store: &Store, replace: bool) -> (TowerId, KeyOrigin) {
+        let (key, origin) = store
+            .execute_blocking(LoadOrCreateTowerKey { replace })
+            .unwrap();
+        (key.id(), origin)
+    }
+
+    #[test]
+    fn the_tower_key_is_created_once_then_loaded_and_replaced_only_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("teos.db")).unwrap();
+        let (first, origin) = run(&store, false);
+        assert_eq!(origin, KeyOrigin::Created);
+        assert_eq!(run(&store, false), (first, KeyOrigin::Loaded));
+        let (second, origin) = run(&store, true);
+        assert_eq!(origin, KeyOrigin::Replaced);
+        assert_ne!(second, first);
+        assert_eq!(run(&store, false), (second, KeyOrigin::Loaded));
+        let keys = store.read_blocking(|tx| tx.count_tower_keys()).unwrap();
+        assert_eq!(keys, 2, "the replaced key is kept");
+    }
+}

@@ -345,9 +345,13 @@ mod tests {
         }
 
         fn store(&self, appointment: &Appointment) -> Result<Accepted, ApiError> {
-            let (view, appointment) = (self.view.clone(), appointment.clone());
-            self.store.write_blocking(move |conn| {
-                store_appointment(conn, &view, &user(), &appointment, "sig", &RULES)
+            self.store.execute_blocking(AddAppointment {
+                view: self.view.clone(),
+                user_id: user(),
+                appointment: appointment.clone(),
+                user_signature: "sig".into(),
+                rules: RULES,
+                max_appointments: 0,
             })
         }
 

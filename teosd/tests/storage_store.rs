@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use support::*;
-use teosd::storage::{StorageError, Store, appointments, schema_version, users};
+use teosd::storage::{
+    Command, Order, StorageError, Store, Tx, appointments, schema_version, users,
+};
 
 /// Submits an op that signals when it runs and then blocks the writer until `release` is sent (or
 /// 10 s pass), inserting user `n` first. Returns when the op is running.
@@ -504,6 +506,37 @@ fn waiting_on_the_writer_from_inside_a_write_op_is_refused_not_deadlocked() {
         matches!(result, Ok(Err(StorageError::OnWriterThread(_)))),
         "{result:?}"
     );
+}
+
+/// A made-up command for the tests: registers user `n` with one slot.
+struct AddUser(u32);
+
+impl Command for AddUser {
+    type Output = ();
+    type Error = StorageError;
+    const NAME: &'static str = "add_user";
+    const ORDER: Order = Order::Free;
+    fn run(self, tx: &mut dyn Tx) -> Result<(), StorageError> {
+        tx.upsert_user(&user(self.0), &user_record(1, 1000))
+    }
+}
+
+#[test]
+fn a_command_is_durable_when_executed_and_refused_with_its_name_from_inside_a_write() {
+    let (_dir, path, store) = open_temp();
+    store.execute_blocking(AddUser(1)).unwrap();
+    let inner = store.clone();
+    let nested = store
+        .write_blocking(move |_tx| Ok::<_, StorageError>(inner.execute_blocking(AddUser(2))))
+        .unwrap();
+    assert!(
+        matches!(nested, Err(StorageError::OnWriterThread("add_user"))),
+        "{nested:?}"
+    );
+    drop(store);
+    let reopened = Store::open(&path).unwrap();
+    assert!(user_exists(&reopened, 1));
+    assert!(!user_exists(&reopened, 2));
 }
 
 #[test]

@@ -192,3 +192,13 @@ fn a_tip_without_stored_work_is_waited_for_when_bitcoind_is_shorter_and_does_not
     world.bitcoind.reveal();
     assert_eq!(walker.poll().unwrap(), Step::AtTip);
 }
+
+#[test]
+fn starting_from_a_block_forgets_the_remembered_ones_and_keeps_it_as_the_only_tip() {
+    let world = World::new(20);
+    world.remember(5, 15);
+    let tip = Tip::new(18, world.bitcoind.at(18));
+    world.store.execute_blocking(StartFrom { tip }).unwrap();
+    let remembered = world.store.read_blocking(|tx| tx.recent_blocks()).unwrap();
+    assert_eq!(remembered, vec![(18, world.bitcoind.at(18))]);
+}

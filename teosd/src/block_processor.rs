@@ -72,12 +72,6 @@ impl From<Interrupted> for ProcessError {
     }
 }
 
-impl From<rusqlite::Error> for ProcessError {
-    fn from(e: rusqlite::Error) -> Self {
-        ProcessError::Storage(e.into())
-    }
-}
-
 /// Follows bitcoind's chain and drives Gatekeeper, Watcher and Responder.
 pub struct BlockProcessor<B: BitcoindRpc> {
     /// Talks to bitcoind about the chain and owns the tip.

@@ -40,7 +40,7 @@ impl World {
         self.store
             .write_blocking(move |conn| -> Result<(), crate::storage::StorageError> {
                 for (height, hash) in &blocks {
-                    chain::push(conn, *height, hash, 288)?;
+                    conn.push_block(*height, hash, None, 288)?;
                 }
                 Ok(())
             })
@@ -107,7 +107,7 @@ fn a_best_block_with_less_work_is_waited_for_not_followed() {
     world
         .store
         .write_blocking(move |conn| -> Result<(), crate::storage::StorageError> {
-            chain::push_with_work(conn, 100, &tip, Some(stored_work), 288)
+            conn.push_block(100, &tip, Some(stored_work), 288)
         })
         .unwrap();
     world.bitcoind.hide_above(60);
@@ -191,4 +191,14 @@ fn a_tip_without_stored_work_is_waited_for_when_bitcoind_is_shorter_and_does_not
     assert!(matches!(walker.poll().unwrap(), Step::Waiting { .. }));
     world.bitcoind.reveal();
     assert_eq!(walker.poll().unwrap(), Step::AtTip);
+}
+
+#[test]
+fn starting_from_a_block_forgets_the_remembered_ones_and_keeps_it_as_the_only_tip() {
+    let world = World::new(20);
+    world.remember(5, 15);
+    let tip = Tip::new(18, world.bitcoind.at(18));
+    world.store.execute_blocking(StartFrom { tip }).unwrap();
+    let remembered = world.store.read_blocking(|tx| tx.recent_blocks()).unwrap();
+    assert_eq!(remembered, vec![(18, world.bitcoind.at(18))]);
 }

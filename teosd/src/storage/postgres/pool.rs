@@ -1,0 +1,413 @@
+//! [`PgStore`]: the pool of PostgreSQL connections and the transaction runner (one PostgreSQL
+//! transaction per unit of work, retried when that is safe, waiting out an unreachable database).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use postgres::{IsolationLevel, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+
+use super::super::error::StorageError;
+use super::error::{PgErrorKind, PgFailure};
+use super::url::{DatabaseUrl, PasswordEnv};
+
+/// The connection manager: plain TCP (no TLS yet, docs/fleet.md "Transport").
+type Manager = PostgresConnectionManager<NoTls>;
+
+/// A connection borrowed from the pool; back to the pool when dropped (closed if it broke).
+pub type PgConnection = r2d2::PooledConnection<Manager>;
+
+/// The session advisory lock held while applying migrations ("teosmig1"), so instances starting
+/// together do not apply them twice.
+pub const MIGRATION_LOCK_KEY: i64 = 0x7465_6f73_6d69_6731;
+
+/// Parameters of [`PgStore`].
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// Most connections open at once (r2d2's `max_size`). Each blocking caller holds one for the
+    /// length of its transaction.
+    pub pool_size: u32,
+    /// How long one connection attempt may take (TCP connect and authentication).
+    pub connect_timeout: Duration,
+    /// How long a unit of work waits for an unreachable database (down, restarting, failing over)
+    /// before failing with [`StorageError::Unavailable`]; also how long [`PgStore::open`] waits for
+    /// the first connection.
+    pub unavailable_wait: Duration,
+    /// How many times a transaction that lost a serialization conflict or a deadlock (SQLSTATE
+    /// 40001, 40P01) is run again before its error is returned.
+    pub conflict_retries: u32,
+    /// `application_name` of the sessions (shown in `pg_stat_activity`), unless the URL sets one.
+    pub application_name: String,
+}
+
+impl Default for PgOptions {
+    /// 8 connections, 5 s per connection attempt, 30 s of waiting for the database, 5 conflict
+    /// retries, application name `teosd`.
+    fn default() -> PgOptions {
+        PgOptions {
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+            unavailable_wait: Duration::from_secs(30),
+            conflict_retries: 5,
+            application_name: "teosd".into(),
+        }
+    }
+}
+
+/// Whether a unit of work writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `READ WRITE`, `READ COMMITTED`: what the storage functions are written for (conditional
+    /// updates and row locks, module doc of [`super`]).
+    Write,
+    /// `READ ONLY`, `REPEATABLE READ`: one snapshot for the whole unit, as a SQLite read
+    /// transaction sees. A read-only snapshot transaction never fails on serialization.
+    Read,
+}
+
+/// One PostgreSQL transaction of a unit of work, handed to the closure of [`PgStore::write`] /
+/// [`PgStore::read`]. The storage functions of [`super`] take it through [`PgTx::client`].
+pub struct PgTx<'a> {
+    txn: postgres::Transaction<'a>,
+    access: Access,
+}
+
+impl<'a> PgTx<'a> {
+    /// The transaction, for the query functions (`users::get(tx.client(), ..)`).
+    pub fn client(&mut self) -> &mut postgres::Transaction<'a> {
+        &mut self.txn
+    }
+
+    /// Whether this unit of work may write.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+}
+
+/// Handle to a PostgreSQL database used as the tower's storage: a pool of connections (r2d2) and a
+/// runner that executes each unit of work as one transaction. Cheap to clone; `Send + Sync`.
+///
+/// Every method but the `_async` ones BLOCKS the calling thread (the synchronous `postgres` client
+/// drives its own small runtime and panics on a tokio worker thread): call them from a dedicated
+/// thread, or use [`PgStore::write_async`] / [`PgStore::read_async`], which run them on tokio's
+/// blocking pool.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: r2d2::Pool<Manager>,
+    /// The URL, password masked, for messages.
+    shown: String,
+    options: PgOptions,
+}
+
+impl PgStore {
+    /// Connects to `url` (password from the URL, `PGPASSWORD` or the password file: see
+    /// [`DatabaseUrl`]), waiting up to `options.unavailable_wait` for the database, applies the
+    /// migrations of `migrations/postgresql/` under an advisory lock, and builds the pool.
+    ///
+    /// Blocks. Errors: [`StorageError::Unavailable`] (no connection within the wait: server down,
+    /// wrong host, wrong password; the message names the URL with its password masked),
+    /// [`StorageError::Migration`].
+    pub fn open(url: &DatabaseUrl, options: PgOptions) -> Result<PgStore, StorageError> {
+        let (mut config, warnings) = url.client_config(&PasswordEnv::from_process());
+        for warning in warnings {
+            tracing::warn!(event = "postgres_password_file_ignored", "{warning}");
+        }
+        if config.get_application_name().is_none() {
+            config.application_name(&options.application_name);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.connect_timeout);
+        }
+        // See a dead server or a cut network in seconds, not after the kernel's defaults (two
+        // hours of idle for keepalives, ~15 minutes of retransmissions for data in flight).
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(1))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(15));
+        let config = postgres::Config::from(config);
+        let shown = url.masked();
+
+        migrate_with_wait(&config, &shown, options.unavailable_wait)?;
+
+        let pool = r2d2::Pool::builder()
+            .max_size(options.pool_size.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(options.unavailable_wait.max(Duration::from_millis(100)))
+            .error_handler(Box::new(LogConnectErrors::default()))
+            .build_unchecked(PostgresConnectionManager::new(config, NoTls));
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                shown,
+                options,
+            }),
+        })
+    }
+
+    /// Runs `op` in one READ COMMITTED read-write transaction and commits it; returns `op`'s value
+    /// once PostgreSQL has committed (durable as `synchronous_commit` says: module doc of
+    /// [`super`]). Blocks.
+    ///
+    /// `op` may run more than once, so it must act only through the transaction: it is run again,
+    /// in a new transaction, when PostgreSQL rolled the previous one back whole: a serialization
+    /// failure or deadlock (up to `conflict_retries` times), or a lost connection before COMMIT
+    /// (until `unavailable_wait` has passed). An `Err` from `op` rolls back and is returned.
+    ///
+    /// Errors: `op`'s; [`StorageError::Unavailable`] (the database stayed unreachable for
+    /// `unavailable_wait`; nothing committed); [`StorageError::Postgres`] with
+    /// [`PgErrorKind::CommitUnknown`] (the connection broke during COMMIT: it may have committed,
+    /// never retried), or any other PostgreSQL error.
+    pub fn write<T>(
+        &self,
+        op: impl FnMut(&mut PgTx<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        self.run(Access::Write, op)
+    }
+
+    /// Runs `op` in one READ ONLY, REPEATABLE READ transaction (one snapshot). Blocks. Retried
+    /// like [`PgStore::write`] on a lost connection.
+    ///
+    /// Errors: as [`PgStore::write`].
+    pub fn read<T>(
+        &self,
+        op: impl FnMut(&mut PgTx<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        self.run(Access::Read, op)
+    }
+
+    /// [`PgStore::write`] on tokio's blocking pool (never on an async worker).
+    ///
+    /// Errors: as [`PgStore::write`]; [`StorageError::OpPanicked`] if `op` panicked.
+    pub async fn write_async<T, F>(&self, op: F) -> Result<T, StorageError>
+    where
+        F: FnMut(&mut PgTx<'_>) -> Result<T, StorageError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.clone();
+        join(tokio::task::spawn_blocking(move || store.write(op)).await)
+    }
+
+    /// [`PgStore::read`] on tokio's blocking pool.
+    ///
+    /// Errors: as [`PgStore::read`]; [`StorageError::OpPanicked`] if `op` panicked.
+    pub async fn read_async<T, F>(&self, op: F) -> Result<T, StorageError>
+    where
+        F: FnMut(&mut PgTx<'_>) -> Result<T, StorageError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.clone();
+        join(tokio::task::spawn_blocking(move || store.read(op)).await)
+    }
+
+    /// A connection of the pool, for work the runner does not fit (tests, bulk copies). Waits up
+    /// to `unavailable_wait`. Blocks.
+    ///
+    /// Errors: [`StorageError::Unavailable`].
+    pub fn connection(&self) -> Result<PgConnection, StorageError> {
+        self.inner.pool.get().map_err(|e| self.unavailable(&e))
+    }
+
+    /// The URL this store uses, password masked.
+    pub fn url(&self) -> &str {
+        &self.inner.shown
+    }
+
+    /// Connections open now (idle or in use), and idle ones.
+    pub fn connections(&self) -> (u32, u32) {
+        let state = self.inner.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
+    fn unavailable(&self, detail: &dyn std::fmt::Display) -> StorageError {
+        StorageError::Unavailable(format!("PostgreSQL at {}: {detail}", self.inner.shown))
+    }
+
+    /// The retry loop around [`PgStore::attempt`].
+    fn run<T>(
+        &self,
+        access: Access,
+        mut op: impl FnMut(&mut PgTx<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let deadline = Instant::now() + self.inner.options.unavailable_wait;
+        let mut conflicts = 0;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let failure = match self.attempt(access, &mut op, deadline) {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            match failure {
+                Failure::Conflict(e) if conflicts < self.inner.options.conflict_retries => {
+                    conflicts += 1;
+                    tracing::debug!(event = "postgres_conflict_retry", attempt = conflicts, error = %e);
+                    // A little spread so the two sides of a deadlock do not meet again.
+                    std::thread::sleep(Duration::from_millis(spread(conflicts)));
+                }
+                Failure::Conflict(e) => return Err(StorageError::Postgres(e)),
+                Failure::Unreachable(detail) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(self.unavailable(&detail));
+                    }
+                    tracing::debug!(event = "postgres_unreachable_retry", error = %detail);
+                    std::thread::sleep(backoff.min(deadline - now));
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Failure::Final(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One transaction: BEGIN, `op`, COMMIT.
+    fn attempt<T>(
+        &self,
+        access: Access,
+        op: &mut impl FnMut(&mut PgTx<'_>) -> Result<T, StorageError>,
+        deadline: Instant,
+    ) -> Result<T, Failure> {
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(10));
+        let mut conn = self
+            .inner
+            .pool
+            .get_timeout(wait)
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        let (isolation, read_only) = match access {
+            Access::Write => (IsolationLevel::ReadCommitted, false),
+            Access::Read => (IsolationLevel::RepeatableRead, true),
+        };
+        let txn = conn
+            .build_transaction()
+            .isolation_level(isolation)
+            .read_only(read_only)
+            .start()
+            .map_err(|e| Failure::from_op(e.into()))?;
+        let mut tx = PgTx { txn, access };
+        // An Err (or a panic) drops the transaction: ROLLBACK.
+        let value = op(&mut tx).map_err(Failure::from_op)?;
+        tx.txn.commit().map_err(|e| {
+            let failure = PgFailure::from(e);
+            match failure.kind {
+                PgErrorKind::Retryable => Failure::Conflict(failure),
+                // A read-only transaction has nothing to lose: run it again.
+                PgErrorKind::Unavailable if access == Access::Read => {
+                    Failure::Unreachable(failure.message)
+                }
+                PgErrorKind::Unavailable => Failure::Final(StorageError::Postgres(PgFailure {
+                    kind: PgErrorKind::CommitUnknown,
+                    message: format!(
+                        "the connection broke during COMMIT, which may or may not have taken \
+                         effect: {}",
+                        failure.message
+                    ),
+                    ..failure
+                })),
+                _ => Failure::Final(StorageError::Postgres(failure)),
+            }
+        })?;
+        Ok(value)
+    }
+}
+
+/// How an attempt failed, and so whether to run it again.
+enum Failure {
+    /// Rolled back by a serialization failure or a deadlock: run again, a few times.
+    Conflict(PgFailure),
+    /// No connection, or it broke before COMMIT (so nothing committed): wait, then run again.
+    Unreachable(String),
+    /// Anything else: returned as is.
+    Final(StorageError),
+}
+
+impl Failure {
+    /// Sorts an error of BEGIN or of the op.
+    fn from_op(e: StorageError) -> Failure {
+        match e {
+            StorageError::Postgres(f) if f.kind == PgErrorKind::Retryable => Failure::Conflict(f),
+            StorageError::Postgres(f) if f.kind == PgErrorKind::Unavailable => {
+                Failure::Unreachable(f.message)
+            }
+            other => Failure::Final(other),
+        }
+    }
+}
+
+/// 5 to 25 ms times the attempt, from the clock's low bits (no RNG needed for a spread).
+fn spread(attempt: u32) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    u64::from(attempt) * (5 + u64::from(nanos % 21))
+}
+
+/// The result of a blocking task, its panic as [`StorageError::OpPanicked`].
+fn join<T>(
+    result: Result<Result<T, StorageError>, tokio::task::JoinError>,
+) -> Result<T, StorageError> {
+    result.unwrap_or_else(|e| Err(StorageError::OpPanicked(e.to_string())))
+}
+
+/// Applies the migrations on a dedicated connection (closed after, which also frees the lock),
+/// retrying the connection until `wait` has passed.
+fn migrate_with_wait(
+    config: &postgres::Config,
+    shown: &str,
+    wait: Duration,
+) -> Result<(), StorageError> {
+    let deadline = Instant::now() + wait;
+    let mut backoff = Duration::from_millis(100);
+    let mut client = loop {
+        match config.connect(NoTls) {
+            Ok(client) => break client,
+            Err(e) => {
+                let failure = PgFailure::from(e);
+                let now = Instant::now();
+                if failure.kind != PgErrorKind::Unavailable || now >= deadline {
+                    return Err(StorageError::Unavailable(format!(
+                        "PostgreSQL at {shown}: {}",
+                        failure.message
+                    )));
+                }
+                tracing::warn!(event = "postgres_connect_failed", url = shown, error = %failure.message);
+                std::thread::sleep(backoff.min(deadline - now));
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    };
+    super::migrate(&mut client)
+}
+
+/// r2d2's error handler: connection failures are logged through `tracing` at most every 10 s
+/// (r2d2 retries in the background while the database is down; each op reports its own failure).
+#[derive(Debug, Default)]
+struct LogConnectErrors {
+    last: AtomicU64,
+}
+
+impl r2d2::HandleError<postgres::Error> for LogConnectErrors {
+    fn handle_error(&self, error: postgres::Error) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let last = self.last.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let failure = PgFailure::from(error);
+            tracing::warn!(event = "postgres_connect_failed", error = %failure.message);
+        }
+    }
+}

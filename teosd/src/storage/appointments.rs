@@ -4,7 +4,7 @@
 //! Appointments with a tracker belong to the Responder and are deleted through
 //! [`trackers::delete`](super::trackers::delete).
 
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::batch::select_in;
 use super::error::StorageError;
@@ -168,10 +168,16 @@ pub fn count(conn: &Connection) -> Result<u64, StorageError> {
 }
 
 /// Number of appointments as kept by the `counters` table (migration V2): one row lookup where
-/// [`count`] scans an index.
+/// [`count`] scans an index. 0 if the counter row is missing.
 pub fn stored(conn: &Connection) -> Result<u64, StorageError> {
-    let mut stmt = conn.prepare_cached("SELECT value FROM counters WHERE name = 'appointments'")?;
-    Ok(count_to_u64(stmt.query_row([], |row| row.get(0))?))
+    counter(conn, "appointments")
+}
+
+/// The value of the `counters` row `name` (kept exact by triggers, migration V2), 0 if missing.
+pub(crate) fn counter(conn: &Connection, name: &str) -> Result<u64, StorageError> {
+    let mut stmt = conn.prepare_cached("SELECT value FROM counters WHERE name = ?1")?;
+    let value: Option<i64> = stmt.query_row([name], |row| row.get(0)).optional()?;
+    Ok(count_to_u64(value.unwrap_or(0)))
 }
 
 /// Number of watched appointments (no tracker). Every tracker references exactly one appointment
@@ -215,4 +221,27 @@ pub fn by_locator(
         .query_and_then([locator.as_bytes()], from_row)?
         .collect::<Result<Vec<_>, StorageError>>()?;
     Ok(records)
+}
+
+/// Calls `each` with the locator of every appointment (`SELECT locator FROM appointments`, a scan of
+/// the locator index: ~0.2 s per million appointments), without collecting them.
+///
+/// Errors: storage errors, or a stored locator that is not 16 bytes ([`StorageError::Corrupt`]).
+pub fn for_each_locator(
+    conn: &Connection,
+    each: &mut dyn FnMut(Locator),
+) -> Result<(), StorageError> {
+    let mut stmt = conn.prepare("SELECT locator FROM appointments")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let bytes = row
+            .get_ref(0)?
+            .as_blob()
+            .map_err(|e| StorageError::Corrupt(format!("stored locator: {e}")))?;
+        let locator = Locator::from_slice(bytes).map_err(|e| {
+            StorageError::Corrupt(format!("stored locator of {} bytes: {e}", bytes.len()))
+        })?;
+        each(locator);
+    }
+    Ok(())
 }

@@ -50,6 +50,11 @@ pub enum StorageError {
     /// The row the function must modify does not exist (e.g. `add_slots` on an unknown user).
     #[error("not found: {0}")]
     NotFound(&'static str),
+    /// A backend other than SQLite refused a write for a constraint (unique key, foreign key, check):
+    /// each backend maps its native error here (SQLite's stay [`StorageError::Sqlite`]); the text is
+    /// the backend's message. See [`StorageError::is_constraint_violation`].
+    #[error("constraint violation: {0}")]
+    Constraint(String),
     /// Creating the data directory or reading file metadata failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -76,6 +81,19 @@ impl StorageError {
         }
     }
 
+    /// True when a write was refused for a constraint (unique key, foreign key, check), whatever the
+    /// backend: SQLite's `SQLITE_CONSTRAINT` result codes, or [`StorageError::Constraint`] from another
+    /// backend. Never true for a failed COMMIT.
+    pub fn is_constraint_violation(&self) -> bool {
+        match self {
+            StorageError::Sqlite(e) => {
+                e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+            }
+            StorageError::Constraint(_) => true,
+            _ => false,
+        }
+    }
+
     /// A copy of this error for handing the same failure to every op of a group (`rusqlite::Error`
     /// is not `Clone`; non-SQLite variants of it are carried as their message).
     pub(crate) fn duplicate(&self) -> StorageError {
@@ -93,6 +111,7 @@ impl StorageError {
                 delta: *delta,
             },
             StorageError::NotFound(m) => StorageError::NotFound(m),
+            StorageError::Constraint(m) => StorageError::Constraint(m.clone()),
             StorageError::Io(e) => StorageError::Io(std::io::Error::new(e.kind(), e.to_string())),
             StorageError::Postgres(e) => StorageError::Postgres(e.clone()),
             StorageError::Unavailable(m) => StorageError::Unavailable(m.clone()),

@@ -29,8 +29,10 @@ pub mod pending;
 pub mod postgres;
 mod readers;
 pub mod records;
+mod sqlite_tx;
 mod store;
 pub mod trackers;
+pub mod tx;
 pub mod users;
 mod writer;
 
@@ -40,5 +42,7 @@ pub use records::{
     AppointmentId, AppointmentRecord, Locator, PendingBreach, TrackerRecord, TrackerStatus, UserId,
     UserRecord,
 };
+pub use sqlite_tx::SqliteTx;
 pub use store::Store;
+pub use tx::{Tx, TxResult};
 pub use writer::GROUP_CAP;

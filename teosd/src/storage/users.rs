@@ -82,6 +82,12 @@ pub fn count(conn: &Connection) -> Result<u64, StorageError> {
     Ok(count_to_u64(stmt.query_row([], |row| row.get(0))?))
 }
 
+/// Number of users as kept by the `counters` table (migration V2): one row lookup where [`count`]
+/// scans the table. 0 if the counter row is missing.
+pub fn stored(conn: &Connection) -> Result<u64, StorageError> {
+    super::appointments::counter(conn, "users")
+}
+
 /// Removes what expired subscriptions leave behind at block `height` and returns the ids of the users
 /// that were deleted.
 ///

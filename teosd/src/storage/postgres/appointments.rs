@@ -2,6 +2,7 @@
 //! [`storage::appointments`](crate::storage::appointments). "Watched" appointments are those
 //! without a tracker.
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
 use postgres::{GenericClient, Row};
 
@@ -229,4 +230,22 @@ pub fn by_locator(
         &format!("SELECT {COLUMNS} FROM appointments a WHERE a.locator = $1 ORDER BY a.uuid"),
         &[(&locator.as_bytes().as_slice(), Type::BYTEA)],
     )?)
+}
+
+/// Calls `each` with the locator of every appointment, streaming the rows (`query_typed_raw`)
+/// instead of collecting them.
+///
+/// Errors: storage errors, or a stored locator that is not 16 bytes ([`StorageError::Corrupt`]).
+pub fn for_each_locator(
+    client: &mut impl GenericClient,
+    each: &mut dyn FnMut(Locator),
+) -> Result<(), StorageError> {
+    let mut rows = client.query_typed_raw(
+        "SELECT locator FROM appointments",
+        std::iter::empty::<(&(dyn postgres::types::ToSql + Sync), Type)>(),
+    )?;
+    while let Some(row) = rows.next()? {
+        each(locator_at(&row, 0)?);
+    }
+    Ok(())
 }

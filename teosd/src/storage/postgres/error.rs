@@ -121,8 +121,22 @@ impl From<postgres::Error> for PgFailure {
 }
 
 impl From<postgres::Error> for StorageError {
+    /// Constraint violations become [`StorageError::Constraint`] (so
+    /// [`StorageError::is_constraint_violation`] answers as for SQLite's); every other error is
+    /// [`StorageError::Postgres`].
     fn from(e: postgres::Error) -> StorageError {
-        StorageError::Postgres(PgFailure::from(e))
+        into_storage(PgFailure::from(e))
+    }
+}
+
+/// The [`StorageError`] of a classified failure: constraint violations are
+/// [`StorageError::Constraint`], the rest [`StorageError::Postgres`].
+pub(crate) fn into_storage(failure: PgFailure) -> StorageError {
+    match failure.kind {
+        PgErrorKind::UniqueViolation
+        | PgErrorKind::ForeignKeyViolation
+        | PgErrorKind::CheckViolation => StorageError::Constraint(failure.message),
+        _ => StorageError::Postgres(failure),
     }
 }
 

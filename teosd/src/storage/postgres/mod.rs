@@ -77,6 +77,7 @@
 mod error;
 mod pool;
 mod rows;
+mod tx;
 mod url;
 
 pub mod appointments;

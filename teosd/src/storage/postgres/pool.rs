@@ -67,10 +67,41 @@ pub enum Access {
 }
 
 /// One PostgreSQL transaction of a unit of work, handed to the closure of [`PgStore::write`] /
-/// [`PgStore::read`]. The storage functions of [`super`] take it through [`PgTx::client`].
+/// [`PgStore::read`]. It implements [`Tx`](crate::storage::Tx) (domain code takes it as
+/// `&mut dyn Tx`); the per-table functions of [`super`] take it through [`PgTx::client`].
+///
+/// PostgreSQL aborts a transaction at its first failed statement (every later one fails until a
+/// savepoint is rolled back to), and a COMMIT of an aborted transaction silently rolls back. So
+/// the [`Tx`](crate::storage::Tx) methods remember a failure, and the runner refuses to report
+/// success for a transaction that had one (unless [`Tx::rollback_savepoint`] cleared it). Errors
+/// of statements run directly on [`PgTx::client`] are not seen: return them from the op.
+///
+/// [`Tx::rollback_savepoint`]: crate::storage::Tx::rollback_savepoint
 pub struct PgTx<'a> {
     txn: postgres::Transaction<'a>,
     access: Access,
+    /// The failure that aborted the transaction, if any.
+    aborted: Option<Aborted>,
+}
+
+/// Why a transaction was aborted, as far as the runner needs to know.
+#[derive(Clone, Debug)]
+pub(crate) struct Aborted {
+    /// Whether running the op again may succeed.
+    class: RetryClass,
+    /// The error, for the message if the op does not return it.
+    error: String,
+}
+
+/// Whether a failed transaction may be run again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RetryClass {
+    /// Serialization failure or deadlock: again at once (a few times).
+    Conflict,
+    /// The connection broke (nothing committed): again once the database is back.
+    Unreachable,
+    /// Anything else: never.
+    Never,
 }
 
 impl<'a> PgTx<'a> {
@@ -82,6 +113,35 @@ impl<'a> PgTx<'a> {
     /// Whether this unit of work may write.
     pub fn access(&self) -> Access {
         self.access
+    }
+
+    /// Notes a failed statement (called by the [`Tx`](crate::storage::Tx) methods on their
+    /// result): any database error aborts the transaction; the storage layer's own refusals
+    /// (`NotFound`, `SlotsOutOfRange`, a value that does not decode) do not.
+    pub(crate) fn track<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(e) = &result {
+            let class = match e {
+                StorageError::Postgres(f) => match f.kind {
+                    PgErrorKind::Retryable => Some(RetryClass::Conflict),
+                    PgErrorKind::Unavailable => Some(RetryClass::Unreachable),
+                    _ => Some(RetryClass::Never),
+                },
+                StorageError::Constraint(_) => Some(RetryClass::Never),
+                _ => None,
+            };
+            if let Some(class) = class {
+                self.aborted = Some(Aborted {
+                    class,
+                    error: e.to_string(),
+                });
+            }
+        }
+        result
+    }
+
+    /// Forgets a noted failure (the savepoint before it was rolled back to).
+    pub(crate) fn clear_abort(&mut self) {
+        self.aborted = None;
     }
 }
 
@@ -157,53 +217,101 @@ impl PgStore {
     ///
     /// `op` may run more than once, so it must act only through the transaction: it is run again,
     /// in a new transaction, when PostgreSQL rolled the previous one back whole: a serialization
-    /// failure or deadlock (up to `conflict_retries` times), or a lost connection before COMMIT
-    /// (until `unavailable_wait` has passed). An `Err` from `op` rolls back and is returned.
+    /// failure or deadlock (SQLSTATE 40001, 40P01; up to `conflict_retries` times), or a lost
+    /// connection before COMMIT (until `unavailable_wait` has passed). Otherwise an `Err` from `op`
+    /// rolls back and is returned as is.
     ///
     /// Errors: `op`'s; [`StorageError::Unavailable`] (the database stayed unreachable for
     /// `unavailable_wait`; nothing committed); [`StorageError::Postgres`] with
-    /// [`PgErrorKind::CommitUnknown`] (the connection broke during COMMIT: it may have committed,
-    /// never retried), or any other PostgreSQL error.
-    pub fn write<T>(
-        &self,
-        op: impl FnMut(&mut PgTx<'_>) -> Result<T, StorageError>,
-    ) -> Result<T, StorageError> {
-        self.run(Access::Write, op)
+    /// [`PgErrorKind::CommitUnknown`] (the connection broke during COMMIT: it may have committed;
+    /// never retried), or another PostgreSQL error (a statement failed and `op` went on without
+    /// returning it: rolled back).
+    pub fn write<T, E, F>(&self, mut op: F) -> Result<T, E>
+    where
+        F: FnMut(&mut PgTx<'_>) -> Result<T, E>,
+        E: From<StorageError>,
+    {
+        self.run(Access::Write, true, &mut op)
     }
 
-    /// Runs `op` in one READ ONLY, REPEATABLE READ transaction (one snapshot). Blocks. Retried
-    /// like [`PgStore::write`] on a lost connection.
+    /// Runs `op` in one READ ONLY, REPEATABLE READ transaction (one snapshot). Blocks. Retried like
+    /// [`PgStore::write`].
     ///
     /// Errors: as [`PgStore::write`].
-    pub fn read<T>(
-        &self,
-        op: impl FnMut(&mut PgTx<'_>) -> Result<T, StorageError>,
-    ) -> Result<T, StorageError> {
-        self.run(Access::Read, op)
+    pub fn read<T, E, F>(&self, mut op: F) -> Result<T, E>
+    where
+        F: FnMut(&mut PgTx<'_>) -> Result<T, E>,
+        E: From<StorageError>,
+    {
+        self.run(Access::Read, true, &mut op)
     }
 
-    /// [`PgStore::write`] on tokio's blocking pool (never on an async worker).
+    /// [`PgStore::write`] for an op that can run only once (`FnOnce`, as the storage [`Store`]'s
+    /// ops are): waiting for the database and retrying happen only before `op` starts; once it ran,
+    /// any failure is returned.
+    ///
+    /// [`Store`]: crate::storage::Store
+    ///
+    /// Errors: as [`PgStore::write`].
+    pub fn write_once<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut PgTx<'_>) -> Result<T, E>,
+        E: From<StorageError>,
+    {
+        let mut op = Some(op);
+        self.run(
+            Access::Write,
+            false,
+            &mut |tx: &mut PgTx<'_>| match op.take() {
+                Some(op) => op(tx),
+                None => Err(E::from(StorageError::OpPanicked("op run twice".into()))),
+            },
+        )
+    }
+
+    /// [`PgStore::read`] for an op that can run only once (see [`PgStore::write_once`]).
+    ///
+    /// Errors: as [`PgStore::write`].
+    pub fn read_once<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut PgTx<'_>) -> Result<T, E>,
+        E: From<StorageError>,
+    {
+        let mut op = Some(op);
+        self.run(
+            Access::Read,
+            false,
+            &mut |tx: &mut PgTx<'_>| match op.take() {
+                Some(op) => op(tx),
+                None => Err(E::from(StorageError::OpPanicked("op run twice".into()))),
+            },
+        )
+    }
+
+    /// [`PgStore::write_once`] on tokio's blocking pool (never on an async worker).
     ///
     /// Errors: as [`PgStore::write`]; [`StorageError::OpPanicked`] if `op` panicked.
-    pub async fn write_async<T, F>(&self, op: F) -> Result<T, StorageError>
+    pub async fn write_async<T, E, F>(&self, op: F) -> Result<T, E>
     where
-        F: FnMut(&mut PgTx<'_>) -> Result<T, StorageError> + Send + 'static,
+        F: FnOnce(&mut PgTx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
     {
         let store = self.clone();
-        join(tokio::task::spawn_blocking(move || store.write(op)).await)
+        join(tokio::task::spawn_blocking(move || store.write_once(op)).await)
     }
 
-    /// [`PgStore::read`] on tokio's blocking pool.
+    /// [`PgStore::read_once`] on tokio's blocking pool.
     ///
-    /// Errors: as [`PgStore::read`]; [`StorageError::OpPanicked`] if `op` panicked.
-    pub async fn read_async<T, F>(&self, op: F) -> Result<T, StorageError>
+    /// Errors: as [`PgStore::write`]; [`StorageError::OpPanicked`] if `op` panicked.
+    pub async fn read_async<T, E, F>(&self, op: F) -> Result<T, E>
     where
-        F: FnMut(&mut PgTx<'_>) -> Result<T, StorageError> + Send + 'static,
+        F: FnOnce(&mut PgTx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
     {
         let store = self.clone();
-        join(tokio::task::spawn_blocking(move || store.read(op)).await)
+        join(tokio::task::spawn_blocking(move || store.read_once(op)).await)
     }
 
     /// A connection of the pool, for work the runner does not fit (tests, bulk copies). Waits up
@@ -229,49 +337,56 @@ impl PgStore {
         StorageError::Unavailable(format!("PostgreSQL at {}: {detail}", self.inner.shown))
     }
 
-    /// The retry loop around [`PgStore::attempt`].
-    fn run<T>(
+    /// The retry loop around [`PgStore::attempt`]. `rerun`: whether `op` may run again after it
+    /// ran once.
+    fn run<T, E: From<StorageError>>(
         &self,
         access: Access,
-        mut op: impl FnMut(&mut PgTx<'_>) -> Result<T, StorageError>,
-    ) -> Result<T, StorageError> {
+        rerun: bool,
+        op: &mut dyn FnMut(&mut PgTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let deadline = Instant::now() + self.inner.options.unavailable_wait;
         let mut conflicts = 0;
         let mut backoff = Duration::from_millis(50);
         loop {
-            let failure = match self.attempt(access, &mut op, deadline) {
+            let (class, error, op_ran) = match self.attempt(access, op, deadline) {
                 Ok(value) => return Ok(value),
-                Err(failure) => failure,
+                Err(Failure::Final(e)) => return Err(e),
+                Err(Failure::Again {
+                    class,
+                    error,
+                    op_ran,
+                }) => (class, error, op_ran),
             };
-            match failure {
-                Failure::Conflict(e) if conflicts < self.inner.options.conflict_retries => {
+            let may_rerun = rerun || !op_ran;
+            match class {
+                RetryClass::Conflict
+                    if may_rerun && conflicts < self.inner.options.conflict_retries =>
+                {
                     conflicts += 1;
-                    tracing::debug!(event = "postgres_conflict_retry", attempt = conflicts, error = %e);
+                    tracing::debug!(event = "postgres_conflict_retry", attempt = conflicts, %error);
                     // A little spread so the two sides of a deadlock do not meet again.
                     std::thread::sleep(Duration::from_millis(spread(conflicts)));
                 }
-                Failure::Conflict(e) => return Err(StorageError::Postgres(e)),
-                Failure::Unreachable(detail) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Err(self.unavailable(&detail));
-                    }
-                    tracing::debug!(event = "postgres_unreachable_retry", error = %detail);
-                    std::thread::sleep(backoff.min(deadline - now));
+                RetryClass::Unreachable if may_rerun && Instant::now() < deadline => {
+                    tracing::debug!(event = "postgres_unreachable_retry", %error);
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    std::thread::sleep(backoff.min(left));
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
-                Failure::Final(e) => return Err(e),
+                RetryClass::Unreachable => return Err(E::from(self.unavailable(&error))),
+                _ => return Err(error.into_error().into_op()),
             }
         }
     }
 
     /// One transaction: BEGIN, `op`, COMMIT.
-    fn attempt<T>(
+    fn attempt<T, E: From<StorageError>>(
         &self,
         access: Access,
-        op: &mut impl FnMut(&mut PgTx<'_>) -> Result<T, StorageError>,
+        op: &mut dyn FnMut(&mut PgTx<'_>) -> Result<T, E>,
         deadline: Instant,
-    ) -> Result<T, Failure> {
+    ) -> Result<T, Failure<E>> {
         let wait = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(10));
@@ -279,7 +394,11 @@ impl PgStore {
             .inner
             .pool
             .get_timeout(wait)
-            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+            .map_err(|e| Failure::Again {
+                class: RetryClass::Unreachable,
+                error: Detail::Text(e.to_string()),
+                op_ran: false,
+            })?;
         let (isolation, read_only) = match access {
             Access::Write => (IsolationLevel::ReadCommitted, false),
             Access::Read => (IsolationLevel::RepeatableRead, true),
@@ -289,28 +408,60 @@ impl PgStore {
             .isolation_level(isolation)
             .read_only(read_only)
             .start()
-            .map_err(|e| Failure::from_op(e.into()))?;
-        let mut tx = PgTx { txn, access };
+            .map_err(|e| Failure::from_pg(PgFailure::from(e), false))?;
+        let mut tx = PgTx {
+            txn,
+            access,
+            aborted: None,
+        };
         // An Err (or a panic) drops the transaction: ROLLBACK.
-        let value = op(&mut tx).map_err(Failure::from_op)?;
+        let result = op(&mut tx);
+        let aborted = tx.aborted.take();
+        let value = match (result, aborted) {
+            (Ok(value), None) => value,
+            (Err(e), Some(aborted)) if aborted.class != RetryClass::Never => {
+                return Err(Failure::Again {
+                    class: aborted.class,
+                    error: Detail::Op(e, aborted.error),
+                    op_ran: true,
+                });
+            }
+            (Err(e), _) => return Err(Failure::Final(e)),
+            // A statement failed, the op went on without a savepoint: COMMIT would roll back
+            // silently. Report the failure instead.
+            (Ok(_), Some(aborted)) => {
+                let message = format!(
+                    "a statement failed inside the transaction, which was rolled back: {}",
+                    aborted.error
+                );
+                return Err(match aborted.class {
+                    RetryClass::Never => Failure::Final(E::from(StorageError::Postgres(
+                        PgFailure::new(PgErrorKind::Other, message),
+                    ))),
+                    class => Failure::Again {
+                        class,
+                        error: Detail::Text(message),
+                        op_ran: true,
+                    },
+                });
+            }
+        };
         tx.txn.commit().map_err(|e| {
             let failure = PgFailure::from(e);
             match failure.kind {
-                PgErrorKind::Retryable => Failure::Conflict(failure),
-                // A read-only transaction has nothing to lose: run it again.
-                PgErrorKind::Unavailable if access == Access::Read => {
-                    Failure::Unreachable(failure.message)
+                // A read-only transaction has nothing to lose: like a failure before COMMIT.
+                PgErrorKind::Unavailable if access == Access::Write => {
+                    Failure::Final(E::from(StorageError::Postgres(PgFailure {
+                        kind: PgErrorKind::CommitUnknown,
+                        message: format!(
+                            "the connection broke during COMMIT, which may or may not have \
+                             taken effect: {}",
+                            failure.message
+                        ),
+                        ..failure
+                    })))
                 }
-                PgErrorKind::Unavailable => Failure::Final(StorageError::Postgres(PgFailure {
-                    kind: PgErrorKind::CommitUnknown,
-                    message: format!(
-                        "the connection broke during COMMIT, which may or may not have taken \
-                         effect: {}",
-                        failure.message
-                    ),
-                    ..failure
-                })),
-                _ => Failure::Final(StorageError::Postgres(failure)),
+                _ => Failure::from_pg(failure, true),
             }
         })?;
         Ok(value)
@@ -318,24 +469,78 @@ impl PgStore {
 }
 
 /// How an attempt failed, and so whether to run it again.
-enum Failure {
-    /// Rolled back by a serialization failure or a deadlock: run again, a few times.
-    Conflict(PgFailure),
-    /// No connection, or it broke before COMMIT (so nothing committed): wait, then run again.
-    Unreachable(String),
-    /// Anything else: returned as is.
-    Final(StorageError),
+enum Failure<E> {
+    /// PostgreSQL rolled the transaction back whole (or it never started): may run again.
+    Again {
+        class: RetryClass,
+        error: Detail<E>,
+        /// Whether the op ran (an `FnOnce` op cannot run again).
+        op_ran: bool,
+    },
+    /// Returned as is.
+    Final(E),
 }
 
-impl Failure {
-    /// Sorts an error of BEGIN or of the op.
-    fn from_op(e: StorageError) -> Failure {
-        match e {
-            StorageError::Postgres(f) if f.kind == PgErrorKind::Retryable => Failure::Conflict(f),
-            StorageError::Postgres(f) if f.kind == PgErrorKind::Unavailable => {
-                Failure::Unreachable(f.message)
-            }
-            other => Failure::Final(other),
+impl<E: From<StorageError>> Failure<E> {
+    /// Sorts a failure of BEGIN or COMMIT.
+    fn from_pg(failure: PgFailure, op_ran: bool) -> Failure<E> {
+        let class = match failure.kind {
+            PgErrorKind::Retryable => RetryClass::Conflict,
+            PgErrorKind::Unavailable => RetryClass::Unreachable,
+            _ => return Failure::Final(E::from(super::error::into_storage(failure))),
+        };
+        Failure::Again {
+            class,
+            error: Detail::Pg(failure),
+            op_ran,
+        }
+    }
+}
+
+/// The error of a failed attempt, kept to be returned when no retry is left.
+enum Detail<E> {
+    /// The op's own error (and the database error behind it, for logs).
+    Op(E, String),
+    /// A PostgreSQL error of BEGIN or COMMIT.
+    Pg(PgFailure),
+    /// Any other text (a pool timeout).
+    Text(String),
+}
+
+impl<E: From<StorageError>> Detail<E> {
+    /// The error to return.
+    fn into_error(self) -> StorageErrorOr<E> {
+        match self {
+            Detail::Op(e, _) => StorageErrorOr::Op(e),
+            Detail::Pg(f) => StorageErrorOr::Storage(super::error::into_storage(f)),
+            Detail::Text(t) => StorageErrorOr::Storage(StorageError::Postgres(PgFailure::new(
+                PgErrorKind::Other,
+                t,
+            ))),
+        }
+    }
+}
+
+impl<E> std::fmt::Display for Detail<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Detail::Op(_, text) | Detail::Text(text) => f.write_str(text),
+            Detail::Pg(failure) => f.write_str(&failure.message),
+        }
+    }
+}
+
+/// Either the op's error or a storage error, turned into the op's error type at the end.
+enum StorageErrorOr<E> {
+    Op(E),
+    Storage(StorageError),
+}
+
+impl<E: From<StorageError>> StorageErrorOr<E> {
+    fn into_op(self) -> E {
+        match self {
+            StorageErrorOr::Op(e) => e,
+            StorageErrorOr::Storage(s) => E::from(s),
         }
     }
 }
@@ -350,10 +555,10 @@ fn spread(attempt: u32) -> u64 {
 }
 
 /// The result of a blocking task, its panic as [`StorageError::OpPanicked`].
-fn join<T>(
-    result: Result<Result<T, StorageError>, tokio::task::JoinError>,
-) -> Result<T, StorageError> {
-    result.unwrap_or_else(|e| Err(StorageError::OpPanicked(e.to_string())))
+fn join<T, E: From<StorageError>>(
+    result: Result<Result<T, E>, tokio::task::JoinError>,
+) -> Result<T, E> {
+    result.unwrap_or_else(|e| Err(E::from(StorageError::OpPanicked(e.to_string()))))
 }
 
 /// Applies the migrations on a dedicated connection (closed after, which also frees the lock),

@@ -22,8 +22,9 @@ pub enum PgErrorKind {
     /// whole; running it again is safe (the transaction runner does, a few times).
     Retryable,
     /// The connection broke or the server is shutting down, starting, refusing connections (class
-    /// 08, 57P01-57P03, 53300), or it is a standby refusing writes after a failover (25006). Nothing
-    /// of the transaction was committed, unless [`PgErrorKind::CommitUnknown`].
+    /// 08, 57P01-57P03, 53300). Nothing of the transaction was committed, unless
+    /// [`PgErrorKind::CommitUnknown`]. (A write refused by a read-only transaction or a standby,
+    /// 25006, is [`PgErrorKind::Other`]: it cannot pass by waiting on the same connection.)
     Unavailable,
     /// The connection broke while a COMMIT was in flight: the transaction may or may not have
     /// committed. Never retried blindly.
@@ -98,7 +99,6 @@ fn kind_of(code: &SqlState) -> PgErrorKind {
         || *code == SqlState::CRASH_SHUTDOWN
         || *code == SqlState::CANNOT_CONNECT_NOW
         || *code == SqlState::TOO_MANY_CONNECTIONS
-        || *code == SqlState::READ_ONLY_SQL_TRANSACTION
     {
         PgErrorKind::Unavailable
     } else if *code == SqlState::DISK_FULL {
@@ -172,7 +172,7 @@ mod tests {
             ("08006", PgErrorKind::Unavailable),
             ("57P01", PgErrorKind::Unavailable),
             ("57P03", PgErrorKind::Unavailable),
-            ("25006", PgErrorKind::Unavailable),
+            ("25006", PgErrorKind::Other),
             ("53100", PgErrorKind::DiskFull),
             ("57014", PgErrorKind::Canceled),
             ("42P01", PgErrorKind::Other),

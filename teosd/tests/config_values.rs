@@ -459,7 +459,12 @@ fn database_url_comes_from_file_env_or_flag_and_never_shows_its_password() {
             masked.contains("database_url = \"postgresql://teos:********@db.example:5433/tower\""),
             "{masked}"
         );
-        for text in [masked, format!("{config:?}"), db.to_string(), format!("{db:?}")] {
+        for text in [
+            masked,
+            format!("{config:?}"),
+            db.to_string(),
+            format!("{db:?}"),
+        ] {
             assert!(!text.contains("pg-s3cr3t"), "{text}");
         }
     }
@@ -467,8 +472,14 @@ fn database_url_comes_from_file_env_or_flag_and_never_shows_its_password() {
     // A malformed URL is refused at start, naming the key and where it came from, not the password.
     for (flags, env) in [
         (vec!["--databaseurl", "db.example:5432"], vec![]),
-        (vec![], vec![("TEOS_DATABASE_URL", "postgresql://:pg-s3cr3t@db/x")]),
-        (vec!["--databaseurl", "postgresql://teos:pg-s3cr3t@db:port/x"], vec![]),
+        (
+            vec![],
+            vec![("TEOS_DATABASE_URL", "postgresql://:pg-s3cr3t@db/x")],
+        ),
+        (
+            vec!["--databaseurl", "postgresql://teos:pg-s3cr3t@db:port/x"],
+            vec![],
+        ),
     ] {
         let env: Vec<(&str, &str)> = AUTH.iter().copied().chain(env).collect();
         let err = load(None, &env, &flags).unwrap_err().to_string();

@@ -160,7 +160,7 @@ impl Backend {
             Backend::Sqlite { store, .. } => {
                 store.write_blocking(move |conn| op(&mut SqliteTx::new(conn)))
             }
-            Backend::Postgres { store } => store.write_once(move |tx: &mut PgTx<'_>| op(tx)),
+            Backend::Postgres { store } => store.write_blocking(op),
         }
     }
 
@@ -173,7 +173,7 @@ impl Backend {
             Backend::Sqlite { store, .. } => {
                 store.read_blocking(move |conn| op(&mut SqliteTx::new(conn)))
             }
-            Backend::Postgres { store } => store.read_once(move |tx: &mut PgTx<'_>| op(tx)),
+            Backend::Postgres { store } => store.read_blocking(op),
         }
     }
 
@@ -916,7 +916,9 @@ fn postgresql_concurrent_spenders_never_spend_a_slot_twice() {
     for round in 0..ROUNDS {
         for way in ["add_slots", "read-then-upsert"] {
             store
-                .write(|tx: &mut PgTx<'_>| tx.upsert_user(&u, &user_record(SLOTS, 1000 + round)))
+                .write_retrying(|tx: &mut PgTx<'_>| {
+                    tx.upsert_user(&u, &user_record(SLOTS, 1000 + round))
+                })
                 .unwrap();
             let s = store.clone();
             let results = together(SPENDERS, move |_| {
@@ -945,7 +947,7 @@ fn postgresql_concurrent_spenders_never_spend_a_slot_twice() {
                 .filter(|&ok| ok)
                 .count();
             let left = store
-                .read(|tx: &mut PgTx<'_>| tx.user(&u))
+                .read_retrying(|tx: &mut PgTx<'_>| tx.user(&u))
                 .unwrap()
                 .expect("registered")
                 .available_slots;
@@ -968,7 +970,7 @@ fn postgresql_appointment_inserts_and_block_commits_are_ordered_on_the_chain_tip
     };
     let store = server.store(PgOptions::default());
     store
-        .write(|tx: &mut PgTx<'_>| tx.push_block(10, &block_hash(10), None, 100))
+        .write_retrying(|tx: &mut PgTx<'_>| tx.push_block(10, &block_hash(10), None, 100))
         .unwrap();
     let mut observer = store.connection().unwrap();
 
@@ -986,7 +988,7 @@ fn postgresql_appointment_inserts_and_block_commits_are_ordered_on_the_chain_tip
         let next = height + 1;
         let s = store.clone();
         let commit = thread::spawn(move || {
-            s.write(|tx: &mut PgTx<'_>| {
+            s.write_retrying(|tx: &mut PgTx<'_>| {
                 if block_commit_locks_first {
                     tx.lock_chain_tip_exclusive()?;
                 }
@@ -1037,10 +1039,10 @@ fn postgresql_instances_starting_together_share_one_tower_key() {
         let store = PgStore::open(&url, PgOptions::default()).expect("open");
         let mine = SecretKey::from_slice(&[i as u8 + 1; 32]).unwrap();
         let key = store
-            .write(|tx: &mut PgTx<'_>| tx.tower_key_or_insert(&mine))
+            .write_retrying(|tx: &mut PgTx<'_>| tx.tower_key_or_insert(&mine))
             .unwrap();
         let count = store
-            .read(|tx: &mut PgTx<'_>| tx.count_tower_keys())
+            .read_retrying(|tx: &mut PgTx<'_>| tx.count_tower_keys())
             .unwrap();
         (key, count)
     });
@@ -1084,13 +1086,13 @@ fn postgresql_restart_under_the_pool_fails_clearly_then_recovers() {
     .unwrap();
     let u = user(1);
     store
-        .write(|tx: &mut PgTx<'_>| tx.upsert_user(&u, &user_record(10, 1000)))
+        .write_retrying(|tx: &mut PgTx<'_>| tx.upsert_user(&u, &user_record(10, 1000)))
         .unwrap();
 
     cluster.stop().unwrap();
     let started = Instant::now();
     let err = store
-        .write(|tx: &mut PgTx<'_>| tx.add_slots(&u, -1))
+        .write_retrying(|tx: &mut PgTx<'_>| tx.add_slots(&u, -1))
         .unwrap_err();
     assert!(matches!(err, StorageError::Unavailable(_)), "{err:?}");
     assert!(
@@ -1103,26 +1105,28 @@ fn postgresql_restart_under_the_pool_fails_clearly_then_recovers() {
         text.contains("********") && !text.contains("teos-test-pw"),
         "{text}"
     );
-    let err = store.read(|tx: &mut PgTx<'_>| tx.user(&u)).unwrap_err();
+    let err = store
+        .read_retrying(|tx: &mut PgTx<'_>| tx.user(&u))
+        .unwrap_err();
     assert!(matches!(err, StorageError::Unavailable(_)), "{err:?}");
 
     // A unit started while the database is down waits for it.
     let waiting = {
         let patient = patient.clone();
-        thread::spawn(move || patient.write(|tx: &mut PgTx<'_>| tx.add_slots(&u, -2)))
+        thread::spawn(move || patient.write_retrying(|tx: &mut PgTx<'_>| tx.add_slots(&u, -2)))
     };
     cluster.start_again().unwrap();
     assert_eq!(waiting.join().unwrap().unwrap(), 8);
     // The first store works again without being reopened.
     assert_eq!(
         store
-            .write(|tx: &mut PgTx<'_>| tx.add_slots(&u, -1))
+            .write_retrying(|tx: &mut PgTx<'_>| tx.add_slots(&u, -1))
             .unwrap(),
         7
     );
     assert_eq!(
         store
-            .read(|tx: &mut PgTx<'_>| tx.user(&u))
+            .read_retrying(|tx: &mut PgTx<'_>| tx.user(&u))
             .unwrap()
             .unwrap()
             .available_slots,
@@ -1171,7 +1175,7 @@ fn postgresql_a_swallowed_statement_failure_is_not_reported_as_committed() {
     };
     let store = server.store(PgOptions::default());
     let err = store
-        .write(|tx: &mut PgTx<'_>| {
+        .write_retrying(|tx: &mut PgTx<'_>| {
             tx.upsert_user(&user(1), &user_record(1, 1))?;
             let _ignored = tx.upsert_appointment(&appointment(1, user(2)));
             Ok(())
@@ -1181,5 +1185,50 @@ fn postgresql_a_swallowed_statement_failure_is_not_reported_as_committed() {
         matches!(err, StorageError::Postgres(ref f) if f.kind == PgErrorKind::Other),
         "{err:?}"
     );
-    assert_eq!(store.read(|tx: &mut PgTx<'_>| tx.count_users()).unwrap(), 0);
+    assert_eq!(
+        store
+            .read_retrying(|tx: &mut PgTx<'_>| tx.count_users())
+            .unwrap(),
+        0
+    );
+}
+
+/// The async entry points (the storage `Store`'s shapes) run the synchronous client on tokio's
+/// blocking pool: called from async tasks on the workers of a runtime they neither panic ("Cannot
+/// start a runtime from within a runtime") nor block the workers.
+#[test]
+fn postgresql_async_entry_points_run_off_the_async_workers() {
+    let Some(server) = PgServer::new("postgresql_async_entry_points") else {
+        return;
+    };
+    let store = server.store(PgOptions::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let u = user(1);
+    let slots = runtime.block_on(async move {
+        store
+            .write(move |tx: &mut dyn Tx| tx.upsert_user(&u, &user_record(10, 1000)))
+            .await?;
+        let spends: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .write(move |tx: &mut dyn Tx| tx.add_slots(&u, -1))
+                        .await
+                })
+            })
+            .collect();
+        for spend in spends {
+            spend.await.expect("task")?;
+        }
+        store
+            .read(move |tx: &mut dyn Tx| tx.user(&u))
+            .await
+            .map(|user| user.map(|u| u.available_slots))
+    });
+    assert_eq!(slots.unwrap(), Some(6));
 }

@@ -25,9 +25,10 @@
 //! [`PgStore`] holds an r2d2 pool of connections of the synchronous `postgres` client (which runs
 //! tokio-postgres on a private current-thread runtime, so it must never be called on a tokio worker
 //! thread: [`PgStore`]'s methods block, and its `_async` methods run them on tokio's blocking
-//! pool). A checked-out connection is tested first (an empty query), so connections killed by a
+//! pool; they have the storage `Store`'s shapes: `write`/`read` async, `write_blocking`/
+//! `read_blocking`, over `&mut dyn Tx`). A checked-out connection is tested first (an empty query), so connections killed by a
 //! server restart are replaced, not handed out. Each unit of work is one PostgreSQL transaction
-//! ([`PgStore::write`]); a transaction PostgreSQL rolled back whole (serialization failure,
+//! ([`PgStore::write_retrying`]); a transaction PostgreSQL rolled back whole (serialization failure,
 //! deadlock: SQLSTATE 40001, 40P01) is run again a few times, and one that lost its connection
 //! before COMMIT is run again until the database is back or `unavailable_wait` has passed (then
 //! [`StorageError::Unavailable`]). A connection lost DURING COMMIT is never retried: the outcome is
@@ -53,12 +54,12 @@
 //!   reads it with [`users::get_for_update`], which holds the row lock until COMMIT, so a
 //!   concurrent renewal or spend waits instead of being overwritten.
 //!
-//! Reads ([`PgStore::read`]) run READ ONLY at REPEATABLE READ: one snapshot for the whole unit, as
+//! Reads ([`PgStore::read_retrying`]) run READ ONLY at REPEATABLE READ: one snapshot for the whole unit, as
 //! a SQLite read transaction.
 //!
 //! # Durability: `synchronous_commit`
 //!
-//! [`PgStore::write`] returns only after PostgreSQL acknowledged the COMMIT, and a receipt is sent
+//! [`PgStore::write_retrying`] returns only after PostgreSQL acknowledged the COMMIT, and a receipt is sent
 //! only after that. With the server's default `synchronous_commit = on` the acknowledgement comes
 //! after the commit's WAL is flushed to the primary's disk, so an acknowledged appointment survives
 //! a crash of the primary. With `synchronous_standby_names` set (a synchronous standby), `on` also

@@ -9,6 +9,7 @@ use postgres::{IsolationLevel, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 
 use super::super::error::StorageError;
+use super::super::tx::Tx;
 use super::error::{PgErrorKind, PgFailure};
 use super::url::{DatabaseUrl, PasswordEnv};
 
@@ -66,8 +67,8 @@ pub enum Access {
     Read,
 }
 
-/// One PostgreSQL transaction of a unit of work, handed to the closure of [`PgStore::write`] /
-/// [`PgStore::read`]. It implements [`Tx`](crate::storage::Tx) (domain code takes it as
+/// One PostgreSQL transaction of a unit of work, handed to the closure of [`PgStore::write_retrying`] /
+/// [`PgStore::read_retrying`]. It implements [`Tx`](crate::storage::Tx) (domain code takes it as
 /// `&mut dyn Tx`); the per-table functions of [`super`] take it through [`PgTx::client`].
 ///
 /// PostgreSQL aborts a transaction at its first failed statement (every later one fails until a
@@ -226,7 +227,7 @@ impl PgStore {
     /// [`PgErrorKind::CommitUnknown`] (the connection broke during COMMIT: it may have committed;
     /// never retried), or another PostgreSQL error (a statement failed and `op` went on without
     /// returning it: rolled back).
-    pub fn write<T, E, F>(&self, mut op: F) -> Result<T, E>
+    pub fn write_retrying<T, E, F>(&self, mut op: F) -> Result<T, E>
     where
         F: FnMut(&mut PgTx<'_>) -> Result<T, E>,
         E: From<StorageError>,
@@ -235,10 +236,10 @@ impl PgStore {
     }
 
     /// Runs `op` in one READ ONLY, REPEATABLE READ transaction (one snapshot). Blocks. Retried like
-    /// [`PgStore::write`].
+    /// [`PgStore::write_retrying`].
     ///
-    /// Errors: as [`PgStore::write`].
-    pub fn read<T, E, F>(&self, mut op: F) -> Result<T, E>
+    /// Errors: as [`PgStore::write_retrying`].
+    pub fn read_retrying<T, E, F>(&self, mut op: F) -> Result<T, E>
     where
         F: FnMut(&mut PgTx<'_>) -> Result<T, E>,
         E: From<StorageError>,
@@ -246,13 +247,13 @@ impl PgStore {
         self.run(Access::Read, true, &mut op)
     }
 
-    /// [`PgStore::write`] for an op that can run only once (`FnOnce`, as the storage [`Store`]'s
+    /// [`PgStore::write_retrying`] for an op that can run only once (`FnOnce`, as the storage [`Store`]'s
     /// ops are): waiting for the database and retrying happen only before `op` starts; once it ran,
     /// any failure is returned.
     ///
     /// [`Store`]: crate::storage::Store
     ///
-    /// Errors: as [`PgStore::write`].
+    /// Errors: as [`PgStore::write_retrying`].
     pub fn write_once<T, E, F>(&self, op: F) -> Result<T, E>
     where
         F: FnOnce(&mut PgTx<'_>) -> Result<T, E>,
@@ -269,9 +270,9 @@ impl PgStore {
         )
     }
 
-    /// [`PgStore::read`] for an op that can run only once (see [`PgStore::write_once`]).
+    /// [`PgStore::read_retrying`] for an op that can run only once (see [`PgStore::write_once`]).
     ///
-    /// Errors: as [`PgStore::write`].
+    /// Errors: as [`PgStore::write_retrying`].
     pub fn read_once<T, E, F>(&self, op: F) -> Result<T, E>
     where
         F: FnOnce(&mut PgTx<'_>) -> Result<T, E>,
@@ -288,30 +289,60 @@ impl PgStore {
         )
     }
 
-    /// [`PgStore::write_once`] on tokio's blocking pool (never on an async worker).
+    /// The storage [`Store`]'s write, for this backend: `op` on the domain's `&mut dyn Tx`, run
+    /// once ([`PgStore::write_once`]) on tokio's blocking pool (never on an async worker). Must be
+    /// called within a tokio runtime.
     ///
-    /// Errors: as [`PgStore::write`]; [`StorageError::OpPanicked`] if `op` panicked.
-    pub async fn write_async<T, E, F>(&self, op: F) -> Result<T, E>
+    /// [`Store`]: crate::storage::Store
+    ///
+    /// Errors: as [`PgStore::write_retrying`]; [`StorageError::OpPanicked`] if `op` panicked.
+    pub async fn write<T, E, F>(&self, op: F) -> Result<T, E>
     where
-        F: FnOnce(&mut PgTx<'_>) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
         let store = self.clone();
-        join(tokio::task::spawn_blocking(move || store.write_once(op)).await)
+        join(tokio::task::spawn_blocking(move || store.write_blocking(op)).await)
     }
 
-    /// [`PgStore::read_once`] on tokio's blocking pool.
+    /// The storage [`Store`]'s read for this backend: [`PgStore::read_once`] on tokio's blocking
+    /// pool. Must be called within a tokio runtime.
     ///
-    /// Errors: as [`PgStore::write`]; [`StorageError::OpPanicked`] if `op` panicked.
-    pub async fn read_async<T, E, F>(&self, op: F) -> Result<T, E>
+    /// [`Store`]: crate::storage::Store
+    ///
+    /// Errors: as [`PgStore::write_retrying`]; [`StorageError::OpPanicked`] if `op` panicked.
+    pub async fn read<T, E, F>(&self, op: F) -> Result<T, E>
     where
-        F: FnOnce(&mut PgTx<'_>) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
         let store = self.clone();
-        join(tokio::task::spawn_blocking(move || store.read_once(op)).await)
+        join(tokio::task::spawn_blocking(move || store.read_blocking(op)).await)
+    }
+
+    /// [`PgStore::write_once`] with the domain's `&mut dyn Tx`, on the calling thread (a plain
+    /// thread: the block processor). Blocks; never call it on an async worker.
+    ///
+    /// Errors: as [`PgStore::write_retrying`].
+    pub fn write_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn Tx) -> Result<T, E>,
+        E: From<StorageError>,
+    {
+        self.write_once(move |tx: &mut PgTx<'_>| op(tx))
+    }
+
+    /// [`PgStore::read_once`] with the domain's `&mut dyn Tx`, on the calling thread. Blocks.
+    ///
+    /// Errors: as [`PgStore::write_retrying`].
+    pub fn read_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn Tx) -> Result<T, E>,
+        E: From<StorageError>,
+    {
+        self.read_once(move |tx: &mut PgTx<'_>| op(tx))
     }
 
     /// A connection of the pool, for work the runner does not fit (tests, bulk copies). Waits up

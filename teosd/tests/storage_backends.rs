@@ -1232,3 +1232,49 @@ fn postgresql_async_entry_points_run_off_the_async_workers() {
     });
     assert_eq!(slots.unwrap(), Some(6));
 }
+
+/// A session left idle inside a transaction (an instance frozen or cut off while holding the
+/// ordering row) is ended by the server after `idle_in_transaction_timeout`, so a block commit
+/// waiting for that lock goes through instead of waiting for ever.
+#[test]
+fn postgresql_a_stuck_transaction_does_not_hold_the_ordering_row_for_ever() {
+    let Some(server) = PgServer::new("postgresql_stuck_transaction") else {
+        return;
+    };
+    let store = server.store(PgOptions {
+        idle_in_transaction_timeout: Duration::from_secs(1),
+        ..PgOptions::default()
+    });
+    let mut stuck_conn = store.connection().unwrap();
+    let mut stuck = stuck_conn.transaction().unwrap();
+    pg_chain::lock_tip_shared(&mut stuck).unwrap();
+    // The stuck transaction now sends nothing more; a block commit waits for its lock.
+    let commit = {
+        let store = store.clone();
+        thread::spawn(move || {
+            store.write_retrying(|tx: &mut PgTx<'_>| {
+                tx.lock_chain_tip_exclusive()?;
+                tx.push_block(1, &block_hash(1), None, 10)
+            })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !commit.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the block commit still waits for the stuck transaction's lock"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    commit.join().unwrap().unwrap();
+    // The stuck session was ended by the server.
+    let err = pg_chain::lock_tip_shared(&mut stuck).unwrap_err();
+    assert!(!err.is_constraint_violation(), "{err:?}");
+    drop(stuck);
+    assert_eq!(
+        store
+            .read_retrying(|tx: &mut PgTx<'_>| tx.chain_tip())
+            .unwrap(),
+        Some((1, block_hash(1)))
+    );
+}

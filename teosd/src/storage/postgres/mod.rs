@@ -34,7 +34,10 @@
 //! [`StorageError::Unavailable`]). A connection lost DURING COMMIT is never retried: the outcome is
 //! unknown ([`PgErrorKind::CommitUnknown`]); the caller answers with an error, and a client that
 //! retries hits idempotent upserts. Connections use TCP keepalives and `tcp_user_timeout` so a dead
-//! server or a cut network is noticed in seconds.
+//! server or a cut network is noticed in seconds; the sessions ask the server for the same
+//! (`tcp_keepalives_*`) and for `idle_in_transaction_session_timeout` (60 s by default), so an
+//! instance frozen or cut off inside a transaction cannot hold `chain_tip` or a user row for
+//! longer.
 //!
 //! # Isolation and slot accounting
 //!

@@ -40,11 +40,16 @@ pub struct PgOptions {
     pub conflict_retries: u32,
     /// `application_name` of the sessions (shown in `pg_stat_activity`), unless the URL sets one.
     pub application_name: String,
+    /// The server ends a session of this store that stays idle this long inside a transaction
+    /// (`idle_in_transaction_session_timeout`), releasing its locks: an instance frozen or cut off
+    /// in the middle of a transaction (holding `chain_tip` `FOR SHARE`, a user row `FOR UPDATE`)
+    /// cannot block the fleet for longer. Whole seconds, at least 1.
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl Default for PgOptions {
     /// 8 connections, 5 s per connection attempt, 30 s of waiting for the database, 5 conflict
-    /// retries, application name `teosd`.
+    /// retries, application name `teosd`, sessions idle in a transaction ended after 60 s.
     fn default() -> PgOptions {
         PgOptions {
             pool_size: 8,
@@ -52,6 +57,7 @@ impl Default for PgOptions {
             unavailable_wait: Duration::from_secs(30),
             conflict_retries: 5,
             application_name: "teosd".into(),
+            idle_in_transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -192,6 +198,19 @@ impl PgStore {
             .keepalives_interval(Duration::from_secs(1))
             .keepalives_retries(3)
             .tcp_user_timeout(Duration::from_secs(15));
+        // The server's side of the same: it notices a dead client in seconds (its own keepalives,
+        // default two hours), and ends a session stuck inside a transaction, so the locks of a
+        // frozen or partitioned instance are released. Added to the URL's own `options`.
+        let session = format!(
+            "-c idle_in_transaction_session_timeout={}s -c tcp_keepalives_idle=5 \
+             -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3",
+            options.idle_in_transaction_timeout.as_secs().max(1)
+        );
+        let combined = match config.get_options() {
+            Some(theirs) if !theirs.trim().is_empty() => format!("{theirs} {session}"),
+            _ => session,
+        };
+        config.options(combined);
         let config = postgres::Config::from(config);
         let shown = url.masked();
 

@@ -61,7 +61,7 @@ pub fn prefill(db_path: &Path, spec: &PrefillSpec) -> Result<Duration, BenchErro
         subscription_expiry: spec.start.saturating_add(1_000_000),
     };
     let ids: Vec<_> = bench_users.iter().map(|u| u.id).collect();
-    store.write_blocking(move |conn| -> Result<(), BenchError> {
+    store.write_sqlite_blocking(move |conn| -> Result<(), BenchError> {
         // A big page cache for this connection only (the prefill's own Store): index pages stay in
         // memory instead of being spilled and re-read between batches.
         conn.pragma_update(None, "cache_size", PREFILL_CACHE_KIB)
@@ -78,7 +78,7 @@ pub fn prefill(db_path: &Path, spec: &PrefillSpec) -> Result<Duration, BenchErro
     while next < spec.appointments {
         let end = (next + BATCH).min(spec.appointments);
         let (ids, blob, start) = (ids.clone(), blob.clone(), spec.start);
-        store.write_blocking(move |conn| -> Result<(), BenchError> {
+        store.write_sqlite_blocking(move |conn| -> Result<(), BenchError> {
             for n in next..end {
                 let user_id = ids[(n % ids.len() as u64) as usize];
                 let locator = prefill_locator(n);
@@ -107,7 +107,7 @@ pub fn prefill(db_path: &Path, spec: &PrefillSpec) -> Result<Duration, BenchErro
 /// Number of appointments in the database at `db_path` (opened after teosd stopped).
 pub fn count_appointments(db_path: &Path) -> Result<u64, BenchError> {
     let store = Store::open(db_path)?;
-    let count = store.read_blocking(appointments::count)?;
+    let count = store.read_sqlite_blocking(appointments::count)?;
     store.close()?;
     Ok(count)
 }

@@ -1,4 +1,4 @@
-//! Breach detection's storage query (issue 7): `appointments::find_by_locators` for the locators of
+//! Breach detection's storage query (issue 7): `|tx| tx.appointments_by_locators()` for the locators of
 //! one block of N transactions against M stored appointments, on the writer (where the block
 //! processor runs it, ordered with incoming appointments) and on a read connection; then what the
 //! block processor does since the in-memory index of watched locators: the index picks the locators
@@ -13,7 +13,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use support::{absent_locator, filled_store, rows_from_env, stored_locator};
-use teosd::storage::{Locator, StorageError, appointments};
+use teosd::storage::{Locator, StorageError};
 use teosd::watched_locators::WatchedLocators;
 
 /// The locators of a block of `txs` transactions of which `hits` have a stored appointment.
@@ -42,7 +42,7 @@ fn lookup(c: &mut Criterion) {
         let found = {
             let locators = locators.clone();
             store
-                .read_blocking(move |conn| appointments::find_by_locators(conn, &locators))
+                .read_blocking(move |conn| conn.appointments_by_locators(&locators))
                 .unwrap()
         };
         assert_eq!(
@@ -55,7 +55,7 @@ fn lookup(c: &mut Criterion) {
                 let locators = locators.clone();
                 store
                     .write_blocking(move |conn| -> Result<usize, StorageError> {
-                        Ok(appointments::find_by_locators(conn, black_box(&locators))?.len())
+                        Ok(conn.appointments_by_locators(black_box(&locators))?.len())
                     })
                     .unwrap()
             })
@@ -65,7 +65,7 @@ fn lookup(c: &mut Criterion) {
                 let locators = locators.clone();
                 store
                     .read_blocking(move |conn| -> Result<usize, StorageError> {
-                        Ok(appointments::find_by_locators(conn, black_box(&locators))?.len())
+                        Ok(conn.appointments_by_locators(black_box(&locators))?.len())
                     })
                     .unwrap()
             })
@@ -91,7 +91,7 @@ fn lookup(c: &mut Criterion) {
                             .filter(|l| index.may_contain(l))
                             .copied()
                             .collect();
-                        let found = appointments::find_by_locators(conn, &candidates)?.len();
+                        let found = conn.appointments_by_locators(&candidates)?.len();
                         assert_eq!(found as u64, hits.min(rows), "every hit found");
                         Ok(found)
                     })

@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use support::{filled_store, rows_from_env, stored_appointment, user};
-use teosd::storage::{
-    StorageError, Store, UserId, UserRecord, appointments, pending, trackers, users,
-};
+use teosd::storage::{StorageError, Store, UserId, UserRecord};
 
 /// Concurrent submitters, like 16 HTTP connections.
 const WRITERS: u64 = 16;
@@ -28,17 +26,17 @@ fn accept(store: &Store, users: &[UserId], n: u64) -> Result<(), StorageError> {
     let user_id = users[(n % USERS) as usize];
     let record = stored_appointment(n, user_id);
     store.write_blocking(move |conn| -> Result<(), StorageError> {
-        let user = users::get(conn, &user_id)?.ok_or(StorageError::NotFound("user"))?;
+        let user = conn.user(&user_id)?.ok_or(StorageError::NotFound("user"))?;
         let triggered =
-            trackers::get(conn, &record.uuid)?.is_some() || pending::contains(conn, &record.uuid)?;
+            conn.tracker(&record.uuid)?.is_some() || conn.has_pending_breach(&record.uuid)?;
         assert!(!triggered);
-        let old_slots = appointments::get(conn, &record.uuid)?.map_or(0, |a| a.slots);
-        appointments::upsert(conn, &record)?;
+        let old_slots = conn.appointment(&record.uuid)?.map_or(0, |a| a.slots);
+        conn.upsert_appointment(&record)?;
         let charged = UserRecord {
             available_slots: user.available_slots + old_slots - record.slots,
             ..user
         };
-        users::upsert(conn, &user_id, &charged)
+        conn.upsert_user(&user_id, &charged)
     })
 }
 

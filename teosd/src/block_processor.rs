@@ -29,8 +29,7 @@ use crate::notify::Heartbeat;
 use crate::responder::{Responder, ResponderFound, TrackerChange};
 use crate::shutdown::{Shutdown, Wakeup};
 use crate::storage::records::TrackerStatus;
-use crate::storage::{StorageError, Store, appointments, chain, trackers};
-use crate::watched_locators::WatchedLocators;
+use crate::storage::{StorageError, Store};
 use crate::watcher::Watcher;
 
 mod late;
@@ -39,7 +38,7 @@ mod storage_ops;
 
 pub use prefetch::{PREFETCH_DEPTH, PREFETCH_THREADS};
 use prefetch::{StopFlag, prefetch_blocks};
-use storage_ops::{apply_decisions, scan_block};
+use storage_ops::{CommitBlock, ReloadWatchedLocators, ScanBlock, StoreBlockTxids, UnwindBlocks};
 
 /// How many of its last processed blocks the tower remembers in storage (`chain` rows). Reorgs of any
 /// depth are followed (the chain walker asks bitcoind for headers); this bounds the locator cache
@@ -339,14 +338,13 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
 
         // 1. Scan, on the writer so it is ordered with incoming appointments (see chain_view).
         let txids = Arc::new(txids);
-        let scan = {
-            let view = self.view.clone();
-            let txids = txids.clone();
-            let expiry_delta = self.params.expiry_delta;
-            self.store.write_blocking(move |conn| {
-                scan_block(conn, &view, hash, height, &txids, expiry_delta)
-            })?
-        };
+        let scan = self.store.execute_blocking(ScanBlock {
+            view: self.view.clone(),
+            hash,
+            height,
+            txids: txids.clone(),
+            expiry_delta: self.params.expiry_delta,
+        })?;
         let scanned = started.elapsed();
 
         // 2. Gatekeeper, Watcher, Responder, in that order (see `listen`); the Watcher's breaches go
@@ -383,24 +381,17 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
 
         // 4. Commit every effect of the block and the new tip at once.
         let responded = started.elapsed();
-        let view = self.view.clone();
-        let window = self.cache_window();
-        let block_txids = keep_txids.then(|| txids.clone());
-        let rebuild = self
-            .store
-            .write_blocking(move |conn| -> Result<bool, ProcessError> {
-                apply_decisions(conn, &decisions)?;
-                chain::push_with_work(conn, height, &hash, chainwork, KEPT_BLOCKS)?;
-                if let Some(txids) = &block_txids {
-                    chain::set_txids(conn, height, &hash, txids)?;
-                }
-                chain::clear_txids_below(conn, (height + 1).saturating_sub(window))?;
-                let stored = appointments::stored(conn)?;
-                let mut view = view.lock();
-                view.tip_height = height;
-                view.tip_hash = hash;
-                Ok(view.watched.needs_rebuild(stored))
-            })?;
+        let rebuild = self.store.execute_blocking(CommitBlock {
+            view: self.view.clone(),
+            decisions,
+            tip: Tip {
+                height,
+                hash,
+                chainwork,
+            },
+            txids: keep_txids.then(|| txids.clone()),
+            cache_window: self.cache_window(),
+        })?;
         uncommitted.committed();
         self.walker.set_tip(Tip {
             height,
@@ -430,16 +421,10 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
     /// Reloads the index of watched locators from the database (startup, and when entries of deleted
     /// appointments have piled up). Runs as a write op, so no appointment is stored meanwhile.
     pub fn reload_watched_locators(&self) -> Result<(), ProcessError> {
-        let view = self.view.clone();
         let started = Instant::now();
-        let entries = self
-            .store
-            .write_blocking(move |conn| -> Result<usize, ProcessError> {
-                let watched = WatchedLocators::load(conn)?;
-                let entries = watched.len();
-                view.lock().watched = watched;
-                Ok(entries)
-            })?;
+        let entries = self.store.execute_blocking(ReloadWatchedLocators {
+            view: self.view.clone(),
+        })?;
         tracing::info!(
             entries,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -458,11 +443,11 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         let heights: Vec<u32> = stale.iter().map(|(height, _)| *height).collect();
         let concerned = self
             .store
-            .read_blocking(move |conn| -> Result<_, ProcessError> {
+            .read_blocking(move |tx| -> Result<_, ProcessError> {
                 let mut concerned = Vec::with_capacity(heights.len());
                 for height in heights {
-                    let mut trackers = trackers::penalty_confirmed_at(conn, height)?;
-                    trackers.extend(trackers::dispute_confirmed_at(conn, height)?);
+                    let mut trackers = tx.trackers_with_penalty_at(height)?;
+                    trackers.extend(tx.trackers_with_dispute_at(height)?);
                     trackers.sort_by_key(|t| t.uuid);
                     trackers.dedup_by_key(|t| t.uuid);
                     concerned.push(trackers);
@@ -482,29 +467,12 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         }
 
         let mut uncommitted = UncommittedView::unwinding(&self.view);
-        let view = self.view.clone();
-        let stale_hashes: Vec<BlockHash> = stale.iter().filter_map(|(_, hash)| *hash).collect();
-        self.store
-            .write_blocking(move |conn| -> Result<(), ProcessError> {
-                apply_decisions(conn, &decisions)?;
-                chain::pop(conn, fork.height + 1)?;
-                if chain::hash_at(conn, fork.height)? != Some(fork.hash) {
-                    chain::push_with_work(
-                        conn,
-                        fork.height,
-                        &fork.hash,
-                        fork.chainwork,
-                        KEPT_BLOCKS,
-                    )?;
-                }
-                let mut view = view.lock();
-                for hash in &stale_hashes {
-                    view.cache.disconnect_block(hash);
-                }
-                view.tip_height = fork.height;
-                view.tip_hash = fork.hash;
-                Ok(())
-            })?;
+        self.store.execute_blocking(UnwindBlocks {
+            view: self.view.clone(),
+            decisions,
+            fork,
+            stale: stale.iter().filter_map(|(_, hash)| *hash).collect(),
+        })?;
         uncommitted.committed();
         for (height, hash) in &stale {
             match hash {
@@ -540,10 +508,10 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
     pub fn warm_locator_cache(&mut self, blocks: u32) -> Result<(), ProcessError> {
         let recent = self
             .store
-            .read_blocking(move |conn| -> Result<_, ProcessError> {
+            .read_blocking(move |tx| -> Result<_, ProcessError> {
                 let mut recent = Vec::new();
-                for (height, hash) in chain::recent(conn)?.into_iter().take(blocks as usize) {
-                    recent.push((height, hash, chain::txids_at(conn, height)?));
+                for (height, hash) in tx.recent_blocks()?.into_iter().take(blocks as usize) {
+                    recent.push((height, hash, tx.block_txids(height)?));
                 }
                 Ok(recent)
             })?;
@@ -574,12 +542,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
         if !downloaded.is_empty() {
             // Kept so the next start does not download them again.
             self.store
-                .write_blocking(move |conn| -> Result<(), ProcessError> {
-                    for (height, hash, txids) in &downloaded {
-                        chain::set_txids(conn, *height, hash, txids)?;
-                    }
-                    Ok(())
-                })?;
+                .execute_blocking(StoreBlockTxids { blocks: downloaded })?;
         }
         Ok(())
     }

@@ -24,7 +24,7 @@ use bitcoin::{BlockHash, Work};
 use crate::bitcoind::{BitcoindRpc, HeaderInfo, RpcError, codes};
 use crate::block_processor::ProcessError;
 use crate::carrier::Carrier;
-use crate::storage::{Store, chain};
+use crate::storage::{Command, Order, StorageError, Store, Tx};
 
 /// A block of the tower's chain: its height (blocks), hash, and the chain's total work up to it when
 /// known (rows written before schema V4 have none until bitcoind is asked).
@@ -46,6 +46,38 @@ impl Tip {
             hash,
             chainwork: None,
         }
+    }
+}
+
+/// Command: the tower (re)starts following the chain from `tip`: every remembered block is
+/// forgotten and `tip` becomes the only one. Used on a fresh start (bitcoind's best block, nothing
+/// remembered yet) and by `--forceupdate` when bitcoind pruned the blocks after the stored tip.
+/// Trackers, appointments and late breaches are kept.
+#[derive(Clone, Copy, Debug)]
+pub struct StartFrom {
+    /// The new tip.
+    pub tip: Tip,
+}
+
+impl Command for StartFrom {
+    type Output = ();
+    type Error = StorageError;
+    const NAME: &'static str = "start_from";
+    const ORDER: Order = Order::Block;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<(), StorageError> {
+        let Tip {
+            height,
+            hash,
+            chainwork,
+        } = self.tip;
+        tx.pop_blocks(0)?;
+        tx.push_block(
+            height,
+            &hash,
+            chainwork,
+            crate::block_processor::KEPT_BLOCKS,
+        )
     }
 }
 
@@ -151,9 +183,7 @@ impl<B: BitcoindRpc> ChainWalker<B> {
     fn tip_work(&mut self) -> Result<Option<Work>, ProcessError> {
         if self.tip.chainwork.is_none() {
             let hash = self.tip.hash;
-            self.tip.chainwork = self
-                .store
-                .read_blocking(move |conn| chain::work_of(conn, &hash))?;
+            self.tip.chainwork = self.store.read_blocking(move |tx| tx.block_work(&hash))?;
         }
         if self.tip.chainwork.is_none() {
             match self.fetch(|rpc| rpc.block_header(&self.tip.hash))? {
@@ -240,7 +270,7 @@ impl<B: BitcoindRpc> ChainWalker<B> {
         mut stale: Vec<(u32, Option<BlockHash>)>,
         height: u32,
     ) -> Result<Reorg, ProcessError> {
-        let remembered = self.store.read_blocking(chain::recent)?;
+        let remembered = self.store.read_blocking(|tx| tx.recent_blocks())?;
         let mut next = height;
         for (h, hash) in remembered.into_iter().filter(|(h, _)| *h <= height) {
             // Heights without a remembered row between the last one looked at and this one.

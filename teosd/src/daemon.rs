@@ -11,7 +11,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use secp256k1::SecretKey;
 
 use crate::api::http::{ApiListener, ClientKeying};
 use crate::bitcoind::{Auth, BitcoindClient, BitcoindRpc};
@@ -19,13 +18,14 @@ use crate::block_processor::{BlockProcessor, ProcessError};
 use crate::carrier::Carrier;
 use crate::chain_monitor::ChainMonitor;
 use crate::chain_view::SharedChainView;
+use crate::chain_walker::{StartFrom, Tip};
 use crate::config::{Advertised, BtcAuth, Config};
 use crate::gatekeeper::SubscriptionParams;
 use crate::mempool_watch::{MempoolResponses, MempoolWatch, MempoolWatcher};
 use crate::notify::{Heartbeat, Notifier};
 use crate::shutdown::{Shutdown, Wakeup};
-use crate::storage::{Store, chain, keys};
-use crate::tower::{Tower, TowerKey};
+use crate::storage::Store;
+use crate::tower::{KeyOrigin, LoadOrCreateTowerKey, Tower, TowerKey};
 use crate::watcher::AppointmentRules;
 use teos_common::appointment::TowerId;
 
@@ -250,21 +250,19 @@ fn starting_tip(
     store: &Store,
     config: &Config,
 ) -> anyhow::Result<(u32, bitcoin::BlockHash)> {
-    let tip = match store.read_blocking(chain::tip)? {
+    let tip = match store.read_blocking(|tx| tx.chain_tip())? {
         Some(tip) => tip,
         None => {
             let info = rpc.chain_info()?;
             let (height, hash) = (info.blocks, info.best_block_hash);
             // Its chainwork lets the walker compare later tips (None if bitcoind just moved on).
             let work = rpc.block_header(&hash).ok().map(|h| h.chainwork);
-            store.write_blocking(move |conn| {
-                chain::push_with_work(
-                    conn,
+            store.execute_blocking(StartFrom {
+                tip: Tip {
                     height,
-                    &hash,
-                    work,
-                    crate::block_processor::KEPT_BLOCKS,
-                )
+                    hash,
+                    chainwork: work,
+                },
             })?;
             tracing::info!("fresh bootstrap at block {height} ({hash})");
             (height, hash)
@@ -298,21 +296,13 @@ fn start_metrics(
 
 /// Loads the newest tower key, creating one on first start or when `overwrite` (old keys are kept).
 fn tower_key(store: &Store, overwrite: bool) -> anyhow::Result<TowerKey> {
-    let existing = store.read_blocking(keys::latest)?;
-    let secret = match existing {
-        Some(secret) if !overwrite => secret,
-        _ => {
-            let secret = SecretKey::new(&mut secp256k1::rand::thread_rng());
-            store.write_blocking(move |conn| keys::insert(conn, &secret))?;
-            if overwrite {
-                tracing::info!("tower key replaced (old keys kept)");
-            } else {
-                tracing::info!("tower key created");
-            }
-            secret
-        }
-    };
-    Ok(TowerKey::new(secret))
+    let (key, origin) = store.execute_blocking(LoadOrCreateTowerKey { replace: overwrite })?;
+    match origin {
+        KeyOrigin::Loaded => {}
+        KeyOrigin::Created => tracing::info!("tower key created"),
+        KeyOrigin::Replaced => tracing::info!("tower key replaced (old keys kept)"),
+    }
+    Ok(key)
 }
 
 /// What the tower makes of bitcoind's `getblockchaininfo` at startup.
@@ -409,9 +399,8 @@ fn check_pruning(
         tip.0 + 1,
         prune_height
     );
-    store.write_blocking(move |conn| {
-        chain::pop(conn, 0)?;
-        chain::push(conn, height, &hash, crate::block_processor::KEPT_BLOCKS)
+    store.execute_blocking(StartFrom {
+        tip: Tip::new(height, hash),
     })?;
     Ok((height, hash))
 }

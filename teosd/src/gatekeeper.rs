@@ -1,17 +1,17 @@
 //! The Gatekeeper: users, subscriptions and slots (PROTOCOL.md, "Subscriptions").
 //!
-//! Every function here runs inside a storage op, so slot accounting is atomic with the appointment
-//! write it pays for.
+//! The request-side rules run inside storage commands ([`Register`] here, `watcher::AddAppointment`),
+//! so slot accounting is atomic with the write it pays for, whatever the backend.
 
-use rusqlite::{Connection, OptionalExtension};
 use teos_common::appointment::UserId;
 use teos_common::errors::{ApiError, ErrorCode};
 
 use crate::carrier::Interrupted;
+use crate::chain_view::SharedChainView;
 use crate::config::Config;
 use crate::listen::{ConnectedBlock, Decision, DisconnectedBlock, Listen};
 use crate::storage::records::UserRecord;
-use crate::storage::{StorageError, users};
+use crate::storage::{Command, Order, StorageError, Tx};
 
 /// Subscription terms handed to every registration.
 #[derive(Clone, Copy, Debug)]
@@ -24,18 +24,40 @@ pub struct SubscriptionParams {
     pub expiry_delta: u32,
 }
 
-/// Registers `user_id` at `height`, or renews an existing subscription; see [`subscription_after`]
-/// for the arithmetic. Errors: code 65 when the slots would overflow `u32`; storage → code 32.
-pub fn register(
-    conn: &Connection,
-    user_id: &UserId,
-    height: u32,
-    params: &SubscriptionParams,
-) -> Result<UserRecord, ApiError> {
-    let old = users::get(conn, user_id).map_err(storage_error)?;
-    let user = subscription_after(old.as_ref(), height, params)?;
-    users::upsert(conn, user_id, &user).map_err(storage_error)?;
-    Ok(user)
+/// Command: registers `user_id`, or renews its subscription, at the tower's height when the command
+/// runs (read from the chain view on the writer, so it is the height of the last committed block);
+/// see [`subscription_after`] for the arithmetic. A new user beyond `max_users` is refused
+/// ([`check_capacity`]) and nothing is stored.
+///
+/// Errors: code 65 when the slots would overflow `u32`; the tower full of users → 32; storage → 32.
+#[derive(Clone)]
+pub struct Register {
+    /// The user registering (its public key).
+    pub user_id: UserId,
+    /// The chain view, for the height the subscription starts at.
+    pub view: SharedChainView,
+    /// Subscription terms.
+    pub params: SubscriptionParams,
+    /// Most registered users (`max_users`, 0 = no cap).
+    pub max_users: u32,
+}
+
+impl Command for Register {
+    type Output = UserRecord;
+    type Error = ApiError;
+    const NAME: &'static str = "register";
+    const ORDER: Order = Order::Free;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<UserRecord, ApiError> {
+        let old = tx.user(&self.user_id).map_err(storage_error)?;
+        let user = subscription_after(old.as_ref(), self.view.height(), &self.params)?;
+        tx.upsert_user(&self.user_id, &user)
+            .map_err(storage_error)?;
+        if old.is_none() {
+            check_capacity(tx, Counted::Users, self.max_users)?;
+        }
+        Ok(user)
+    }
 }
 
 /// The subscription a registration at `height` (blocks) gives, from the user's current one (`None`
@@ -91,19 +113,17 @@ pub fn subscription_after(
 /// Unknown user → code 7 with `unknown_message` (each endpoint words it like rust-teos);
 /// expired (`height >= subscription_expiry`) → code 7 "Your subscription expired at <expiry>".
 pub fn authorize(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     user_id: &UserId,
     height: u32,
     unknown_message: &str,
 ) -> Result<UserRecord, ApiError> {
-    let user = users::get(conn, user_id)
-        .map_err(storage_error)?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidSignatureOrSubscriptionError,
-                unknown_message,
-            )
-        })?;
+    let user = tx.user(user_id).map_err(storage_error)?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidSignatureOrSubscriptionError,
+            unknown_message,
+        )
+    })?;
     if height >= user.subscription_expiry {
         return Err(ApiError::new(
             ErrorCode::InvalidSignatureOrSubscriptionError,
@@ -123,7 +143,7 @@ impl Listen for Gatekeeper {
     type Found = ();
 
     /// Users outdated at this height are removed with their appointments, except what a tracker not
-    /// yet irrevocably resolved still needs (`storage::users::delete_outdated`).
+    /// yet irrevocably resolved still needs (`Tx::delete_outdated_users`).
     fn block_connected(
         &self,
         block: &ConnectedBlock<'_>,
@@ -205,10 +225,10 @@ pub enum Counted {
 
 /// Refuses a write op that made `what` grow past `cap` (0 = no cap). Call it inside the write op,
 /// after inserting a new row: the op's `Err` rolls its savepoint back, so nothing of the refused request
-/// is stored. Counts come from the `counters` table (migration V2), kept exact by triggers.
+/// is stored. Counts come from the backend's counters ([`Tx::stored_users`], [`Tx::stored_appointments`]).
 ///
 /// Errors: over the cap → code 32 with a message saying the tower is full; storage → 32.
-pub fn check_capacity(conn: &Connection, what: Counted, cap: u32) -> Result<(), ApiError> {
+pub fn check_capacity(tx: &mut dyn Tx, what: Counted, cap: u32) -> Result<(), ApiError> {
     if cap == 0 {
         return Ok(());
     }
@@ -222,12 +242,12 @@ pub fn check_capacity(conn: &Connection, what: Counted, cap: u32) -> Result<(), 
             "Appointment rejected: the tower is full (appointment limit reached)",
         ),
     };
-    let count: Option<i64> = conn
-        .prepare_cached("SELECT value FROM counters WHERE name = ?1")
-        .and_then(|mut stmt| stmt.query_row([name], |row| row.get(0)).optional())
-        .map_err(storage_error)?;
-    let count = count.unwrap_or(0);
-    if count > i64::from(cap) {
+    let count = match what {
+        Counted::Users => tx.stored_users(),
+        Counted::Appointments => tx.stored_appointments(),
+    }
+    .map_err(storage_error)?;
+    if count > u64::from(cap) {
         tracing::warn!(what = name, count, cap, "capacity reached: request refused");
         return Err(ApiError::new(ErrorCode::ServiceUnavailable, message));
     }

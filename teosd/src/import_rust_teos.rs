@@ -43,9 +43,7 @@ use bitcoin::{BlockHash, Work};
 
 use crate::bitcoind::{Auth, BitcoindClient, BitcoindRpc, RpcError, codes};
 use crate::config::{BtcAuth, BtcNetwork, Config};
-use crate::storage::{
-    StorageError, Store, TrackerRecord, TrackerStatus, appointments, chain, keys, trackers, users,
-};
+use crate::storage::{StorageError, Store, TrackerRecord, TrackerStatus};
 use crate::tower::TowerKey;
 use place::Placement;
 use source::{RustTeosData, SourceError};
@@ -510,15 +508,15 @@ fn write_database(
     }
     let store = Store::open(path)?;
     let data = data.clone();
-    let written = store.write_blocking(move |conn| -> Result<(), StorageError> {
+    let written = store.write_blocking(move |tx| -> Result<(), StorageError> {
         for key in &data.keys {
-            keys::insert(conn, key)?;
+            tx.insert_tower_key(key)?;
         }
         for (id, user) in &data.users {
-            users::upsert(conn, id, user)?;
+            tx.upsert_user(id, user)?;
         }
         for appointment in &data.appointments {
-            appointments::upsert(conn, appointment)?;
+            tx.upsert_appointment(appointment)?;
         }
         for t in &data.trackers {
             let to_self_delay = data
@@ -526,11 +524,10 @@ fn write_database(
                 .iter()
                 .find(|a| a.uuid == t.uuid)
                 .map_or(0, |a| a.to_self_delay);
-            trackers::insert(conn, &tracker_record(t, to_self_delay))?;
+            tx.insert_tracker(&tracker_record(t, to_self_delay))?;
         }
         if let Some(r) = resume {
-            chain::push_with_work(
-                conn,
+            tx.push_block(
                 r.height,
                 &r.hash,
                 r.chainwork,

@@ -32,7 +32,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use bitcoin::{Transaction, Txid};
-use rusqlite::Connection;
 use teos_common::appointment::{AppointmentId, Locator};
 use teos_common::cryptography;
 
@@ -42,7 +41,7 @@ use crate::chain_view::SharedChainView;
 use crate::metrics as m;
 use crate::shutdown::Shutdown;
 use crate::storage::records::AppointmentRecord;
-use crate::storage::{StorageError, Store, appointments, pending, trackers, users};
+use crate::storage::{StorageError, Store, Tx};
 
 mod listen;
 pub mod responses;
@@ -163,7 +162,7 @@ impl<B: BitcoindRpc> MempoolWatcher<B> {
         let (height, expiry_delta) = (self.view.height(), self.expiry_delta);
         let found = self
             .store
-            .read_blocking(move |conn| unanswered(conn, &locators, height, expiry_delta))?;
+            .read_blocking(move |tx| unanswered(tx, &locators, height, expiry_delta))?;
         let mut answered = 0;
         let now = Instant::now();
         for appointment in found {
@@ -359,18 +358,17 @@ impl<B: BitcoindRpc> MempoolWatcher<B> {
 /// has not: no tracker, no pending late breach, a user not outdated (`expiry + expiry_delta > height`,
 /// the block path's rule in `block_processor::storage_ops::scan_block`).
 fn unanswered(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     locators: &[Locator],
     height: u32,
     expiry_delta: u32,
 ) -> Result<Vec<AppointmentRecord>, StorageError> {
     let mut found = Vec::new();
-    for a in appointments::find_by_locators(conn, locators)? {
-        let user = users::get(conn, &a.user_id)?;
+    for a in tx.appointments_by_locators(locators)? {
+        let user = tx.user(&a.user_id)?;
         let outdated =
             user.is_none_or(|u| u.subscription_expiry.saturating_add(expiry_delta) <= height);
-        if outdated || trackers::get(conn, &a.uuid)?.is_some() || pending::contains(conn, &a.uuid)?
-        {
+        if outdated || tx.tracker(&a.uuid)?.is_some() || tx.has_pending_breach(&a.uuid)? {
             continue;
         }
         found.push(a);

@@ -19,7 +19,7 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
 use crate::shutdown::Shutdown;
 use crate::storage::records::TrackerStatus;
-use crate::storage::{StorageError, Store, appointments, trackers, users};
+use crate::storage::{StorageError, Store};
 
 /// Appointments being watched (gauge).
 pub const APPOINTMENTS: &str = "teosd_appointments";
@@ -190,15 +190,14 @@ struct StoredCounts {
 /// Counts rows with `COUNT(*)` queries on indexes (one read transaction on a reserved reader): no row
 /// is loaded or decoded, so a refresh costs the same whatever the trackers hold.
 fn stored_counts(store: &Store) -> Result<StoredCounts, StorageError> {
-    store.read_blocking(|conn| {
-        let count = |status| trackers::count_with_status(conn, status);
+    store.read_blocking(|tx| {
         Ok(StoredCounts {
-            watched: appointments::count_watched(conn)?,
-            users: users::count(conn)?,
-            in_mempool: count(TrackerStatus::InMempool)?,
-            confirmed: count(TrackerStatus::Confirmed)?,
-            reorged: count(TrackerStatus::Reorged)?,
-            rejected: count(TrackerStatus::Rejected)?,
+            watched: tx.count_watched_appointments()?,
+            users: tx.count_users()?,
+            in_mempool: tx.count_trackers_with_status(TrackerStatus::InMempool)?,
+            confirmed: tx.count_trackers_with_status(TrackerStatus::Confirmed)?,
+            reorged: tx.count_trackers_with_status(TrackerStatus::Reorged)?,
+            rejected: tx.count_trackers_with_status(TrackerStatus::Rejected)?,
         })
     })
 }
@@ -210,7 +209,7 @@ mod tests {
     use super::*;
     use crate::storage::records::{AppointmentId, AppointmentRecord, TrackerRecord, UserRecord};
 
-    fn tx(n: u8) -> bitcoin::Transaction {
+    fn transaction(n: u8) -> bitcoin::Transaction {
         bitcoin::Transaction {
             version: bitcoin::transaction::Version::TWO,
             lock_time: bitcoin::absolute::LockTime::from_consensus(u32::from(n)),
@@ -229,53 +228,52 @@ mod tests {
                 .public_key(secp256k1::SECP256K1),
         );
         store
-            .write_blocking(move |conn| -> Result<(), StorageError> {
+            .write_blocking(move |tx| -> Result<(), StorageError> {
                 let record = UserRecord {
                     available_slots: 10,
                     subscription_start: 1,
                     subscription_expiry: 100,
                 };
-                users::upsert(conn, &user, &record)?;
+                tx.upsert_user(&user, &record)?;
                 for n in 0..5u8 {
                     let locator = Locator::from_slice(&[n; 16]).unwrap();
                     let uuid = AppointmentId::new(&locator, &user);
-                    appointments::upsert(
-                        conn,
-                        &AppointmentRecord {
-                            uuid,
-                            locator,
-                            encrypted_blob: vec![n; 10],
-                            to_self_delay: 42,
-                            user_id: user,
-                            user_signature: "sig".into(),
-                            start_block: 1,
-                            slots: 1,
-                        },
-                    )?;
+                    tx.upsert_appointment(&AppointmentRecord {
+                        uuid,
+                        locator,
+                        encrypted_blob: vec![n; 10],
+                        to_self_delay: 42,
+                        user_id: user,
+                        user_signature: "sig".into(),
+                        start_block: 1,
+                        slots: 1,
+                    })?;
                     if n == 0 {
                         continue; // one watched appointment
                     }
-                    let (dispute, penalty) = (tx(n), tx(n + 100));
-                    trackers::insert(
-                        conn,
-                        &TrackerRecord {
-                            uuid,
-                            dispute_txid: dispute.compute_txid(),
-                            dispute_tx: dispute,
-                            penalty_txid: penalty.compute_txid(),
-                            penalty_tx: penalty,
-                            dispute_height: Some(5),
-                            status: match n {
-                                1 | 2 => TrackerStatus::InMempool,
-                                3 => TrackerStatus::Confirmed,
-                                _ => TrackerStatus::Reorged,
-                            },
-                            status_height: 5,
-                            to_self_delay: 42,
+                    let (dispute, penalty) = (transaction(n), transaction(n + 100));
+                    tx.insert_tracker(&TrackerRecord {
+                        uuid,
+                        dispute_txid: dispute.compute_txid(),
+                        dispute_tx: dispute,
+                        penalty_txid: penalty.compute_txid(),
+                        penalty_tx: penalty,
+                        dispute_height: Some(5),
+                        status: match n {
+                            1 | 2 => TrackerStatus::InMempool,
+                            3 => TrackerStatus::Confirmed,
+                            _ => TrackerStatus::Reorged,
                         },
-                    )?;
+                        status_height: 5,
+                        to_self_delay: 42,
+                    })?;
                 }
-                // Transactions that do not decode: counting must not need them.
+                Ok(())
+            })
+            .unwrap();
+        // Transactions that do not decode: counting must not need them.
+        store
+            .write_sqlite_blocking(|conn| -> Result<(), StorageError> {
                 conn.execute(
                     "UPDATE trackers SET penalty_tx = x'00', dispute_tx = x'00'",
                     [],

@@ -16,12 +16,11 @@ use teos_common::receipts::{AppointmentReceipt, RegistrationReceipt};
 
 use crate::api::TowerApi;
 use crate::chain_view::SharedChainView;
-use crate::gatekeeper::{self, Capacity, Counted, SubscriptionParams, storage_error};
+use crate::gatekeeper::{self, Capacity, Register, SubscriptionParams, storage_error};
 use crate::mempool_watch::MempoolResponses;
 use crate::shutdown::Wakeup;
-use crate::storage::users;
-use crate::storage::{Store, appointments, trackers};
-use crate::watcher::{self, AppointmentRules};
+use crate::storage::{Command, Order, StorageError, Store, Tx};
+use crate::watcher::{self, AddAppointment, AppointmentRules};
 
 /// The tower's signing identity. The secret key is never logged (no `Debug`).
 pub struct TowerKey {
@@ -44,6 +43,47 @@ impl TowerKey {
     }
     pub(crate) fn secret(&self) -> &SecretKey {
         &self.secret
+    }
+}
+
+/// Command: the tower key to sign with: the newest stored one, or a fresh random key stored as the
+/// newest when none exists or `replace` is set (`--overwritekey`; older keys are kept, rust-teos
+/// behaviour). Read and insert in one transaction, so the key that is returned is the stored one.
+///
+/// Errors: storage errors; [`StorageError::Corrupt`] if the stored key is not a valid secret key.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOrCreateTowerKey {
+    /// Store a new key even if one exists.
+    pub replace: bool,
+}
+
+/// What [`LoadOrCreateTowerKey`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// The newest stored key was loaded.
+    Loaded,
+    /// No key was stored: a new one was created.
+    Created,
+    /// A new key replaced the newest one (`replace`).
+    Replaced,
+}
+
+impl Command for LoadOrCreateTowerKey {
+    type Output = (TowerKey, KeyOrigin);
+    type Error = StorageError;
+    const NAME: &'static str = "load_or_create_tower_key";
+    const ORDER: Order = Order::Free;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<(TowerKey, KeyOrigin), StorageError> {
+        let existing = tx.latest_tower_key()?;
+        let origin = match existing {
+            Some(secret) if !self.replace => return Ok((TowerKey::new(secret), KeyOrigin::Loaded)),
+            Some(_) => KeyOrigin::Replaced,
+            None => KeyOrigin::Created,
+        };
+        let secret = SecretKey::new(&mut secp256k1::rand::thread_rng());
+        tx.insert_tower_key(&secret)?;
+        Ok((TowerKey::new(secret), origin))
     }
 }
 
@@ -134,17 +174,13 @@ const INVALID_SIGNATURE: &str = "Invalid signature or user does not have enough 
 impl TowerApi for Tower {
     async fn register(&self, user_id: UserId) -> Result<RegisterResponse, ApiError> {
         self.check_available()?;
-        let (view, params) = (self.view.clone(), self.subscription);
-        let max_users = self.capacity.max_users;
         let user = self
             .store
-            .write(move |conn| {
-                let new = users::get(conn, &user_id).map_err(storage_error)?.is_none();
-                let user = gatekeeper::register(conn, &user_id, view.height(), &params)?;
-                if new {
-                    gatekeeper::check_capacity(conn, Counted::Users, max_users)?;
-                }
-                Ok::<_, ApiError>(user)
+            .execute(Register {
+                user_id,
+                view: self.view.clone(),
+                params: self.subscription,
+                max_users: self.capacity.max_users,
             })
             .await?;
         let receipt = RegistrationReceipt {
@@ -175,28 +211,16 @@ impl TowerApi for Tower {
             &signature,
             INVALID_SIGNATURE,
         )?;
-        let (view, rules, locator) = (self.view.clone(), self.rules, appointment.locator);
-        let user_signature = signature.clone();
-        let max_appointments = self.capacity.max_appointments;
-        let uuid = AppointmentId::new(&locator, &user_id);
+        let locator = appointment.locator;
         let accepted = self
             .store
-            .write(move |conn| {
-                let new = appointments::get(conn, &uuid)
-                    .map_err(storage_error)?
-                    .is_none();
-                let accepted = watcher::store_appointment(
-                    conn,
-                    &view,
-                    &user_id,
-                    &appointment,
-                    &user_signature,
-                    &rules,
-                )?;
-                if new {
-                    gatekeeper::check_capacity(conn, Counted::Appointments, max_appointments)?;
-                }
-                Ok::<_, ApiError>(accepted)
+            .execute(AddAppointment {
+                view: self.view.clone(),
+                user_id,
+                appointment,
+                user_signature: signature.clone(),
+                rules: self.rules,
+                max_appointments: self.capacity.max_appointments,
             })
             .await?;
         if accepted.late_breach {
@@ -228,16 +252,16 @@ impl TowerApi for Tower {
         let uuid = AppointmentId::new(&locator, &user_id);
         let found = self
             .store
-            .read(move |conn| {
-                gatekeeper::authorize(conn, &user_id, height, USER_NOT_AUTHENTICATED)?;
-                if let Some(t) = trackers::get(conn, &uuid).map_err(storage_error)? {
+            .read(move |tx| {
+                gatekeeper::authorize(tx, &user_id, height, USER_NOT_AUTHENTICATED)?;
+                if let Some(t) = tx.tracker(&uuid).map_err(storage_error)? {
                     return Ok(GetAppointmentResponse::DisputeResponded(TrackerData {
                         dispute_txid: t.dispute_txid,
                         penalty_txid: t.penalty_txid,
                         penalty_rawtx: t.penalty_tx,
                     }));
                 }
-                match appointments::get(conn, &uuid).map_err(storage_error)? {
+                match tx.appointment(&uuid).map_err(storage_error)? {
                     Some(a) => Ok(GetAppointmentResponse::BeingWatched(Appointment {
                         locator: a.locator,
                         encrypted_blob: a.encrypted_blob,
@@ -276,10 +300,9 @@ impl TowerApi for Tower {
         )?;
         let height = self.view.height();
         self.store
-            .read(move |conn| {
-                let user = gatekeeper::authorize(conn, &user_id, height, USER_NOT_FOUND)?;
-                let locators =
-                    appointments::locators_of_user(conn, &user_id).map_err(storage_error)?;
+            .read(move |tx| {
+                let user = gatekeeper::authorize(tx, &user_id, height, USER_NOT_FOUND)?;
+                let locators = tx.locators_of_user(&user_id).map_err(storage_error)?;
                 Ok(GetSubscriptionInfoResponse {
                     available_slots: user.available_slots,
                     subscription_expiry: user.subscription_expiry,

@@ -26,10 +26,9 @@
 
 use std::collections::HashSet;
 
-use rusqlite::Connection;
 use teos_common::appointment::Locator;
 
-use crate::storage::StorageError;
+use crate::storage::{StorageError, Tx};
 
 /// Stale entries tolerated beyond the number of stored appointments before a reload (entries).
 pub const REBUILD_SLACK: usize = 100_000;
@@ -50,24 +49,15 @@ impl WatchedLocators {
         WatchedLocators { prefixes: None }
     }
 
-    /// Reads the locator of every stored appointment (`SELECT locator FROM appointments`, a scan of
+    /// Reads the locator of every stored appointment ([`Tx::for_each_locator`]; on SQLite a scan of
     /// the locator index: ~0.2 s per million appointments).
     ///
     /// Errors: storage errors, or a stored locator that is not 16 bytes.
-    pub fn load(conn: &Connection) -> Result<WatchedLocators, StorageError> {
+    pub fn load(tx: &mut dyn Tx) -> Result<WatchedLocators, StorageError> {
         let mut prefixes = HashSet::default();
-        let mut stmt = conn.prepare("SELECT locator FROM appointments")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let bytes = row
-                .get_ref(0)?
-                .as_blob()
-                .map_err(|e| StorageError::Corrupt(format!("stored locator: {e}")))?;
-            let locator = Locator::from_slice(bytes).map_err(|e| {
-                StorageError::Corrupt(format!("stored locator of {} bytes: {e}", bytes.len()))
-            })?;
+        tx.for_each_locator(&mut |locator| {
             prefixes.insert(prefix(&locator));
-        }
+        })?;
         Ok(WatchedLocators {
             prefixes: Some(prefixes),
         })
@@ -109,8 +99,8 @@ impl WatchedLocators {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::Store;
     use crate::storage::records::{AppointmentId, AppointmentRecord, UserId, UserRecord};
-    use crate::storage::{Store, appointments, users};
     use secp256k1::{PublicKey, SECP256K1, SecretKey};
 
     fn locator(byte: u8) -> Locator {
@@ -133,30 +123,27 @@ mod tests {
             &SecretKey::from_slice(&[9u8; 32]).unwrap(),
         ));
         let mut index = store
-            .write_blocking(move |conn| -> Result<_, StorageError> {
+            .write_blocking(move |tx| -> Result<_, StorageError> {
                 let record = UserRecord {
                     available_slots: 10,
                     subscription_start: 0,
                     subscription_expiry: 1_000,
                 };
-                users::upsert(conn, &user, &record)?;
+                tx.upsert_user(&user, &record)?;
                 for byte in [1u8, 2, 3] {
                     let locator = locator(byte);
-                    appointments::upsert(
-                        conn,
-                        &AppointmentRecord {
-                            uuid: AppointmentId::new(&locator, &user),
-                            locator,
-                            user_id: user,
-                            encrypted_blob: vec![7u8; 100],
-                            to_self_delay: 144,
-                            user_signature: "d1fakesignature".into(),
-                            start_block: 100,
-                            slots: 1,
-                        },
-                    )?;
+                    tx.upsert_appointment(&AppointmentRecord {
+                        uuid: AppointmentId::new(&locator, &user),
+                        locator,
+                        user_id: user,
+                        encrypted_blob: vec![7u8; 100],
+                        to_self_delay: 144,
+                        user_signature: "d1fakesignature".into(),
+                        start_block: 100,
+                        slots: 1,
+                    })?;
                 }
-                WatchedLocators::load(conn)
+                WatchedLocators::load(tx)
             })
             .unwrap();
         assert_eq!(index.len(), 3);

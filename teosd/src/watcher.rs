@@ -1,25 +1,24 @@
 //! The Watcher: accepts appointments and finds the breaches they describe (PROTOCOL.md,
 //! "Appointments", "Triggered appointments").
 //!
-//! Request side: [`inspect`] checks an appointment's fields, [`store_appointment`] runs inside a
-//! storage write op (slot accounting, late-appointment detection). Block side: [`find_breaches`]
+//! Request side: [`inspect`] checks an appointment's fields, the [`AddAppointment`] command stores it
+//! ([`store_appointment`]: slot accounting, late-appointment detection). Block side: [`find_breaches`]
 //! decrypts the appointments whose locator matched a block transaction.
 
 use std::collections::HashMap;
 
 use bitcoin::{Transaction, Txid};
-use rusqlite::Connection;
 use teos_common::appointment::{Appointment, AppointmentId, Locator, UserId, compute_slots};
 use teos_common::cryptography;
 use teos_common::errors::{ApiError, ErrorCode};
 
 use crate::carrier::Interrupted;
 use crate::chain_view::SharedChainView;
-use crate::gatekeeper::{self, storage_error};
+use crate::gatekeeper::{self, Counted, storage_error};
 use crate::listen::{ConnectedBlock, Decision, DisconnectedBlock, Listen};
 use crate::responder::{Breach, TrackerChange};
 use crate::storage::records::{AppointmentRecord, UserRecord};
-use crate::storage::{appointments, pending, trackers, users};
+use crate::storage::{Command, Order, Tx};
 
 /// Limits on appointment fields (PROTOCOL.md, "Appointments").
 #[derive(Clone, Copy, Debug)]
@@ -75,12 +74,15 @@ pub struct Accepted {
     /// Its dispute is already in a recent block but its blob does not decrypt with that txid: it was
     /// charged for and not stored (see [`store_appointment`]).
     pub discarded: bool,
+    /// It replaced the user's earlier appointment for the same locator (an update, PROTOCOL.md):
+    /// the number of stored appointments did not grow.
+    pub updated: bool,
 }
 
 const NOT_ENOUGH_SLOTS: &str = "Invalid signature or user does not have enough slots available";
 
 /// Stores (or updates) `user_id`'s appointment and charges its slots, atomically. Runs inside a storage
-/// write op, strictly ordered with block scans (see `chain_view`).
+/// write (the [`AddAppointment`] command), strictly ordered with block scans (see `chain_view`).
 ///
 /// A late appointment (its locator is in the locator cache: the dispute is already in a recent block)
 /// is decrypted here with the dispute's txid (PROTOCOL.md "Triggered appointments"). If it decrypts,
@@ -92,7 +94,7 @@ const NOT_ENOUGH_SLOTS: &str = "Invalid signature or user does not have enough s
 /// Errors: unknown user, expired subscription or not enough slots → code 7; the appointment already
 /// triggered (a tracker or a pending breach exists for its uuid) → code 35; storage failure → 32.
 pub fn store_appointment(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     view: &SharedChainView,
     user_id: &UserId,
     appointment: &Appointment,
@@ -103,10 +105,10 @@ pub fn store_appointment(
         let view = view.lock();
         (view.tip_height, view.cache.get(&appointment.locator))
     };
-    let mut user = gatekeeper::authorize(conn, user_id, height, NOT_ENOUGH_SLOTS)?;
+    let mut user = gatekeeper::authorize(tx, user_id, height, NOT_ENOUGH_SLOTS)?;
     let uuid = AppointmentId::new(&appointment.locator, user_id);
-    let triggered = trackers::get(conn, &uuid).map_err(storage_error)?.is_some()
-        || pending::contains(conn, &uuid).map_err(storage_error)?;
+    let triggered = tx.tracker(&uuid).map_err(storage_error)?.is_some()
+        || tx.has_pending_breach(&uuid).map_err(storage_error)?;
     if triggered {
         return Err(ApiError::new(
             ErrorCode::AppointmentAlreadyTriggered,
@@ -114,9 +116,9 @@ pub fn store_appointment(
         ));
     }
     let slots = compute_slots(appointment.encrypted_blob.len(), rules.slot_size);
-    let old_slots = appointments::get(conn, &uuid)
-        .map_err(storage_error)?
-        .map_or(0, |a| a.slots);
+    let old = tx.appointment(&uuid).map_err(storage_error)?;
+    let updated = old.is_some();
+    let old_slots = old.map_or(0, |a| a.slots);
     let available = i64::from(user.available_slots) + i64::from(old_slots) - i64::from(slots);
     user.available_slots = u32::try_from(available).map_err(|_| {
         ApiError::new(
@@ -137,21 +139,22 @@ pub fn store_appointment(
     if let Some(cached) = cached
         && let Err(e) = cryptography::decrypt(&appointment.encrypted_blob, &cached.txid)
     {
-        users::upsert(conn, user_id, &user).map_err(storage_error)?;
+        tx.upsert_user(user_id, &user).map_err(storage_error)?;
         tracing::info!(%uuid, dispute = %cached.txid, "late appointment does not decrypt with its dispute's txid ({e}); charged, not stored");
         return Ok(Accepted {
             start_block: height,
             user,
             late_breach: false,
             discarded: true,
+            updated,
         });
     }
-    appointments::upsert(conn, &record).map_err(storage_error)?;
-    // Same write op as the insert, so no block scan runs between the two (see watched_locators).
+    tx.upsert_appointment(&record).map_err(storage_error)?;
+    // Same write as the insert, so no block scan runs between the two (see watched_locators).
     view.lock().watched.insert(&appointment.locator);
-    users::upsert(conn, user_id, &user).map_err(storage_error)?;
+    tx.upsert_user(user_id, &user).map_err(storage_error)?;
     if let Some(cached) = cached {
-        pending::insert(conn, &uuid, &cached.txid, &cached.block_hash, cached.height)
+        tx.upsert_pending_breach(&uuid, &cached.txid, &cached.block_hash, cached.height)
             .map_err(storage_error)?;
         tracing::info!(%uuid, dispute = %cached.txid, "late appointment: its dispute is already on chain");
     }
@@ -160,7 +163,53 @@ pub fn store_appointment(
         user,
         late_breach: cached.is_some(),
         discarded: false,
+        updated,
     })
+}
+
+/// Command: stores `user_id`'s appointment (or its update) and charges its slots
+/// ([`store_appointment`]), refusing a new appointment beyond `max_appointments`
+/// ([`gatekeeper::check_capacity`]; an update always passes). Ordered with block scans and commits
+/// ([`Order::WithBlocks`], the rule of `chain_view`): it sees the tip and locator cache of the last
+/// committed block, and the next block's scan sees it.
+///
+/// Errors: those of [`store_appointment`]; the tower full → code 32.
+#[derive(Clone)]
+pub struct AddAppointment {
+    /// The chain view: tip height, locator cache and watched-locators index.
+    pub view: SharedChainView,
+    /// The appointment's owner (recovered from its signature).
+    pub user_id: UserId,
+    /// The appointment, already inspected ([`inspect`]).
+    pub appointment: Appointment,
+    /// The user's signature of the appointment (zbase32), stored with it.
+    pub user_signature: String,
+    /// Limits on appointment fields (slot size).
+    pub rules: AppointmentRules,
+    /// Most stored appointments (`max_appointments`, 0 = no cap).
+    pub max_appointments: u32,
+}
+
+impl Command for AddAppointment {
+    type Output = Accepted;
+    type Error = ApiError;
+    const NAME: &'static str = "add_appointment";
+    const ORDER: Order = Order::WithBlocks;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<Accepted, ApiError> {
+        let accepted = store_appointment(
+            tx,
+            &self.view,
+            &self.user_id,
+            &self.appointment,
+            &self.user_signature,
+            &self.rules,
+        )?;
+        if !accepted.updated {
+            gatekeeper::check_capacity(tx, Counted::Appointments, self.max_appointments)?;
+        }
+        Ok(accepted)
+    }
 }
 
 /// The Watcher's block side (see [`Listen`]): decrypts the appointments a block triggers.
@@ -278,8 +327,7 @@ mod tests {
             let store = Store::open(&dir.path().join("teos.db")).unwrap();
             store
                 .write_blocking(|conn| {
-                    users::upsert(
-                        conn,
+                    conn.upsert_user(
                         &user(),
                         &UserRecord {
                             available_slots: 10,
@@ -306,12 +354,14 @@ mod tests {
         fn stored(&self, appointment: &Appointment) -> Option<AppointmentRecord> {
             let uuid = AppointmentId::new(&appointment.locator, &user());
             self.store
-                .read_blocking(move |conn| appointments::get(conn, &uuid))
+                .read_blocking(move |conn| conn.appointment(&uuid))
                 .unwrap()
         }
 
         fn pending(&self) -> Vec<crate::storage::records::PendingBreach> {
-            self.store.read_blocking(pending::list).unwrap()
+            self.store
+                .read_blocking(|tx| tx.pending_breaches_after(None, u32::MAX))
+                .unwrap()
         }
     }
 
@@ -408,7 +458,7 @@ mod tests {
         assert!(world.pending().is_empty());
         let charged = world
             .store
-            .read_blocking(|conn| users::get(conn, &user()))
+            .read_blocking(|conn| conn.user(&user()))
             .unwrap()
             .unwrap();
         assert_eq!(charged.available_slots, 9);

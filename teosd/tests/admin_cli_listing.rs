@@ -16,7 +16,7 @@ use common::*;
 use serde_json::{Value, json};
 use teos_common::appointment::{AppointmentId, Locator, UserId};
 use teosd::storage::records::{AppointmentRecord, TrackerRecord, TrackerStatus, UserRecord};
-use teosd::storage::{StorageError, Store, appointments, trackers, users};
+use teosd::storage::{StorageError, Store};
 
 /// The teos-cli binary built next to teosd.
 fn cli_binary() -> PathBuf {
@@ -178,13 +178,13 @@ fn seed(
                 subscription_expiry: 1_000_000,
             };
             for id in &ids {
-                users::upsert(conn, id, &record)?;
+                conn.upsert_user(id, &record)?;
             }
             for record in &records {
-                appointments::upsert(conn, record)?;
+                conn.upsert_appointment(record)?;
             }
             for record in &tracker_records {
-                trackers::insert(conn, record)?;
+                conn.insert_tracker(record)?;
             }
             Ok(())
         })

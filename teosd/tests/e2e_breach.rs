@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use teos_common::protocol::GetAppointmentResponse;
-use teosd::storage::{StorageError, Store, chain as chain_rows};
+use teosd::storage::{StorageError, Store};
 
 #[test]
 fn breach_is_answered_and_the_tracker_completes_after_100_confirmations() {
@@ -336,7 +336,7 @@ fn breaches_in_many_blocks_mined_while_stopped_are_all_answered_during_catch_up(
     let remembered = store
         .read_blocking(move |conn| -> Result<Vec<_>, StorageError> {
             (tip - 10..=tip)
-                .map(|height| chain_rows::hash_at(conn, height))
+                .map(|height| conn.block_hash_at(height))
                 .collect()
         })
         .unwrap();

@@ -32,10 +32,7 @@ fn tower_key_is_kept_across_restarts_replaced_by_overwritekey_and_never_logged()
     let store = teosd::storage::Store::open(&dir.path().join("regtest/teos_db.sql3")).unwrap();
     let (count, latest) = store
         .read_blocking(|conn| -> Result<_, teosd::storage::StorageError> {
-            Ok((
-                teosd::storage::keys::count(conn)?,
-                teosd::storage::keys::latest(conn)?,
-            ))
+            Ok((conn.count_tower_keys()?, conn.latest_tower_key()?))
         })
         .unwrap();
     store.close().unwrap();

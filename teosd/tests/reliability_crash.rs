@@ -27,7 +27,7 @@ use common::*;
 use teos_common::appointment::{Appointment, Locator};
 use teos_common::client::ClientError;
 use teos_common::protocol::GetAppointmentResponse;
-use teosd::storage::{StorageError, Store, chain as chain_rows, trackers};
+use teosd::storage::{StorageError, Store};
 
 /// Iterations in CI (each one a SIGKILL and a restart).
 const CI_ITERATIONS: u32 = 20;
@@ -326,7 +326,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_appointment_and_no_breach() {
     let store = Store::open(&datadir.join("regtest").join("teos_db.sql3")).unwrap();
     let (count, tip_row) = store
         .read_blocking(|conn| -> Result<_, StorageError> {
-            Ok((trackers::count(conn)?, chain_rows::tip(conn)?))
+            Ok((conn.count_trackers()?, conn.chain_tip()?))
         })
         .unwrap();
     let open = breaches

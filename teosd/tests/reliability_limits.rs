@@ -16,7 +16,6 @@ use reliability_support::*;
 use teos_common::appointment::AppointmentId;
 use teosd::api::limits::{HttpLimits, RateLimit};
 use teosd::gatekeeper::Capacity;
-use teosd::storage::{appointments, users};
 
 /// Reads until the server closes the connection or `deadline` passes; returns the bytes and whether
 /// the server closed it.
@@ -304,9 +303,7 @@ fn new_appointments_over_max_appointments_are_told_to_retry_later_and_accepted_o
     let (locator, owner) = (appointment(0, 100).locator, u1);
     let deleted = tower
         .store
-        .write_blocking(move |conn| {
-            appointments::delete(conn, &AppointmentId::new(&locator, &owner))
-        })
+        .write_blocking(move |conn| conn.delete_appointment(&AppointmentId::new(&locator, &owner)))
         .unwrap();
     assert!(deleted);
     let (status, json) = tower.post("/add_appointment", refused);
@@ -337,7 +334,7 @@ fn the_counters_follow_cascading_deletes_so_freed_room_is_usable_again() {
     // appointments, and the triggers keep the counts exact.
     let deleted = tower
         .store
-        .write_blocking(|conn| users::delete_outdated(conn, HEIGHT + 2000, 6))
+        .write_blocking(|conn| conn.delete_outdated_users(HEIGHT + 2000, 6))
         .unwrap();
     assert_eq!(deleted.len(), 2);
     assert_eq!(tower.counters(), (0, 0));

@@ -27,7 +27,7 @@ use teos_common::appointment::Appointment;
 use teos_common::client::ClientError;
 use teos_common::errors::{ApiError, ErrorCode};
 use teos_common::protocol::GetAppointmentResponse;
-use teosd::storage::{StorageError, Store, chain as chain_rows, trackers};
+use teosd::storage::{StorageError, Store};
 
 const CI_CASES: u32 = 5;
 const CI_SEED: u64 = 0x0e05_2026;
@@ -227,10 +227,7 @@ impl Run {
         let store = Store::open(&datadir.join("regtest").join("teos_db.sql3")).unwrap();
         let (rows, tip) = store
             .read_blocking(|conn| -> Result<_, StorageError> {
-                Ok((
-                    trackers::list(conn, None, u32::MAX)?,
-                    chain_rows::tip(conn)?,
-                ))
+                Ok((conn.trackers_after(None, u32::MAX)?, conn.chain_tip()?))
             })
             .unwrap();
         store.close().unwrap();

@@ -97,7 +97,7 @@ fn summary(mut times: Vec<Duration>) -> String {
 fn measure_find_by_locators_4000_against_1m_appointments() {
     let (_dir, _path, store) = open_temp();
     let started = Instant::now();
-    store.write_blocking(fill).unwrap();
+    store.write_sqlite_blocking(fill).unwrap();
     println!(
         "filled {ROWS} appointments in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -126,7 +126,7 @@ fn measure_find_by_locators_4000_against_1m_appointments() {
             // in production, so the first run is the cold-ish number and later ones are warm.
             let q = query.clone();
             let (found, took) = store
-                .read_blocking(move |c| -> Result<_, StorageError> {
+                .read_sqlite_blocking(move |c| -> Result<_, StorageError> {
                     let t = Instant::now();
                     let found = appointments::find_by_locators(c, &q)?.len();
                     Ok((found, t.elapsed()))
@@ -142,7 +142,7 @@ fn measure_find_by_locators_4000_against_1m_appointments() {
 
             let q = query.clone();
             let (found_t, took) = store
-                .read_blocking(move |c| -> Result<_, StorageError> {
+                .read_sqlite_blocking(move |c| -> Result<_, StorageError> {
                     let t = Instant::now();
                     let n = find_with_temp_table(c, &q)?;
                     Ok((n, t.elapsed()))
@@ -153,7 +153,7 @@ fn measure_find_by_locators_4000_against_1m_appointments() {
 
             let q = query.clone();
             let took = store
-                .write_blocking(move |c| -> Result<_, StorageError> {
+                .write_sqlite_blocking(move |c| -> Result<_, StorageError> {
                     let t = Instant::now();
                     appointments::find_by_locators(c, &q)?;
                     Ok(t.elapsed())

@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use support::*;
-use teosd::storage::{StorageError, Store, users};
+use teosd::storage::{StorageError, Store};
 
 /// Longest any step may take before the test fails (a deadline, never a measurement).
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -66,7 +66,7 @@ fn saturate(
                     .read(move |conn| {
                         let _ = entered.send(());
                         gate.wait();
-                        users::count(conn)
+                        conn.count_users()
                     })
                     .await
             })
@@ -93,7 +93,7 @@ fn runtime(max_blocking_threads: usize) -> tokio::runtime::Runtime {
 fn block_processor_reads_proceed_while_api_reads_saturate_the_shared_pool() {
     let (_dir, _path, store) = open_temp();
     store
-        .write_blocking(|conn| users::upsert(conn, &user(1), &user_record(10, 1000)))
+        .write_blocking(|conn| conn.upsert_user(&user(1), &user_record(10, 1000)))
         .unwrap();
     let rt = runtime(64);
     let gate = Gate::default();
@@ -105,7 +105,7 @@ fn block_processor_reads_proceed_while_api_reads_saturate_the_shared_pool() {
     let (done_tx, done_rx) = mpsc::channel();
     let reader = store.clone();
     std::thread::spawn(move || {
-        let _ = done_tx.send(reader.read_blocking(|conn| users::get(conn, &user(1))));
+        let _ = done_tx.send(reader.read_blocking(|conn| conn.user(&user(1))));
     });
     let read = done_rx
         .recv_timeout(DEADLINE)

@@ -25,7 +25,7 @@ fn hold_writer(
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let s = store.clone();
     let handle = thread::spawn(move || {
-        s.write_blocking(move |conn| {
+        s.write_sqlite_blocking(move |conn| {
             users::upsert(conn, &user(n), &user_record(10, 1000))?;
             running_tx.send(()).unwrap();
             release_rx.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -43,14 +43,14 @@ fn queue<T: Send + 'static>(
 ) -> thread::JoinHandle<Result<T, StorageError>> {
     let before = store.queued_ops();
     let s = store.clone();
-    let handle = thread::spawn(move || s.write_blocking(op));
+    let handle = thread::spawn(move || s.write_sqlite_blocking(op));
     assert!(wait_for(|| store.queued_ops() > before), "op never queued");
     handle
 }
 
 fn user_exists(store: &Store, n: u32) -> bool {
     store
-        .read_blocking(move |conn| users::get(conn, &user(n)))
+        .read_sqlite_blocking(move |conn| users::get(conn, &user(n)))
         .unwrap()
         .is_some()
 }
@@ -71,9 +71,12 @@ fn latest_migration() -> u32 {
 fn fresh_database_gets_the_latest_schema_and_reopening_applies_nothing_twice() {
     let (_dir, path, store) = open_temp();
     let latest = latest_migration();
-    assert_eq!(store.read_blocking(schema_version).unwrap(), Some(latest));
+    assert_eq!(
+        store.read_sqlite_blocking(schema_version).unwrap(),
+        Some(latest)
+    );
     let tables: Vec<String> = store
-        .read_blocking(|c| -> Result<_, StorageError> {
+        .read_sqlite_blocking(|c| -> Result<_, StorageError> {
             let mut stmt =
                 c.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
             let names = stmt
@@ -99,7 +102,7 @@ fn fresh_database_gets_the_latest_schema_and_reopening_applies_nothing_twice() {
 
     let store = Store::open(&path).unwrap();
     let (version, rows) = store
-        .read_blocking(|c| -> Result<_, StorageError> {
+        .read_sqlite_blocking(|c| -> Result<_, StorageError> {
             let rows: i64 =
                 c.query_row("SELECT COUNT(*) FROM refinery_schema_history", [], |r| {
                     r.get(0)
@@ -149,7 +152,7 @@ fn a_file_that_is_not_sqlite_is_reported_corrupt() {
 fn writer_runs_with_wal_full_sync_and_foreign_keys() {
     let (_dir, _path, store) = open_temp();
     let (mode, sync, fk): (String, i64, i64) = store
-        .write_blocking(|c| -> Result<_, StorageError> {
+        .write_sqlite_blocking(|c| -> Result<_, StorageError> {
             Ok((
                 c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
                 c.query_row("PRAGMA synchronous", [], |r| r.get(0))?,
@@ -176,12 +179,14 @@ fn acknowledged_write_survives_dropping_the_store_and_reopening() {
     let (_dir, path, store) = open_temp();
     let other_handle = store.clone();
     store
-        .write_blocking(|c| users::upsert(c, &user(1), &user_record(5, 900)))
+        .write_sqlite_blocking(|c| users::upsert(c, &user(1), &user_record(5, 900)))
         .unwrap();
     drop(store);
     drop(other_handle); // last handle: closes the database
     let store = Store::open(&path).unwrap();
-    let got = store.read_blocking(|c| users::get(c, &user(1))).unwrap();
+    let got = store
+        .read_sqlite_blocking(|c| users::get(c, &user(1)))
+        .unwrap();
     assert_eq!(got, Some(user_record(5, 900)));
 }
 
@@ -207,7 +212,7 @@ fn ops_queued_behind_a_running_op_share_its_commit() {
         1,
         "50 ops, one group, one commit"
     );
-    assert_eq!(store.read_blocking(users::count).unwrap(), 50);
+    assert_eq!(store.read_sqlite_blocking(users::count).unwrap(), 50);
 }
 
 #[test]
@@ -225,7 +230,7 @@ fn many_concurrent_async_writes_need_far_fewer_commits() {
         .map(|i| {
             let s = store.clone();
             rt.spawn(async move {
-                s.write(move |c| users::upsert(c, &user(i), &user_record(1, 10)))
+                s.write_sqlite(move |c| users::upsert(c, &user(i), &user_record(1, 10)))
                     .await
             })
         })
@@ -244,7 +249,7 @@ fn many_concurrent_async_writes_need_far_fewer_commits() {
 fn ops_of_a_group_run_in_submission_order() {
     let (_dir, _path, store) = open_temp();
     store
-        .write_blocking(|c| {
+        .write_sqlite_blocking(|c| {
             c.execute_batch("CREATE TABLE test_order (op INTEGER)")
                 .map_err(StorageError::from)
         })
@@ -262,7 +267,7 @@ fn ops_of_a_group_run_in_submission_order() {
     held.join().unwrap().unwrap();
     queued.into_iter().for_each(|h| h.join().unwrap().unwrap());
     let order: Vec<i64> = store
-        .read_blocking(|c| -> Result<_, StorageError> {
+        .read_sqlite_blocking(|c| -> Result<_, StorageError> {
             let mut stmt = c.prepare("SELECT op FROM test_order ORDER BY rowid")?;
             Ok(stmt
                 .query_map([], |r| r.get(0))?
@@ -304,7 +309,7 @@ fn failed_op_rolls_back_only_its_own_writes() {
     assert!(user_exists(&store, 3));
     // The writer keeps working.
     store
-        .write_blocking(|c| users::upsert(c, &user(4), &user_record(1, 1000)))
+        .write_sqlite_blocking(|c| users::upsert(c, &user(4), &user_record(1, 1000)))
         .unwrap();
     assert!(user_exists(&store, 4));
 }
@@ -312,14 +317,14 @@ fn failed_op_rolls_back_only_its_own_writes() {
 #[test]
 fn panicking_op_is_reported_and_the_writer_keeps_working() {
     let (_dir, _path, store) = open_temp();
-    let result: Result<(), StorageError> = store.write_blocking(|c| {
+    let result: Result<(), StorageError> = store.write_sqlite_blocking(|c| {
         users::upsert(c, &user(1), &user_record(1, 1000))?;
         panic!("op bug");
     });
     assert!(matches!(result, Err(StorageError::OpPanicked(ref m)) if m.contains("op bug")));
     // An Err is answered before its group commits; this write waits for a commit after it.
     store
-        .write_blocking(|c| users::upsert(c, &user(2), &user_record(1, 1000)))
+        .write_sqlite_blocking(|c| users::upsert(c, &user(2), &user_record(1, 1000)))
         .unwrap();
     assert!(
         !user_exists(&store, 1),
@@ -355,7 +360,7 @@ fn failed_commit_fails_every_op_of_the_group_and_the_writer_recovers() {
     assert_eq!(store.commit_count(), commits);
     assert!(!user_exists(&store, 1) && !user_exists(&store, 3));
     store
-        .write_blocking(|c| users::upsert(c, &user(4), &user_record(1, 1000)))
+        .write_sqlite_blocking(|c| users::upsert(c, &user(4), &user_record(1, 1000)))
         .unwrap();
     assert!(user_exists(&store, 4));
 }
@@ -365,7 +370,7 @@ fn disk_full_fails_the_write_and_writing_resumes_when_space_returns() {
     let (_dir, _path, store) = open_temp();
     // Simulate a full disk: the file may not grow beyond its current page count.
     store
-        .write_blocking(|c| -> Result<(), StorageError> {
+        .write_sqlite_blocking(|c| -> Result<(), StorageError> {
             let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
             c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
                 r.get::<_, i64>(0)
@@ -381,19 +386,19 @@ fn disk_full_fails_the_write_and_writing_resumes_when_space_returns() {
             appointments::upsert(c, &a)
         }
     };
-    let err = store.write_blocking(big(1)).unwrap_err();
+    let err = store.write_sqlite_blocking(big(1)).unwrap_err();
     assert!(err.is_disk_full(), "{err:?}");
 
     // Space returns.
     store
-        .write_blocking(|c| -> Result<(), StorageError> {
+        .write_sqlite_blocking(|c| -> Result<(), StorageError> {
             c.query_row("PRAGMA max_page_count = 1073741823", [], |r| {
                 r.get::<_, i64>(0)
             })?;
             Ok(())
         })
         .unwrap();
-    store.write_blocking(big(2)).unwrap();
+    store.write_sqlite_blocking(big(2)).unwrap();
     assert!(user_exists(&store, 2));
     assert!(
         !user_exists(&store, 1),
@@ -410,13 +415,16 @@ fn reader_sees_committed_data_and_cannot_write() {
         .unwrap();
     rt.block_on(async {
         store
-            .write(|c| users::upsert(c, &user(1), &user_record(3, 500)))
+            .write_sqlite(|c| users::upsert(c, &user(1), &user_record(3, 500)))
             .await
             .unwrap();
-        let got = store.read(|c| users::get(c, &user(1))).await.unwrap();
+        let got = store
+            .read_sqlite(|c| users::get(c, &user(1)))
+            .await
+            .unwrap();
         assert_eq!(got, Some(user_record(3, 500)));
         let write_attempt = store
-            .read(|c| users::upsert(c, &user(2), &user_record(3, 500)))
+            .read_sqlite(|c| users::upsert(c, &user(2), &user_record(3, 500)))
             .await;
         match write_attempt {
             Err(StorageError::Sqlite(e)) => {
@@ -431,12 +439,12 @@ fn reader_sees_committed_data_and_cannot_write() {
 fn readers_run_while_the_writer_holds_an_open_transaction() {
     let (_dir, _path, store) = open_temp();
     store
-        .write_blocking(|c| users::upsert(c, &user(1), &user_record(1, 1000)))
+        .write_sqlite_blocking(|c| users::upsert(c, &user(1), &user_record(1, 1000)))
         .unwrap();
     // The writer is inside a transaction that has written user 2 but not committed.
     let (release, held) = hold_writer(&store, 2);
     let (one, two) = store
-        .read_blocking(|c| -> Result<_, StorageError> {
+        .read_sqlite_blocking(|c| -> Result<_, StorageError> {
             Ok((
                 users::get(c, &user(1))?.is_some(),
                 users::get(c, &user(2))?.is_some(),
@@ -468,10 +476,10 @@ fn close_runs_queued_ops_then_refuses_new_ones() {
     queued.join().unwrap().unwrap();
     closer.join().unwrap().unwrap();
 
-    let late = store.write_blocking(|c| users::upsert(c, &user(3), &user_record(1, 1000)));
+    let late = store.write_sqlite_blocking(|c| users::upsert(c, &user(3), &user_record(1, 1000)));
     assert!(matches!(late, Err(StorageError::Closed)), "{late:?}");
     assert!(matches!(
-        store.read_blocking(users::count),
+        store.read_sqlite_blocking(users::count),
         Err(StorageError::Closed)
     ));
     store.close().unwrap(); // idempotent
@@ -488,9 +496,10 @@ fn close_runs_queued_ops_then_refuses_new_ones() {
 fn waiting_on_the_writer_from_inside_a_write_op_is_refused_not_deadlocked() {
     let (_dir, _path, store) = open_temp();
     let inner = store.clone();
-    let result: Result<Result<(), StorageError>, StorageError> = store.write_blocking(move |_c| {
-        Ok(inner.write_blocking(|c| users::upsert(c, &user(1), &user_record(1, 1))))
-    });
+    let result: Result<Result<(), StorageError>, StorageError> =
+        store.write_sqlite_blocking(move |_c| {
+            Ok(inner.write_sqlite_blocking(|c| users::upsert(c, &user(1), &user_record(1, 1))))
+        });
     assert!(
         matches!(result, Ok(Err(StorageError::OnWriterThread(_)))),
         "{result:?}"
@@ -503,7 +512,7 @@ fn disk_size_counts_database_and_wal() {
     let before = store.disk_size();
     assert!(before >= std::fs::metadata(&path).unwrap().len());
     store
-        .write_blocking(|c| -> Result<(), StorageError> {
+        .write_sqlite_blocking(|c| -> Result<(), StorageError> {
             users::upsert(c, &user(1), &user_record(1, 1000))?;
             let mut a = appointment(locator(1), user(1));
             a.encrypted_blob = vec![3u8; 200_000];

@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use secp256k1::{PublicKey, SECP256K1, SecretKey};
 use teosd::storage::{
     AppointmentId, AppointmentRecord, Locator, StorageError, Store, TrackerRecord, TrackerStatus,
-    UserId, UserRecord, users,
+    Tx, UserId, UserRecord,
 };
 
 /// A fresh store in its own temp dir (kept alive by the returned guard).
@@ -126,7 +126,7 @@ pub fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
 /// Runs `op` as one write (one op, committed).
 pub fn w<T: Send + 'static>(
     store: &Store,
-    op: impl FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    op: impl FnOnce(&mut dyn Tx) -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, StorageError> {
     store.write_blocking(op)
 }
@@ -134,15 +134,31 @@ pub fn w<T: Send + 'static>(
 /// Runs `op` on a reader.
 pub fn r<T: Send + 'static>(
     store: &Store,
-    op: impl FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    op: impl FnOnce(&mut dyn Tx) -> Result<T, StorageError> + Send + 'static,
 ) -> T {
     store.read_blocking(op).unwrap()
+}
+
+/// SQLite only: runs `op` as one write on the writer's raw connection (tests about the file itself).
+pub fn w_sqlite<T: Send + 'static>(
+    store: &Store,
+    op: impl FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    store.write_sqlite_blocking(op)
+}
+
+/// SQLite only: runs `op` on a raw read connection.
+pub fn r_sqlite<T: Send + 'static>(
+    store: &Store,
+    op: impl FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+) -> T {
+    store.read_sqlite_blocking(op).unwrap()
 }
 
 /// Registers users 1..=n with `expiry`.
 pub fn add_users(store: &Store, n: u32, expiry: u32) {
     w(store, move |c| {
-        (1..=n).try_for_each(|i| users::upsert(c, &user(i), &user_record(10, expiry)))
+        (1..=n).try_for_each(|i| c.upsert_user(&user(i), &user_record(10, expiry)))
     })
     .unwrap();
 }

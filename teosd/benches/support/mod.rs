@@ -5,7 +5,6 @@ use bitcoin::hashes::{Hash, sha256};
 use secp256k1::{PublicKey, SECP256K1, SecretKey};
 use teosd::storage::{
     AppointmentId, AppointmentRecord, Locator, StorageError, Store, UserId, UserRecord,
-    appointments, users,
 };
 
 /// Rows written per write op while filling.
@@ -69,7 +68,7 @@ pub fn filled_store(users_count: u64, rows: u64) -> (tempfile::TempDir, Store) {
     store
         .write_blocking(move |conn| -> Result<(), StorageError> {
             for id in &all {
-                users::upsert(conn, id, &record)?;
+                conn.upsert_user(id, &record)?;
             }
             Ok(())
         })
@@ -83,7 +82,7 @@ pub fn filled_store(users_count: u64, rows: u64) -> (tempfile::TempDir, Store) {
             .write_blocking(move |conn| -> Result<(), StorageError> {
                 for n in next..end {
                     let user_id = ids[(n % ids.len() as u64) as usize];
-                    appointments::upsert(conn, &stored_appointment(n, user_id))?;
+                    conn.upsert_appointment(&stored_appointment(n, user_id))?;
                 }
                 Ok(())
             })

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use teos_common::appointment::AppointmentId;
 
 use super::ProcessError;
-use super::storage_ops::apply_changes;
+use super::storage_ops::AnswerLate;
 use crate::bitcoind::BitcoindRpc;
 use crate::chain_walker::{ChainWalker, Tip};
 use crate::metrics as m;
 use crate::responder::{Breach, ConfirmedAt, Responder, TrackerChange};
+use crate::storage::Store;
 use crate::storage::records::PendingBreach;
-use crate::storage::{Store, appointments, chain, pending};
 
 /// How long a late appointment whose dispute could not be fetched waits before its first retry.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -52,7 +52,7 @@ impl LateQueue {
     ) -> Result<bool, ProcessError> {
         let after = self.cursor;
         let rows =
-            store.read_blocking(move |conn| pending::list_after(conn, after.as_ref(), budget))?;
+            store.read_blocking(move |tx| tx.pending_breaches_after(after.as_ref(), budget))?;
         let full = rows.len() == budget as usize;
         for row in rows {
             self.cursor = Some(row.uuid);
@@ -68,11 +68,7 @@ impl LateQueue {
             match self.answer(store, walker, responder, tip, row, confirmed_at)? {
                 Some(change) => {
                     self.retry_at.remove(&uuid);
-                    store.write_blocking(move |conn| -> Result<(), ProcessError> {
-                        apply_changes(conn, std::slice::from_ref(&change))?;
-                        pending::delete(conn, &uuid)?;
-                        Ok(())
-                    })?;
+                    store.execute_blocking(AnswerLate { uuid, change })?;
                 }
                 None => {
                     let wait = self
@@ -116,15 +112,15 @@ impl LateQueue {
             block_hash,
             block_height,
         } = row;
-        let found = store.read_blocking(move |conn| -> Result<_, ProcessError> {
-            let appointment = appointments::get(conn, &uuid)?;
+        let found = store.read_blocking(move |tx| -> Result<_, ProcessError> {
+            let appointment = tx.appointment(&uuid)?;
             // Rows from before schema V4 have no height: the block must still be remembered.
             let height = match block_height {
                 Some(height) => Some(height),
-                None => chain::height_of(conn, &block_hash)?,
+                None => tx.block_height(&block_hash)?,
             };
             let on_our_chain = match height {
-                Some(height) => chain::hash_at(conn, height)?.is_none_or(|h| h == block_hash),
+                Some(height) => tx.block_hash_at(height)?.is_none_or(|h| h == block_hash),
                 None => false,
             };
             Ok((appointment, height.filter(|_| on_our_chain)))

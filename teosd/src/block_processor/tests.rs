@@ -78,7 +78,7 @@ fn a_block_whose_commit_fails_leaves_no_trace_in_the_chain_view() {
 
     // Make the block's commit op fail: its `chain` row cannot be written.
     store
-        .write_blocking(|conn| -> Result<(), StorageError> {
+        .write_sqlite_blocking(|conn| -> Result<(), StorageError> {
             conn.execute_batch("ALTER TABLE chain RENAME TO chain_away")?;
             Ok(())
         })
@@ -93,7 +93,7 @@ fn a_block_whose_commit_fails_leaves_no_trace_in_the_chain_view() {
 
     // Once the commit can succeed, the same block connects normally.
     store
-        .write_blocking(|conn| -> Result<(), StorageError> {
+        .write_sqlite_blocking(|conn| -> Result<(), StorageError> {
             conn.execute_batch("ALTER TABLE chain_away RENAME TO chain")?;
             Ok(())
         })
@@ -111,7 +111,7 @@ fn a_reorg_whose_commit_fails_leaves_the_chain_view_unchanged() {
     let bitcoind = Arc::new(FakeBitcoind::new(10));
     let tip = bitcoind.tip();
     store
-        .write_blocking(move |conn| chain::push(conn, 10, &tip, KEPT_BLOCKS))
+        .write_blocking(move |conn| conn.push_block(10, &tip, None, KEPT_BLOCKS))
         .unwrap();
     let view = SharedChainView::new(10, tip, 6);
     view.lock()
@@ -137,7 +137,7 @@ fn a_reorg_whose_commit_fails_leaves_the_chain_view_unchanged() {
     // The reorg's COMMIT fails (after the op ran and changed the view): a deferred foreign key on the
     // row it deletes. The view must keep the old tip and its cached block.
     store
-        .write_blocking(|conn| -> Result<(), StorageError> {
+        .write_sqlite_blocking(|conn| -> Result<(), StorageError> {
             conn.execute_batch(
                 "CREATE TABLE hold (height INTEGER REFERENCES chain (height)
                      DEFERRABLE INITIALLY DEFERRED);
@@ -153,7 +153,7 @@ fn a_reorg_whose_commit_fails_leaves_the_chain_view_unchanged() {
 
     // Once commits succeed, the tower follows the branch from the fork point.
     store
-        .write_blocking(|conn| -> Result<(), StorageError> {
+        .write_sqlite_blocking(|conn| -> Result<(), StorageError> {
             conn.execute_batch("DROP TABLE hold")?;
             Ok(())
         })
@@ -164,7 +164,7 @@ fn a_reorg_whose_commit_fails_leaves_the_chain_view_unchanged() {
         view.lock().cache.get(&cached).is_none(),
         "stale block left the cache"
     );
-    let stored = store.read_blocking(chain::tip).unwrap();
+    let stored = store.read_blocking(|tx| tx.chain_tip()).unwrap();
     assert_eq!(stored, Some((11, branch[1])));
 }
 
@@ -172,7 +172,6 @@ fn a_reorg_whose_commit_fails_leaves_the_chain_view_unchanged() {
 fn late_appointments_are_answered_in_bounded_batches_between_looks_at_the_tip() {
     use crate::bitcoind::fake::FakeBitcoind;
     use crate::storage::records::{AppointmentRecord, UserRecord};
-    use crate::storage::users;
     use bitcoin::absolute::LockTime;
     use bitcoin::transaction::Version;
     use teos_common::appointment::{AppointmentId, UserId};
@@ -198,9 +197,8 @@ fn late_appointments_are_answered_in_bounded_batches_between_looks_at_the_tip() 
     let rows = disputes.clone();
     store
         .write_blocking(move |conn| -> Result<(), StorageError> {
-            chain::push(conn, 10, &tip, KEPT_BLOCKS)?;
-            users::upsert(
-                conn,
+            conn.push_block(10, &tip, None, KEPT_BLOCKS)?;
+            conn.upsert_user(
                 &user,
                 &UserRecord {
                     available_slots: 100,
@@ -212,23 +210,17 @@ fn late_appointments_are_answered_in_bounded_batches_between_looks_at_the_tip() 
                 let txid = dispute.compute_txid();
                 let locator = Locator::new(&txid);
                 let uuid = AppointmentId::new(&locator, &user);
-                appointments::upsert(
-                    conn,
-                    &AppointmentRecord {
-                        uuid,
-                        locator,
-                        user_id: user,
-                        encrypted_blob: teos_common::cryptography::encrypt(
-                            &tx(1000 + n as u32),
-                            &txid,
-                        ),
-                        to_self_delay: 42,
-                        user_signature: "sig".into(),
-                        start_block: 10,
-                        slots: 1,
-                    },
-                )?;
-                crate::storage::pending::insert(conn, &uuid, &txid, &tip, 10)?;
+                conn.upsert_appointment(&AppointmentRecord {
+                    uuid,
+                    locator,
+                    user_id: user,
+                    encrypted_blob: teos_common::cryptography::encrypt(&tx(1000 + n as u32), &txid),
+                    to_self_delay: 42,
+                    user_signature: "sig".into(),
+                    start_block: 10,
+                    slots: 1,
+                })?;
+                conn.upsert_pending_breach(&uuid, &txid, &tip, 10)?;
             }
             Ok(())
         })
@@ -249,11 +241,11 @@ fn late_appointments_are_answered_in_bounded_batches_between_looks_at_the_tip() 
     );
     let pending = || {
         store
-            .read_blocking(crate::storage::pending::list)
+            .read_blocking(|tx| tx.pending_breaches_after(None, u32::MAX))
             .unwrap()
             .len() as u32
     };
-    let tracked = || store.read_blocking(trackers::count).unwrap() as u32;
+    let tracked = || store.read_blocking(|tx| tx.count_trackers()).unwrap() as u32;
 
     // Each turn answers at most LATE_BATCH and says whether more wait, so the main loop looks at
     // bitcoind's tip (and connects a new block) between batches.

@@ -40,7 +40,7 @@ impl World {
         self.store
             .write_blocking(move |conn| -> Result<(), crate::storage::StorageError> {
                 for (height, hash) in &blocks {
-                    chain::push(conn, *height, hash, 288)?;
+                    conn.push_block(*height, hash, None, 288)?;
                 }
                 Ok(())
             })
@@ -107,7 +107,7 @@ fn a_best_block_with_less_work_is_waited_for_not_followed() {
     world
         .store
         .write_blocking(move |conn| -> Result<(), crate::storage::StorageError> {
-            chain::push_with_work(conn, 100, &tip, Some(stored_work), 288)
+            conn.push_block(100, &tip, Some(stored_work), 288)
         })
         .unwrap();
     world.bitcoind.hide_above(60);

@@ -70,9 +70,9 @@ impl World {
                     subscription_start: 100,
                     subscription_expiry: expiry,
                 };
-                users::upsert(conn, &user(), &record)?;
+                conn.upsert_user(&user(), &record)?;
                 for a in &records {
-                    appointments::upsert(conn, a)?;
+                    conn.upsert_appointment(a)?;
                 }
                 WatchedLocators::load(conn)
             })
@@ -179,7 +179,7 @@ fn a_refused_package_leaves_the_appointment_watched_and_waits_before_trying_agai
     let uuid = a.uuid;
     let stored = world
         .store
-        .read_blocking(move |conn| appointments::get(conn, &uuid))
+        .read_blocking(move |conn| conn.appointment(&uuid))
         .unwrap();
     assert!(stored.is_some(), "still watched");
 }
@@ -210,20 +210,17 @@ fn breaches_the_block_path_owns_or_that_do_not_decrypt_or_of_outdated_users_are_
     world
         .store
         .write_blocking(move |conn| {
-            trackers::insert(
-                conn,
-                &TrackerRecord {
-                    uuid,
-                    dispute_txid: txid(1),
-                    dispute_tx: tx(1),
-                    penalty_txid: txid(1001),
-                    penalty_tx: tx(1001),
-                    dispute_height: Some(105),
-                    status: TrackerStatus::Reorged,
-                    status_height: 106,
-                    to_self_delay: 42,
-                },
-            )
+            conn.insert_tracker(&TrackerRecord {
+                uuid,
+                dispute_txid: txid(1),
+                dispute_tx: tx(1),
+                penalty_txid: txid(1001),
+                penalty_tx: tx(1001),
+                dispute_height: Some(105),
+                status: TrackerStatus::Reorged,
+                status_height: 106,
+                to_self_delay: 42,
+            })
         })
         .unwrap();
     world.mempool(&[txid(1), txid(2)]);
@@ -232,7 +229,7 @@ fn breaches_the_block_path_owns_or_that_do_not_decrypt_or_of_outdated_users_are_
     let uuid = garbage.uuid;
     let kept = world
         .store
-        .read_blocking(move |conn| appointments::get(conn, &uuid))
+        .read_blocking(move |conn| conn.appointment(&uuid))
         .unwrap();
     assert!(kept.is_some(), "the mempool path never deletes");
 

@@ -39,7 +39,7 @@ pub enum StorageError {
     /// The call would deadlock: it was made from inside a write op (on the writer thread).
     #[error("{0} called from inside a write op")]
     OnWriterThread(&'static str),
-    /// [`users::add_slots`](super::users::add_slots) would move `available` below 0 or above `u32::MAX`.
+    /// [`Tx::add_slots`](super::Tx::add_slots) would move `available` below 0 or above `u32::MAX`.
     #[error("slot change {delta} out of range for {available} available slots")]
     SlotsOutOfRange {
         /// Slots the user has now.

@@ -1,316 +1,255 @@
-//! [`Store`]: the handle every component uses to reach the database.
+//! [`Store`]: the handle every component uses to reach the database, whatever the backend.
+//!
+//! The Store dispatches to one backend ([`Backend`]): today the embedded SQLite database
+//! (`sqlite.rs`: one writer thread with group commit, two read pools). A second backend (PostgreSQL,
+//! issue 12) plugs in as a sibling variant of [`Backend`] with the same entry points: run a
+//! [`Command`] durably (`execute`), run an ad-hoc op over a [`Tx`] (`write`), run a read op on a
+//! snapshot (`read`), close. Domain code does not change: it only sees [`Command`] and [`Tx`].
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle, ThreadId};
+use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::Connection;
-use tracing::warn;
 
-use super::connection::open_writer;
+use super::command::Command;
 use super::error::StorageError;
-use super::readers::ReadPool;
-use super::writer::{Counters, Job, Msg, OpJob, Writer};
+use super::sqlite::SqliteDb;
+use super::sqlite_tx::SqliteTx;
+use super::tx::Tx;
 
-/// Number of read-only connections of the shared pool ([`Store::read`]: public and admin API).
-const READERS: usize = 4;
-
-/// Number of read-only connections reserved for [`Store::read_blocking`] (the block processor, the
-/// metrics thread, startup): two, so the block processor never waits behind a public-API read, and
-/// at most behind one metrics count.
-const RESERVED_READERS: usize = 2;
-
-/// Handle to the tower database: one writer thread with group commit plus two pools of read-only
-/// connections (a shared one for async readers, a reserved one for the pipeline threads). Cheap to clone (an `Arc` inside); `Send + Sync`. The database closes when
-/// [`close`](Store::close) is called or the last clone is dropped (dropping the last clone blocks
-/// like `close` until the queued ops are committed).
+/// Handle to the tower database. Cheap to clone (an `Arc` inside); `Send + Sync`. The database
+/// closes when [`close`](Store::close) is called or the last clone is dropped (dropping the last
+/// clone blocks like `close` until the queued writes are committed).
+///
+/// Writes are typed [`Command`]s ([`execute`](Store::execute)); tests and one-off tools may also
+/// run ad-hoc ops over a [`Tx`] ([`write`](Store::write)). Reads are ops over a [`Tx`] on a
+/// committed snapshot ([`read`](Store::read)). Methods ending in `_sqlite` hand out a raw SQLite
+/// connection, for code about the SQLite file itself.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    backend: Backend,
 }
 
-/// State shared by all clones of a [`Store`].
-struct Inner {
-    /// The database file (the WAL is `<path>-wal`).
-    path: PathBuf,
-    /// Queue to the writer thread; unbounded (callers are bounded by their own concurrency limits).
-    tx: Sender<Msg>,
-    /// Set once `close` starts: new ops are refused without queueing.
-    closed: AtomicBool,
-    /// The writer thread, taken by the first `close`; the lock also serialises concurrent closes.
-    writer: Mutex<Option<JoinHandle<()>>>,
-    /// Id of the writer thread, to refuse calls that would wait for the writer from inside it.
-    writer_thread: ThreadId,
-    counters: Arc<Counters>,
-    /// Connections of [`Store::read`] (async callers: the public and admin APIs).
-    readers: ReadPool,
-    /// One permit per connection of `readers`: async reads wait here, without taking a blocking
-    /// thread, until a connection is theirs. Closed by `close`.
-    read_slots: Arc<tokio::sync::Semaphore>,
-    /// Connections of [`Store::read_blocking`], never taken by async reads.
-    reserved: ReadPool,
+/// The database behind a [`Store`]. A new backend is a new variant: each method of [`Store`]
+/// matches on it, so the compiler lists every place it must answer.
+#[derive(Clone)]
+enum Backend {
+    /// The embedded SQLite database (the default): see `sqlite.rs`.
+    Sqlite(Arc<SqliteDb>),
 }
 
 impl Store {
-    /// Opens or creates the database at `path` (the caller passes `<datadir>/<network>/teos_db.sql3`;
-    /// missing parent directories are created, a new file gets mode 0600 because it holds the tower's
-    /// secret key), applies pending migrations from `migrations/`, sets the pragmas (WAL,
-    /// `synchronous=FULL`, `foreign_keys=ON`), starts the writer thread and opens 4 + 2 read
-    /// connections (shared and reserved pools).
+    /// Opens or creates the SQLite database at `path` (the caller passes
+    /// `<datadir>/<network>/teos_db.sql3`; missing parent directories are created, a new file gets
+    /// mode 0600 because it holds the tower's secret key), applies pending migrations from
+    /// `migrations/sqlite/`, sets the pragmas (WAL, `synchronous=FULL`, `foreign_keys=ON`), starts
+    /// the writer thread and opens 4 + 2 read connections (shared and reserved pools).
     ///
     /// Errors: [`StorageError::Io`] (directory or file creation), [`StorageError::Corrupt`] (not a
     /// SQLite file), [`StorageError::Migration`] (migration failed, or the file comes from a newer
     /// teosd), [`StorageError::Sqlite`] (anything else).
     pub fn open(path: &Path) -> Result<Store, StorageError> {
-        create_file(path)?;
-        let conn = open_writer(path)?;
-        let readers = ReadPool::open(path.to_path_buf(), READERS)?;
-        let reserved = ReadPool::open(path.to_path_buf(), RESERVED_READERS)?;
-        let (tx, rx) = mpsc::channel();
-        let counters = Arc::new(Counters::default());
-        let writer = Writer {
-            conn,
-            rx,
-            counters: counters.clone(),
-        };
-        // A panic of the writer outside an op (ops' panics are caught) stops the tower.
-        let handle = crate::thread::spawn("teosd-db-writer", move || {
-            writer.run();
-            Ok(())
-        })?;
         Ok(Store {
-            inner: Arc::new(Inner {
-                path: path.to_path_buf(),
-                tx,
-                closed: AtomicBool::new(false),
-                writer_thread: handle.thread().id(),
-                writer: Mutex::new(Some(handle)),
-                counters,
-                readers,
-                read_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
-                reserved,
-            }),
+            backend: Backend::Sqlite(Arc::new(SqliteDb::open(path)?)),
         })
     }
 
-    /// Runs `op` on the writer thread inside the current group transaction, wrapped in a SAVEPOINT.
+    /// Executes `command` and returns its output once its writes are durable.
     ///
-    /// `Err` from `op` (or a panic, as [`StorageError::OpPanicked`]) rolls back only this op's
-    /// savepoint and is returned at once. `Ok` is returned only after the group's COMMIT succeeded, so
-    /// the writes are durable (fsync'd). If the COMMIT fails, every op of the group gets
-    /// `E::from(StorageError::CommitFailed(..))` (or [`StorageError::RolledBack`]). Ops run strictly in
-    /// submission order. `op` must not run transaction statements (BEGIN/COMMIT/ROLLBACK) itself.
-    /// Dropping the returned future does not cancel an op already queued.
+    /// On SQLite: on the writer thread, strictly in submission order with every other write, inside
+    /// the current group transaction and its own SAVEPOINT. An `Err` from the command (or a panic,
+    /// as [`StorageError::OpPanicked`]) rolls back only its savepoint and is returned at once. `Ok`
+    /// is returned only after the group's COMMIT succeeded (fsync'd); if the COMMIT fails, every
+    /// command of the group gets `StorageError::CommitFailed` (or [`StorageError::RolledBack`]).
+    /// Dropping the returned future does not cancel a command already queued.
     ///
-    /// Errors before running: [`StorageError::Closed`], [`StorageError::OnWriterThread`].
+    /// Errors before running: [`StorageError::Closed`]; [`StorageError::OnWriterThread`] (with the
+    /// command's name) when called from inside a write.
+    pub async fn execute<C: Command>(&self, command: C) -> Result<C::Output, C::Error> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                db.write(C::NAME, move |conn| command.run(&mut SqliteTx::new(conn)))
+                    .await
+            }
+        }
+    }
+
+    /// [`execute`](Store::execute) for callers on plain threads (the block processor, startup):
+    /// blocks the calling thread until the command is durable. Must not be called from an async
+    /// worker thread (it would block it).
+    pub fn execute_blocking<C: Command>(&self, command: C) -> Result<C::Output, C::Error> {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                db.write_blocking(C::NAME, move |conn| command.run(&mut SqliteTx::new(conn)))
+            }
+        }
+    }
+
+    /// Runs an ad-hoc write op over a [`Tx`], with the durability and ordering of
+    /// [`execute`](Store::execute). For tests and one-off tools (the rust-teos import); the daemon's
+    /// writes are [`Command`]s.
     pub async fn write<T, E, F>(&self, op: F) -> Result<T, E>
     where
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let reply = Box::new(move |result| {
-            let _ = tx.send(result); // the caller may have stopped waiting
-        });
-        self.inner.submit(Box::new(OpJob { op, reply }))?;
-        rx.await
-            .unwrap_or_else(|_| Err(E::from(StorageError::Closed)))
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                db.write("Store::write", move |conn| op(&mut SqliteTx::new(conn)))
+                    .await
+            }
+        }
     }
 
-    /// [`write`](Store::write) for callers on plain threads (the block processor): blocks the calling
-    /// thread until the op's group committed. Must not be called from an async worker thread (it would
-    /// block it); from inside a write op it returns [`StorageError::OnWriterThread`].
+    /// [`write`](Store::write) for callers on plain threads: blocks until the op is durable.
     pub fn write_blocking<T, E, F>(&self, op: F) -> Result<T, E>
     where
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
-        let (tx, rx) = mpsc::sync_channel(1);
-        let reply = Box::new(move |result| {
-            let _ = tx.send(result);
-        });
-        self.inner.submit(Box::new(OpJob { op, reply }))?;
-        rx.recv()
-            .unwrap_or_else(|_| Err(E::from(StorageError::Closed)))
+        match &self.backend {
+            Backend::Sqlite(db) => db.write_blocking("Store::write_blocking", move |conn| {
+                op(&mut SqliteTx::new(conn))
+            }),
+        }
     }
 
-    /// Runs `op` on a connection of the shared read pool on tokio's blocking pool (`spawn_blocking`),
-    /// inside a read transaction: all its queries see the same committed snapshot. Writes fail with
-    /// `SQLITE_READONLY`. At most 4 such reads run at once; further callers wait (first come, first
-    /// served) without occupying a blocking thread, so a flood of reads costs memory per waiting
-    /// caller, not threads, and never delays [`read_blocking`](Store::read_blocking). A panic in `op`
-    /// becomes [`StorageError::OpPanicked`]. Must be called within a tokio runtime.
+    /// Runs `op` on a read snapshot: all its queries see the same committed state; writes fail.
+    ///
+    /// On SQLite: a connection of the shared read pool, on tokio's blocking pool (`spawn_blocking`).
+    /// At most 4 such reads run at once; further callers wait (first come, first served) without
+    /// occupying a blocking thread, so a flood of reads costs memory per waiting caller, not threads,
+    /// and never delays [`read_blocking`](Store::read_blocking). A panic in `op` becomes
+    /// [`StorageError::OpPanicked`]. Must be called within a tokio runtime.
     ///
     /// Errors: [`StorageError::Closed`] once [`close`](Store::close) started; `op`'s own errors.
     pub async fn read<T, E, F>(&self, op: F) -> Result<T, E>
     where
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
-        let slot = self
-            .inner
-            .read_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| E::from(StorageError::Closed))?;
-        let inner = self.inner.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let result = inner.readers.run(op);
-            drop(slot);
-            result
-        });
-        match read.await {
-            Ok(result) => result,
-            Err(join) => Err(E::from(StorageError::OpPanicked(join.to_string()))),
+        match &self.backend {
+            Backend::Sqlite(db) => db.read(move |conn| op(&mut SqliteTx::new(conn))).await,
         }
     }
 
-    /// Runs `op` on the calling thread (blocking) on one of the 2 reserved read connections, inside a
-    /// read transaction, for the block processor and other plain threads (metrics, startup): async
-    /// readers ([`read`](Store::read)) never take these connections, so however busy the public API
-    /// is, this waits at most for another reserved-pool read. Must not be called from an async
-    /// worker thread. A panic in `op` propagates to the caller; the connection goes back to the pool.
-    /// Called from inside a write op it works but sees the last committed state, not the writes of
-    /// the current group: read through the op's own connection there instead.
+    /// Runs `op` on the calling thread (blocking) on a read snapshot, for the block processor and
+    /// other plain threads (metrics, startup). On SQLite one of the 2 reserved read connections:
+    /// async readers ([`read`](Store::read)) never take them, so however busy the public API is,
+    /// this waits at most for another reserved-pool read. Must not be called from an async worker
+    /// thread. A panic in `op` propagates to the caller. Called from inside a write it works but sees
+    /// the last committed state, not the writes of the current group: read through the write's own
+    /// [`Tx`] there instead.
     pub fn read_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sqlite(db) => db.read_blocking(move |conn| op(&mut SqliteTx::new(conn))),
+        }
+    }
+
+    /// SQLite only: [`write`](Store::write) with the writer's raw connection, for code about the
+    /// SQLite file itself (tests of the per-table query modules, schema experiments in tests,
+    /// benchmark prefill). `op` must not run transaction statements (BEGIN/COMMIT/ROLLBACK).
+    pub async fn write_sqlite<T, E, F>(&self, op: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
-        self.inner.reserved.run(op)
+        match &self.backend {
+            Backend::Sqlite(db) => db.write("Store::write_sqlite", op).await,
+        }
     }
 
-    /// Stops accepting ops, runs and commits the ones already queued, checkpoints the WAL into the
-    /// database file, closes all connections and joins the writer thread. Idempotent: later calls
-    /// return `Ok(())`. Ops submitted afterwards fail with [`StorageError::Closed`].
+    /// SQLite only: [`write_blocking`](Store::write_blocking) with the writer's raw connection.
+    pub fn write_sqlite_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sqlite(db) => db.write_blocking("Store::write_sqlite_blocking", op),
+        }
+    }
+
+    /// SQLite only: [`read`](Store::read) with a raw read connection.
+    pub async fn read_sqlite<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sqlite(db) => db.read(op).await,
+        }
+    }
+
+    /// SQLite only: [`read_blocking`](Store::read_blocking) with a raw reserved read connection.
+    pub fn read_sqlite_blocking<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sqlite(db) => db.read_blocking(op),
+        }
+    }
+
+    /// Stops accepting writes, runs and commits the ones already queued, closes all connections (on
+    /// SQLite: checkpoints the WAL into the database file and joins the writer thread). Idempotent:
+    /// later calls return `Ok(())`. Writes submitted afterwards fail with [`StorageError::Closed`].
     ///
     /// Errors: the final checkpoint/close failed ([`StorageError::Sqlite`]), the writer thread had
-    /// died ([`StorageError::OpPanicked`]), or the call was made from inside a write op
+    /// died ([`StorageError::OpPanicked`]), or the call was made from inside a write
     /// ([`StorageError::OnWriterThread`]).
     pub fn close(&self) -> Result<(), StorageError> {
-        self.inner.close()
+        match &self.backend {
+            Backend::Sqlite(db) => db.close(),
+        }
     }
 
-    /// Size in bytes of the database file plus its WAL (`<path>-wal`), for metrics. Missing files count
-    /// as 0.
+    /// Size in bytes of the database file plus its WAL (`<path>-wal`), for metrics. Missing files
+    /// count as 0.
     pub fn disk_size(&self) -> u64 {
-        let mut wal = OsString::from(self.inner.path.as_os_str());
-        wal.push("-wal");
-        [self.inner.path.as_os_str(), wal.as_os_str()]
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum()
+        match &self.backend {
+            Backend::Sqlite(db) => db.disk_size(),
+        }
     }
 
     /// Number of group COMMITs that succeeded since [`open`](Store::open) (for tests and metrics:
-    /// ops written / commits = average group size).
+    /// writes / commits = average group size).
     pub fn commit_count(&self) -> u64 {
-        self.inner.counters.commits.load(Ordering::Relaxed)
+        match &self.backend {
+            Backend::Sqlite(db) => db.commit_count(),
+        }
     }
 
-    /// Number of write ops queued and not yet taken by the writer thread (queue depth, for tests
-    /// and metrics).
+    /// Number of writes queued and not yet taken by the writer (queue depth, for tests and metrics).
     pub fn queued_ops(&self) -> usize {
-        self.inner.counters.queued.load(Ordering::Relaxed)
+        match &self.backend {
+            Backend::Sqlite(db) => db.queued_ops(),
+        }
     }
 
     /// The database file this store was opened on.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        match &self.backend {
+            Backend::Sqlite(db) => db.path(),
+        }
     }
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.inner.path)
-            .finish()
-    }
-}
-
-impl Inner {
-    /// Queues a job for the writer thread.
-    fn submit(&self, job: Box<dyn Job>) -> Result<(), StorageError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StorageError::Closed);
-        }
-        if thread::current().id() == self.writer_thread {
-            return Err(StorageError::OnWriterThread("Store::write"));
-        }
-        self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(Msg::Op(job)).is_err() {
-            // The writer thread has exited (closed): the job is dropped unanswered.
-            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-            return Err(StorageError::Closed);
-        }
-        Ok(())
-    }
-
-    /// See [`Store::close`].
-    fn close(&self) -> Result<(), StorageError> {
-        if thread::current().id() == self.writer_thread {
-            return Err(StorageError::OnWriterThread("Store::close"));
-        }
-        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(handle) = writer.take() else {
-            return Ok(());
-        };
-        self.closed.store(true, Ordering::Release);
-        self.read_slots.close();
-        self.readers.close();
-        self.reserved.close();
-        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        let result = match self.tx.send(Msg::Close(reply_tx)) {
-            Ok(()) => reply_rx.recv().unwrap_or_else(|_| {
-                Err(StorageError::OpPanicked("the writer thread exited".into()))
-            }),
-            Err(_) => Err(StorageError::OpPanicked("the writer thread exited".into())),
-        };
-        if handle.join().is_err() {
-            return Err(StorageError::OpPanicked(
-                "the writer thread panicked".into(),
-            ));
-        }
-        result
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // On the writer thread (the last handle was captured by an op) the writer cannot be joined;
-        // it exits by itself once it sees that every sender is gone.
-        if thread::current().id() == self.writer_thread {
-            return;
-        }
-        if let Err(e) = self.close() {
-            warn!(error = %e, "closing the database on drop failed");
-        }
-    }
-}
-
-/// Creates the parent directories and, for a new database, an empty file with mode 0600 (SQLite gives
-/// its `-wal`/`-shm` files the same mode). An empty file is a valid empty SQLite database.
-fn create_file(path: &Path) -> Result<(), StorageError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e.into()),
+        f.debug_struct("Store").field("path", &self.path()).finish()
     }
 }

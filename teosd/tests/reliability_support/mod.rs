@@ -22,7 +22,7 @@ use teosd::api::limits::HttpLimits;
 use teosd::chain_view::SharedChainView;
 use teosd::gatekeeper::{Capacity, SubscriptionParams};
 use teosd::shutdown::Wakeup;
-use teosd::storage::{StorageError, Store, appointments, users};
+use teosd::storage::{StorageError, Store};
 use teosd::tower::{Tower, TowerKey};
 use teosd::watcher::AppointmentRules;
 use tokio::sync::oneshot;
@@ -160,7 +160,7 @@ impl LocalTower {
     pub fn counts(&self) -> (u64, u64) {
         self.store
             .read_blocking(|conn| -> Result<_, StorageError> {
-                Ok((users::count(conn)?, appointments::count(conn)?))
+                Ok((conn.count_users()?, conn.count_appointments()?))
             })
             .unwrap()
     }
@@ -168,16 +168,8 @@ impl LocalTower {
     /// (users, appointments) as the V2 counters table holds them.
     pub fn counters(&self) -> (u64, u64) {
         self.store
-            .read_blocking(|conn| -> Result<_, StorageError> {
-                let get = |name: &str| -> Result<u64, StorageError> {
-                    let v: i64 = conn.query_row(
-                        "SELECT value FROM counters WHERE name = ?1",
-                        [name],
-                        |r| r.get(0),
-                    )?;
-                    Ok(v as u64)
-                };
-                Ok((get("users")?, get("appointments")?))
+            .read_blocking(|tx| -> Result<_, StorageError> {
+                Ok((tx.stored_users()?, tx.stored_appointments()?))
             })
             .unwrap()
     }

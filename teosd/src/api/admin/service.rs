@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bitcoin::hashes::Hash;
-use rusqlite::Connection;
 use teos_common::appointment::{Locator, UserId};
 use teos_common::protos::common::teos::v2::AppointmentData;
 use teos_common::protos::teos::v2::network_address::AddressType;
@@ -23,7 +22,7 @@ use tonic::{Request, Response, Status};
 use super::AdminState;
 use super::convert::{self, count32};
 use super::paging::{self, AllCursor};
-use crate::storage::{StorageError, appointments, trackers, users};
+use crate::storage::{StorageError, Tx};
 
 /// The gRPC service: a shared handle on the [`AdminState`].
 pub struct AdminService {
@@ -41,7 +40,7 @@ impl AdminService {
     /// Runs `op` on a pooled read connection (one consistent snapshot), mapping storage failures.
     async fn read<T, F>(&self, op: F) -> Result<T, Status>
     where
-        F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, StorageError> + Send + 'static,
         T: Send + 'static,
     {
         self.state.store.read(op).await.map_err(storage_status)
@@ -68,7 +67,7 @@ impl PrivateTowerServices for AdminService {
     ) -> Result<Response<GetAllAppointmentsResponse>, Status> {
         let request = request.into_inner();
         let cursor = AllCursor::decode(&request.cursor).map_err(Status::invalid_argument)?;
-        let read_page = |cursor, size| self.read(move |conn| all_page(conn, cursor, size));
+        let read_page = |cursor, size| self.read(move |tx| all_page(tx, cursor, size));
         let (appointments, next) = if request.limit == 0 {
             // Everything (rust-teos's contract), read in bounded batches.
             let all = collect_all(cursor, paging::ALL_BATCH, read_page).await?;
@@ -91,7 +90,7 @@ impl PrivateTowerServices for AdminService {
     ) -> Result<Response<GetAppointmentsResponse>, Status> {
         let locator = Locator::from_slice(&request.into_inner().locator)
             .map_err(|e| Status::invalid_argument(format!("invalid locator: {e}")))?;
-        let appointments = self.read(move |conn| by_locator(conn, &locator)).await?;
+        let appointments = self.read(move |tx| by_locator(tx, &locator)).await?;
         tracing::debug!(
             "admin API: get_appointments {locator} -> {}",
             appointments.len()
@@ -106,12 +105,12 @@ impl PrivateTowerServices for AdminService {
         // Counts and tip from one read transaction: the tip is the last COMMITTED block, consistent
         // with what every other read sees (the chain view moves a moment before its commit).
         let (users, watched, trackers, tip) = self
-            .read(|conn| {
+            .read(|tx| {
                 Ok((
-                    users::count(conn)?,
-                    appointments::count_watched(conn)?,
-                    trackers::count(conn)?,
-                    crate::storage::chain::tip(conn)?,
+                    tx.count_users()?,
+                    tx.count_watched_appointments()?,
+                    tx.count_trackers()?,
+                    tx.chain_tip()?,
                 ))
             })
             .await?;
@@ -169,7 +168,7 @@ impl PrivateTowerServices for AdminService {
             paging::decode_user_cursor(&request.cursor).map_err(Status::invalid_argument)?;
         let size = paging::page_size(request.limit);
         let mut ids = self
-            .read(move |conn| users::list_ids_after(conn, after.as_ref(), size.saturating_add(1)))
+            .read(move |tx| tx.user_ids_after(after.as_ref(), size.saturating_add(1)))
             .await?;
         let mut next_cursor = Vec::new();
         if ids.len() as u64 > u64::from(size) {
@@ -192,11 +191,11 @@ impl PrivateTowerServices for AdminService {
         let user_id = UserId::from_slice(&request.into_inner().user_id)
             .map_err(|e| Status::invalid_argument(format!("invalid user id: {e}")))?;
         let found = self
-            .read(move |conn| {
-                let Some(record) = users::get(conn, &user_id)? else {
+            .read(move |tx| {
+                let Some(record) = tx.user(&user_id)? else {
                     return Ok(None);
                 };
-                Ok(Some((record, appointments::ids_of_user(conn, &user_id)?)))
+                Ok(Some((record, tx.appointment_ids_of_user(&user_id)?)))
             })
             .await?;
         let Some((record, uuids)) = found else {
@@ -222,12 +221,12 @@ impl PrivateTowerServices for AdminService {
             .map_err(Status::invalid_argument)?;
         let size = paging::page_size(request.limit);
         let found = self
-            .read(move |conn| {
-                let Some(record) = users::get(conn, &user_id)? else {
+            .read(move |tx| {
+                let Some(record) = tx.user(&user_id)? else {
                     return Ok(None);
                 };
                 let ids =
-                    appointments::ids_of_user_page(conn, &user_id, after, size.saturating_add(1))?;
+                    tx.appointment_ids_of_user_page(&user_id, after, size.saturating_add(1))?;
                 Ok(Some((record, ids)))
             })
             .await?;
@@ -286,7 +285,7 @@ where
 /// One page of `get_all_appointments` starting at `cursor`, at most `size` items, with the cursor of
 /// the next page (`None` when nothing follows).
 fn all_page(
-    conn: &Connection,
+    tx: &mut dyn Tx,
     cursor: AllCursor,
     size: u32,
 ) -> Result<(Vec<AppointmentData>, Option<AllCursor>), StorageError> {
@@ -295,7 +294,7 @@ fn all_page(
     let tracker_after = match cursor {
         AllCursor::Watched(after) => {
             let mut watched =
-                appointments::list_watched(conn, after.as_ref(), size.saturating_add(1))?;
+                tx.watched_appointments_after(after.as_ref(), size.saturating_add(1))?;
             if watched.len() as u64 > u64::from(size) {
                 watched.truncate(size as usize);
                 let last = watched.last().map(|r| r.uuid);
@@ -308,7 +307,7 @@ fn all_page(
         AllCursor::Trackers(after) => after,
     };
     let room = size - u32::try_from(items.len()).unwrap_or(size);
-    let mut tracked = trackers::list(conn, tracker_after.as_ref(), room.saturating_add(1))?;
+    let mut tracked = tx.trackers_after(tracker_after.as_ref(), room.saturating_add(1))?;
     let mut next = None;
     if tracked.len() as u64 > u64::from(room) {
         tracked.truncate(room as usize);
@@ -321,11 +320,11 @@ fn all_page(
 }
 
 /// The appointments filed under `locator`: watched first, then those with a tracker.
-fn by_locator(conn: &Connection, locator: &Locator) -> Result<Vec<AppointmentData>, StorageError> {
+fn by_locator(tx: &mut dyn Tx, locator: &Locator) -> Result<Vec<AppointmentData>, StorageError> {
     let mut watched = Vec::new();
     let mut responded = Vec::new();
-    for record in appointments::by_locator(conn, locator)? {
-        match trackers::get(conn, &record.uuid)? {
+    for record in tx.appointments_with_locator(locator)? {
+        match tx.tracker(&record.uuid)? {
             Some(tracker) => responded.push(convert::tracker(&tracker)),
             None => watched.push(convert::watched(record)),
         }
@@ -404,10 +403,10 @@ mod tests {
 
     #[tokio::test]
     async fn batched_reads_of_a_real_store_list_the_same_as_one_read() {
+        use crate::storage::Store;
         use crate::storage::records::{
             AppointmentRecord, TrackerRecord, TrackerStatus, UserRecord,
         };
-        use crate::storage::{Store, appointments, trackers, users};
 
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("teos_db.sql3")).unwrap();
@@ -417,51 +416,46 @@ mod tests {
                 .public_key(secp256k1::SECP256K1),
         );
         store
-            .write(move |conn| -> Result<(), StorageError> {
+            .write(move |tx| -> Result<(), StorageError> {
                 let record = UserRecord {
                     available_slots: 100,
                     subscription_start: 1,
                     subscription_expiry: 1000,
                 };
-                users::upsert(conn, &user, &record)?;
+                tx.upsert_user(&user, &record)?;
                 for n in 0..12u8 {
                     let locator = Locator::from_slice(&[n; 16]).unwrap();
                     let uuid = AppointmentId::new(&locator, &user);
-                    appointments::upsert(
-                        conn,
-                        &AppointmentRecord {
-                            uuid,
-                            locator,
-                            user_id: user,
-                            encrypted_blob: vec![n; 10],
-                            to_self_delay: 42,
-                            user_signature: "sig".into(),
-                            start_block: 1,
-                            slots: 1,
-                        },
-                    )?;
+                    tx.upsert_appointment(&AppointmentRecord {
+                        uuid,
+                        locator,
+                        user_id: user,
+                        encrypted_blob: vec![n; 10],
+                        to_self_delay: 42,
+                        user_signature: "sig".into(),
+                        start_block: 1,
+                        slots: 1,
+                    })?;
                     if n % 3 == 0 {
-                        let tx = |lock: u32| bitcoin::Transaction {
+                        let transaction = |lock: u32| bitcoin::Transaction {
                             version: bitcoin::transaction::Version::TWO,
                             lock_time: bitcoin::absolute::LockTime::from_consensus(lock),
                             input: vec![bitcoin::TxIn::default()],
                             output: vec![],
                         };
-                        let (dispute, penalty) = (tx(u32::from(n)), tx(1000 + u32::from(n)));
-                        trackers::insert(
-                            conn,
-                            &TrackerRecord {
-                                uuid,
-                                dispute_txid: dispute.compute_txid(),
-                                dispute_tx: dispute,
-                                penalty_txid: penalty.compute_txid(),
-                                penalty_tx: penalty,
-                                dispute_height: Some(5),
-                                status: TrackerStatus::InMempool,
-                                status_height: 5,
-                                to_self_delay: 42,
-                            },
-                        )?;
+                        let (dispute, penalty) =
+                            (transaction(u32::from(n)), transaction(1000 + u32::from(n)));
+                        tx.insert_tracker(&TrackerRecord {
+                            uuid,
+                            dispute_txid: dispute.compute_txid(),
+                            dispute_tx: dispute,
+                            penalty_txid: penalty.compute_txid(),
+                            penalty_tx: penalty,
+                            dispute_height: Some(5),
+                            status: TrackerStatus::InMempool,
+                            status_height: 5,
+                            to_self_delay: 42,
+                        })?;
                     }
                 }
                 Ok(())
@@ -472,7 +466,7 @@ mod tests {
             let store = store.clone();
             async move {
                 store
-                    .read(move |conn| all_page(conn, cursor, size))
+                    .read(move |tx| all_page(tx, cursor, size))
                     .await
                     .map_err(storage_status)
             }

@@ -27,7 +27,7 @@ use teosd::storage::postgres::{
     DatabaseUrl, PgErrorKind, PgOptions, PgStore, PgTx, chain as pg_chain,
 };
 use teosd::storage::{
-    AppointmentId, AppointmentRecord, Locator, SqliteTx, StorageError, Store, TrackerRecord,
+    AppointmentId, AppointmentRecord, Command, Locator, Order, StorageError, Store, TrackerRecord,
     TrackerStatus, Tx, TxResult, UserId, UserRecord,
 };
 
@@ -157,9 +157,7 @@ impl Backend {
         op: impl FnOnce(&mut dyn Tx) -> TxResult<T> + Send + 'static,
     ) -> TxResult<T> {
         match self {
-            Backend::Sqlite { store, .. } => {
-                store.write_blocking(move |conn| op(&mut SqliteTx::new(conn)))
-            }
+            Backend::Sqlite { store, .. } => store.write_blocking(op),
             Backend::Postgres { store } => store.write_blocking(op),
         }
     }
@@ -170,9 +168,7 @@ impl Backend {
         op: impl FnOnce(&mut dyn Tx) -> TxResult<T> + Send + 'static,
     ) -> TxResult<T> {
         match self {
-            Backend::Sqlite { store, .. } => {
-                store.read_blocking(move |conn| op(&mut SqliteTx::new(conn)))
-            }
+            Backend::Sqlite { store, .. } => store.read_blocking(op),
             Backend::Postgres { store } => store.read_blocking(op),
         }
     }
@@ -1276,5 +1272,92 @@ fn postgresql_a_stuck_transaction_does_not_hold_the_ordering_row_for_ever() {
             .read_retrying(|tx: &mut PgTx<'_>| tx.chain_tip())
             .unwrap(),
         Some((1, block_hash(1)))
+    );
+}
+
+/// A command that returns the tip it sees, ordered as `ORDER` says.
+struct SeeTip<const BLOCK: bool, const FREE: bool>;
+
+impl<const BLOCK: bool, const FREE: bool> Command for SeeTip<BLOCK, FREE> {
+    type Output = Option<(u32, BlockHash)>;
+    type Error = StorageError;
+    const NAME: &'static str = "see_tip";
+    const ORDER: Order = match (BLOCK, FREE) {
+        (_, true) => Order::Free,
+        (true, false) => Order::Block,
+        (false, false) => Order::WithBlocks,
+    };
+    fn run(self, tx: &mut dyn Tx) -> TxResult<Self::Output> {
+        tx.chain_tip()
+    }
+}
+
+/// `execute` orders commands on the chain_tip row as their `Command::ORDER` says: while a block
+/// commit holds it, an appointment-like command (`WithBlocks`) waits and then sees the block, a
+/// `Free` one does not wait; a `Block` command waits for an appointment-like one in flight.
+#[test]
+fn postgresql_execute_orders_commands_as_their_order_says() {
+    let Some(server) = PgServer::new("postgresql_execute_orders_commands") else {
+        return;
+    };
+    let store = server.store(PgOptions::default());
+    store
+        .write_retrying(|tx: &mut PgTx<'_>| tx.push_block(1, &block_hash(1), None, 10))
+        .unwrap();
+    let mut observer = store.connection().unwrap();
+    let waits_on_a_lock = |observer: &mut postgres::Client| -> bool {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                 AND datname = current_database()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        waiting == 1
+    };
+    let wait_for = |observer: &mut postgres::Client, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !waits_on_a_lock(observer) {
+            assert!(!done(), "the command did not wait");
+            assert!(Instant::now() < deadline, "the command never waited");
+            thread::sleep(Duration::from_millis(5));
+        }
+    };
+
+    // A block commit in flight.
+    let mut block_conn = store.connection().unwrap();
+    let mut block = block_conn.transaction().unwrap();
+    pg_chain::lock_tip_exclusive(&mut block).unwrap();
+    pg_chain::push(&mut block, 2, &block_hash(2), 10).unwrap();
+    // A Free command does not wait, and sees the committed tip.
+    assert_eq!(
+        store.execute_blocking(SeeTip::<false, true>).unwrap(),
+        Some((1, block_hash(1)))
+    );
+    let appointment = {
+        let store = store.clone();
+        thread::spawn(move || store.execute_blocking(SeeTip::<false, false>))
+    };
+    wait_for(&mut observer, &|| appointment.is_finished());
+    block.commit().unwrap();
+    assert_eq!(
+        appointment.join().unwrap().unwrap(),
+        Some((2, block_hash(2)))
+    );
+
+    // An appointment-like command in flight holds off a Block command.
+    let mut insert_conn = store.connection().unwrap();
+    let mut insert = insert_conn.transaction().unwrap();
+    pg_chain::lock_tip_shared(&mut insert).unwrap();
+    let block_command = {
+        let store = store.clone();
+        thread::spawn(move || store.execute_blocking(SeeTip::<true, false>))
+    };
+    wait_for(&mut observer, &|| block_command.is_finished());
+    insert.commit().unwrap();
+    assert_eq!(
+        block_command.join().unwrap().unwrap(),
+        Some((2, block_hash(2)))
     );
 }

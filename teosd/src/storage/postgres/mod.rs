@@ -18,7 +18,10 @@
 //!   prepare round trip.
 //! * The `counters` of users and appointments are sharded (16 rows per count, one per
 //!   `pg_backend_pid() % 16`) so concurrent inserts do not all queue on one row lock.
-//! * `chain_tip`: the one-row ordering table of the fleet (see [`chain`]).
+//! * `chain_tip`: the one-row ordering table of the fleet (see [`chain`]). [`PgStore::execute`]
+//!   takes it as each command's [`Order`](crate::storage::Order) says: appointment inserts
+//!   (`WithBlocks`) `FOR SHARE`, block scans, commits and unwinds (`Block`) `FOR UPDATE`, before
+//!   the command runs, so the SQLite writer's total order between them holds across instances.
 //!
 //! # Pool and threads
 //!

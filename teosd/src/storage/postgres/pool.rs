@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use postgres::{IsolationLevel, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 
+use super::super::command::{Command, Order};
 use super::super::error::StorageError;
 use super::super::tx::Tx;
 use super::error::{PgErrorKind, PgFailure};
@@ -306,6 +307,39 @@ impl PgStore {
                 None => Err(E::from(StorageError::OpPanicked("op run twice".into()))),
             },
         )
+    }
+
+    /// The storage [`Store`]'s `execute` for this backend: runs `command` in its own READ
+    /// COMMITTED transaction on tokio's blocking pool, ordered by [`Command::ORDER`] on the
+    /// `chain_tip` row (`WithBlocks`: `FOR SHARE`, `Block`: `FOR UPDATE`, `Free`: none) before
+    /// [`Command::run`], and answers once PostgreSQL committed. Must be called within a tokio runtime.
+    ///
+    /// [`Store`]: crate::storage::Store
+    ///
+    /// Errors: the command's; as [`PgStore::write_once`]; [`StorageError::OpPanicked`] if it
+    /// panicked.
+    pub async fn execute<C: Command>(&self, command: C) -> Result<C::Output, C::Error> {
+        let store = self.clone();
+        join(tokio::task::spawn_blocking(move || store.execute_blocking(command)).await)
+    }
+
+    /// [`PgStore::execute`] on the calling thread (a plain thread: the block processor, startup).
+    /// Blocks; never call it on an async worker.
+    ///
+    /// Errors: as [`PgStore::execute`].
+    pub fn execute_blocking<C: Command>(&self, command: C) -> Result<C::Output, C::Error> {
+        self.write_once(move |tx: &mut PgTx<'_>| {
+            match C::ORDER {
+                Order::Free => {}
+                Order::WithBlocks => {
+                    tx.lock_chain_tip_shared()?;
+                }
+                Order::Block => {
+                    tx.lock_chain_tip_exclusive()?;
+                }
+            }
+            command.run(tx)
+        })
     }
 
     /// The storage [`Store`]'s write, for this backend: `op` on the domain's `&mut dyn Tx`, run

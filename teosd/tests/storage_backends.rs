@@ -1198,6 +1198,7 @@ fn postgresql_async_entry_points_run_off_the_async_workers() {
         return;
     };
     let store = server.store(PgOptions::default());
+    let closer = store.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -1227,6 +1228,14 @@ fn postgresql_async_entry_points_run_off_the_async_workers() {
             .map(|user| user.map(|u| u.available_slots))
     });
     assert_eq!(slots.unwrap(), Some(6));
+    // Closed: refused at once, on every entry point.
+    closer.close().unwrap();
+    let err = closer
+        .read_retrying(|tx: &mut PgTx<'_>| tx.count_users())
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Closed), "{err:?}");
+    let err = closer.execute_blocking(SeeTip::<false, true>).unwrap_err();
+    assert!(matches!(err, StorageError::Closed), "{err:?}");
 }
 
 /// A session left idle inside a transaction (an instance frozen or cut off while holding the

@@ -2,7 +2,7 @@
 //! transaction per unit of work, retried when that is safe, waiting out an unreachable database).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postgres::{IsolationLevel, NoTls};
@@ -167,6 +167,8 @@ pub struct PgStore {
 
 struct Inner {
     pool: r2d2::Pool<Manager>,
+    /// Set by [`PgStore::close`]: new units of work are refused.
+    closed: AtomicBool,
     /// The URL, password masked, for messages.
     shown: String,
     options: PgOptions,
@@ -226,6 +228,7 @@ impl PgStore {
         Ok(PgStore {
             inner: Arc::new(Inner {
                 pool,
+                closed: AtomicBool::new(false),
                 shown,
                 options,
             }),
@@ -406,6 +409,14 @@ impl PgStore {
         self.inner.pool.get().map_err(|e| self.unavailable(&e))
     }
 
+    /// Refuses new units of work from now on ([`StorageError::Closed`]); those running finish.
+    /// The connections close when the last clone of the store is dropped. Idempotent; never
+    /// fails (the `Result` matches the SQLite store's `close`).
+    pub fn close(&self) -> Result<(), StorageError> {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// The URL this store uses, password masked.
     pub fn url(&self) -> &str {
         &self.inner.shown
@@ -429,6 +440,9 @@ impl PgStore {
         rerun: bool,
         op: &mut dyn FnMut(&mut PgTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(E::from(StorageError::Closed));
+        }
         let deadline = Instant::now() + self.inner.options.unavailable_wait;
         let mut conflicts = 0;
         let mut backoff = Duration::from_millis(50);

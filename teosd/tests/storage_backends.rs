@@ -1370,3 +1370,55 @@ fn postgresql_execute_orders_commands_as_their_order_says() {
         Some((2, block_hash(2)))
     );
 }
+
+/// The schema's CHECKs (lengths, the u32 range, tracker statuses) hold on PostgreSQL too, and
+/// their violations are classified like SQLite's: `is_constraint_violation`.
+#[test]
+fn postgresql_check_violations_are_constraint_violations() {
+    let Some(server) = PgServer::new("postgresql_check_violations") else {
+        return;
+    };
+    let store = server.store(PgOptions::default());
+    let u = user(1);
+    store
+        .write_retrying(|tx: &mut PgTx<'_>| {
+            tx.upsert_user(&u, &user_record(1, 1))?;
+            tx.upsert_appointment(&appointment(1, u))
+        })
+        .unwrap();
+    let uuid = appointment(1, u).uuid;
+    for sql in [
+        "INSERT INTO users VALUES ('\\x0102', 1, 1, 1)",
+        "UPDATE users SET available_slots = 4294967296",
+        "UPDATE users SET available_slots = -1",
+        "UPDATE appointments SET locator = '\\x01'",
+        "INSERT INTO keys (secret_key, created_at) VALUES ('\\x01', 0)",
+        "INSERT INTO chain (height, hash, txids) VALUES (1, decode(repeat('00', 32), 'hex'), '\\x0102')",
+        "UPDATE chain_tip SET height = -1",
+        "INSERT INTO chain_tip (id) VALUES (2)",
+    ] {
+        let err = store
+            .write_retrying(|tx: &mut PgTx<'_>| {
+                tx.client().batch_execute(sql).map_err(StorageError::from)
+            })
+            .unwrap_err();
+        assert!(err.is_constraint_violation(), "{sql}: {err:?}");
+    }
+    let err = store
+        .write_retrying(|tx: &mut PgTx<'_>| {
+            let mut t = tracker(uuid, 1, TrackerStatus::InMempool, 1);
+            t.status_height = 1;
+            tx.insert_tracker(&t)?;
+            tx.client()
+                .batch_execute("UPDATE trackers SET status = 4")
+                .map_err(StorageError::from)
+        })
+        .unwrap_err();
+    assert!(err.is_constraint_violation(), "{err:?}");
+    assert_eq!(
+        store
+            .read_retrying(|tx: &mut PgTx<'_>| tx.count_trackers())
+            .unwrap(),
+        0
+    );
+}

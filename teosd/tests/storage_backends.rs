@@ -1080,10 +1080,17 @@ fn postgresql_restart_under_the_pool_fails_clearly_then_recovers() {
         },
     )
     .unwrap();
+    // Used once before the restart and not during it: its pooled connection goes stale.
+    let idle = PgStore::open(&url, short.clone()).unwrap();
     let u = user(1);
     store
         .write_retrying(|tx: &mut PgTx<'_>| tx.upsert_user(&u, &user_record(10, 1000)))
         .unwrap();
+    assert_eq!(
+        idle.read_blocking(move |tx: &mut dyn Tx| tx.user(&u))
+            .unwrap(),
+        Some(user_record(10, 1000))
+    );
 
     cluster.stop().unwrap();
     let started = Instant::now();
@@ -1113,6 +1120,12 @@ fn postgresql_restart_under_the_pool_fails_clearly_then_recovers() {
     };
     cluster.start_again().unwrap();
     assert_eq!(waiting.join().unwrap().unwrap(), 8);
+    // A run-once op on a stale connection: it fails at BEGIN, before the op, and runs on a new one.
+    assert_eq!(
+        idle.write_blocking(move |tx: &mut dyn Tx| tx.add_slots(&u, 0))
+            .unwrap(),
+        8
+    );
     // The first store works again without being reopened.
     assert_eq!(
         store

@@ -25,12 +25,14 @@
 //!
 //! # Pool and threads
 //!
-//! [`PgStore`] holds an r2d2 pool of connections of the synchronous `postgres` client (which runs
-//! tokio-postgres on a private current-thread runtime, so it must never be called on a tokio worker
-//! thread: [`PgStore`]'s methods block, and its `_async` methods run them on tokio's blocking
-//! pool; they have the storage `Store`'s shapes: `write`/`read` async, `write_blocking`/
-//! `read_blocking`, over `&mut dyn Tx`). A checked-out connection is tested first (an empty query), so connections killed by a
-//! server restart are replaced, not handed out. Each unit of work is one PostgreSQL transaction
+//! [`PgStore`] holds an r2d2 pool of connections of the synchronous `postgres` client, which runs
+//! tokio-postgres on a private current-thread runtime and so must never be called on a tokio
+//! worker thread: the blocking methods (`execute_blocking`, `write_blocking`, `read_blocking`,
+//! `*_retrying`, `*_once`) are for plain threads, the async ones (`execute`, `write`, `read`, with
+//! the storage `Store`'s shapes over `&mut dyn Tx`) run them on tokio's blocking pool. A connection
+//! the server closed (a restart) fails at `BEGIN`, before the op runs, and the runner retries on
+//! another (no test query at checkout: it would cost a round trip per unit of work). Each unit of
+//! work is one PostgreSQL transaction
 //! ([`PgStore::write_retrying`]); a transaction PostgreSQL rolled back whole (serialization failure,
 //! deadlock: SQLSTATE 40001, 40P01) is run again a few times, and one that lost its connection
 //! before COMMIT is run again until the database is back or `unavailable_wait` has passed (then

@@ -222,6 +222,9 @@ impl PgStore {
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
             .min_idle(Some(1))
+            // No test query at checkout (a round trip per unit of work): a connection the server
+            // closed fails at BEGIN, before the op runs, and the runner retries on another.
+            .test_on_check_out(false)
             .connection_timeout(options.unavailable_wait.max(Duration::from_millis(100)))
             .error_handler(Box::new(LogConnectErrors::default()))
             .build_unchecked(PostgresConnectionManager::new(config, NoTls));

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::{KitError, free_port};
 
@@ -88,6 +88,8 @@ pub struct PgCluster {
     dir: tempfile::TempDir,
     port: u16,
     as_postgres_user: bool,
+    /// False between [`PgCluster::stop`] and [`PgCluster::start_again`].
+    running: AtomicBool,
 }
 
 impl PgCluster {
@@ -115,6 +117,7 @@ impl PgCluster {
             dir,
             port: 0,
             as_postgres_user,
+            running: AtomicBool::new(false),
         };
         cluster.run(
             "initdb",
@@ -146,6 +149,7 @@ impl PgCluster {
         if let Some(e) = last {
             return Err(e);
         }
+        cluster.running.store(true, Ordering::SeqCst);
         cluster.psql(&format!(
             "CREATE ROLE {TEST_ROLE} LOGIN CREATEDB PASSWORD '{TEST_PASSWORD}'"
         ))?;
@@ -172,6 +176,16 @@ impl PgCluster {
     ///
     /// Errors: [`KitError::Io`] if pg_ctl fails.
     pub fn restart(&self) -> Result<(), KitError> {
+        self.stop()?;
+        self.start_again()
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: sessions are closed, committed data stays) and
+    /// leaves it down until [`PgCluster::start_again`]: connections to the port are refused
+    /// meanwhile.
+    ///
+    /// Errors: [`KitError::Io`] if pg_ctl fails.
+    pub fn stop(&self) -> Result<(), KitError> {
         self.run(
             "pg_ctl stop",
             Command::new(self.bin.join("pg_ctl"))
@@ -179,7 +193,18 @@ impl PgCluster {
                 .arg(self.data_dir())
                 .args(["-m", "fast", "-w", "stop"]),
         )?;
-        self.pg_ctl_start("pg_ctl start (restart)")
+        self.running.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Starts the server stopped by [`PgCluster::stop`] again, on the same port (same URL). Waits
+    /// until it accepts connections.
+    ///
+    /// Errors: [`KitError::Io`] if pg_ctl fails (e.g. the port was taken meanwhile).
+    pub fn start_again(&self) -> Result<(), KitError> {
+        self.pg_ctl_start("pg_ctl start (again)")?;
+        self.running.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Runs SQL as the superuser over the cluster's Unix socket (`psql -v ON_ERROR_STOP=1`).
@@ -274,7 +299,7 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        if self.port == 0 {
+        if self.port == 0 || !self.running.load(Ordering::SeqCst) {
             return;
         }
         let mut stop = Command::new(self.bin.join("pg_ctl"));

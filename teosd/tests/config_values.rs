@@ -437,3 +437,53 @@ fn locator_cache_size_is_bounded_by_the_blocks_the_tower_remembers() {
         "{err}"
     );
 }
+
+#[test]
+fn database_url_comes_from_file_env_or_flag_and_never_shows_its_password() {
+    // Absent: SQLite in the data directory.
+    assert_eq!(load(None, &AUTH, &[]).unwrap().database_url, None);
+
+    let url = "postgresql://teos:pg-s3cr3t@db.example:5433/tower";
+    let file = format!("database_url = \"{url}\"\n");
+    let env = [AUTH[0], AUTH[1], ("TEOS_DATABASE_URL", url)];
+    for config in [
+        load(Some(&file), &AUTH, &[]).unwrap(),
+        load(None, &env, &[]).unwrap(),
+        load(None, &AUTH, &["--databaseurl", url]).unwrap(),
+    ] {
+        let db = config.database_url.clone().expect("database_url set");
+        assert_eq!((db.user(), db.dbname()), ("teos", "tower"));
+        assert!(db.has_password());
+        let masked = config.masked();
+        assert!(
+            masked.contains("database_url = \"postgresql://teos:********@db.example:5433/tower\""),
+            "{masked}"
+        );
+        for text in [
+            masked,
+            format!("{config:?}"),
+            db.to_string(),
+            format!("{db:?}"),
+        ] {
+            assert!(!text.contains("pg-s3cr3t"), "{text}");
+        }
+    }
+
+    // A malformed URL is refused at start, naming the key and where it came from, not the password.
+    for (flags, env) in [
+        (vec!["--databaseurl", "db.example:5432"], vec![]),
+        (
+            vec![],
+            vec![("TEOS_DATABASE_URL", "postgresql://:pg-s3cr3t@db/x")],
+        ),
+        (
+            vec!["--databaseurl", "postgresql://teos:pg-s3cr3t@db:port/x"],
+            vec![],
+        ),
+    ] {
+        let env: Vec<(&str, &str)> = AUTH.iter().copied().chain(env).collect();
+        let err = load(None, &env, &flags).unwrap_err().to_string();
+        assert!(err.contains("database_url"), "{err}");
+        assert!(!err.contains("pg-s3cr3t"), "{err}");
+    }
+}

@@ -34,6 +34,7 @@ use super::error::{ConfigError, Origin};
 use super::network::BtcNetwork;
 use super::spec::{Ctx, Group, KeySpec, Opts, Setting, Sources, allowed, keys};
 use super::value::{KeyType, Shown};
+use crate::storage::postgres::DatabaseUrl;
 
 keys! {
     /// Data directory holding teos.toml and one database directory per network.
@@ -42,6 +43,13 @@ keys! {
         check = checks::data_dir,
         sources = Sources::NotInFile(
             "the data directory holds teos.toml, so it cannot be set there; use --datadir or TEOS_DATA_DIR");
+    /// PostgreSQL database, postgresql://USER@HOST:PORT/DATABASE; empty = SQLite in the data dir.
+    /// Instances with the same URL share one database as a fleet (docs/fleet.md). The password is
+    /// taken from the URL (postgresql://USER:PASSWORD@HOST...), else PGPASSWORD, else the password
+    /// file (PGPASSFILE or ~/.pgpass, mode 0600, libpq's format); it is masked by --print-config and
+    /// never logged. A malformed URL stops teosd at start. Connections are plain TCP for now: keep
+    /// the database on loopback or a private network.
+    [Paths] database_url: Option<DatabaseUrl> = None, "URL";
 
     /// Address of the public HTTP API: an IP address or a host name.
     /// Use 0.0.0.0 (or ::) to accept remote clients, and set external_address then.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use ::config::{Value, ValueKind};
 
 use super::network::BtcNetwork;
+use crate::storage::postgres::DatabaseUrl;
 
 /// A value as written in `teos.toml`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,6 +166,23 @@ impl KeyType for BtcNetwork {
     }
 }
 
+impl KeyType for Option<DatabaseUrl> {
+    /// A `postgresql://` URL ([`DatabaseUrl::parse`]); empty = `None`. A malformed URL is refused
+    /// with a reason that never contains the password.
+    fn from_value(value: Value) -> Result<Self, String> {
+        match Option::<String>::from_value(value)? {
+            None => Ok(None),
+            Some(text) => DatabaseUrl::parse(&text)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+        }
+    }
+    /// The URL with its password masked: `--print-config` and `Debug` never show it.
+    fn show(&self) -> Shown {
+        Shown::Text(self.as_ref().map(DatabaseUrl::masked).unwrap_or_default())
+    }
+}
+
 /// Reads a non-negative integer no larger than `max` from a TOML integer or decimal text.
 fn integer(value: Value, max: u64) -> Result<u64, String> {
     let range = || format!("expected an integer from 0 to {max}");
@@ -243,6 +261,25 @@ mod tests {
         assert_eq!(bool::from_value(text("TRUE")), Ok(true));
         assert_eq!(bool::from_value(text("0")), Ok(false));
         assert!(bool::from_value(text("yes")).is_err());
+    }
+
+    #[test]
+    fn database_urls_are_parsed_and_shown_without_their_password() {
+        let url =
+            Option::<DatabaseUrl>::from_value(text(" postgresql://teos:hunter2@db:5433/teos "))
+                .unwrap()
+                .unwrap();
+        assert_eq!(url.user(), "teos");
+        assert_eq!(
+            Some(url).show(),
+            Shown::Text("postgresql://teos:********@db:5433/teos".into())
+        );
+        assert_eq!(Option::<DatabaseUrl>::from_value(text("")), Ok(None));
+        let err =
+            Option::<DatabaseUrl>::from_value(text("postgresql://:hunter2@db/teos")).unwrap_err();
+        assert!(err.contains("no user") && !err.contains("hunter2"), "{err}");
+        let err = Option::<DatabaseUrl>::from_value(text("db.example:5432")).unwrap_err();
+        assert!(err.contains("postgresql://"), "{err}");
     }
 
     #[test]

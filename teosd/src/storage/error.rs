@@ -58,6 +58,14 @@ pub enum StorageError {
     /// Creating the data directory or reading file metadata failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A PostgreSQL call failed; [`PgFailure::kind`](super::postgres::PgFailure) says how
+    /// (constraint violation, lost connection, ...).
+    #[error("postgresql: {0}")]
+    Postgres(super::postgres::PgFailure),
+    /// The database could not be reached within the backend's wait (PostgreSQL down, restarting or
+    /// unreachable): nothing was committed. Retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StorageError {
@@ -68,6 +76,7 @@ impl StorageError {
             StorageError::Sqlite(e) | StorageError::CommitFailed(e) => {
                 e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
             }
+            StorageError::Postgres(e) => e.kind == super::postgres::PgErrorKind::DiskFull,
             _ => false,
         }
     }
@@ -104,6 +113,8 @@ impl StorageError {
             StorageError::NotFound(m) => StorageError::NotFound(m),
             StorageError::Constraint(m) => StorageError::Constraint(m.clone()),
             StorageError::Io(e) => StorageError::Io(std::io::Error::new(e.kind(), e.to_string())),
+            StorageError::Postgres(e) => StorageError::Postgres(e.clone()),
+            StorageError::Unavailable(m) => StorageError::Unavailable(m.clone()),
         }
     }
 }

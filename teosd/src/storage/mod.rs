@@ -26,6 +26,7 @@ mod connection;
 mod error;
 pub mod keys;
 pub mod pending;
+pub mod postgres;
 mod readers;
 pub mod records;
 mod sqlite_tx;

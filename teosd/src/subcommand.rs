@@ -1,5 +1,5 @@
 //! `teosd <subcommand> ...`: one-shot operations on a data directory that run instead of the tower
-//! (`import-rust-teos`, `backup`; a later `migrate-db` joins the [`SUBCOMMANDS`] table).
+//! (`import-rust-teos`, `backup`, `migrate-db`: the [`SUBCOMMANDS`] table).
 //!
 //! `main` calls [`dispatch`] before anything else (before the signal handlers, so Ctrl-C stops a
 //! subcommand at once). A subcommand takes its own operands and teosd's usual options (`--datadir`,
@@ -24,6 +24,8 @@ pub struct Subcommand {
     pub summary: &'static str,
     /// Its operands, e.g. `<RUST_TEOS_DATADIR>`.
     pub operands: &'static str,
+    /// Flags that are operands, not teosd options (`--to`, `--from` of `migrate-db`).
+    pub operand_flags: &'static [&'static str],
     /// Longer help (`teosd <name> --help`).
     pub help: &'static str,
     /// Runs it with its operands (in order) and teosd's options (program name first), returning the
@@ -37,6 +39,7 @@ pub const SUBCOMMANDS: &[Subcommand] = &[
         name: "import-rust-teos",
         summary: "Import a stopped rust-teos tower (key, users, appointments, trackers, TLS files) into --datadir",
         operands: "<RUST_TEOS_DATADIR>",
+        operand_flags: &[],
         help: crate::import_rust_teos::HELP,
         run: crate::import_rust_teos::main,
     },
@@ -44,8 +47,17 @@ pub const SUBCOMMANDS: &[Subcommand] = &[
         name: "backup",
         summary: "Copy the tower's database to a file, consistently, while the tower runs",
         operands: "<DEST_FILE>",
+        operand_flags: &[],
         help: crate::backup::HELP,
         run: crate::backup::main,
+    },
+    Subcommand {
+        name: "migrate-db",
+        summary: "Copy the tower between its embedded database and PostgreSQL (--to URL, or back with --from URL), checked",
+        operands: "<--to|--from> <DATABASE_URL>",
+        operand_flags: &["--to", "--from"],
+        help: crate::migrate_db::HELP,
+        run: crate::migrate_db::main,
     },
 ];
 
@@ -60,7 +72,7 @@ pub fn dispatch(args: &[OsString]) -> Option<ExitCode> {
         return Some(ExitCode::SUCCESS);
     }
     let wanted = sub.operands.split_whitespace().count();
-    let Some((operands, options)) = split_operands(rest, wanted) else {
+    let Some((operands, options)) = split_operands(rest, wanted, sub.operand_flags) else {
         eprintln!(
             "teosd {}: expected {}\n\n{}",
             sub.name,
@@ -98,11 +110,18 @@ fn usage(sub: &Subcommand) -> String {
 /// Splits a subcommand's arguments into its `wanted` operands and teosd's options. The operands come
 /// either first (`teosd backup FILE --datadir D`) or last (`teosd backup --datadir D FILE`): options
 /// may take a value in the next argument, so operands are never looked for in between.
-fn split_operands(args: &[OsString], wanted: usize) -> Option<(Vec<OsString>, Vec<OsString>)> {
+fn split_operands(
+    args: &[OsString],
+    wanted: usize,
+    flags: &[&str],
+) -> Option<(Vec<OsString>, Vec<OsString>)> {
     if args.len() < wanted {
         return None;
     }
-    let is_operand = |a: &OsString| !a.to_string_lossy().starts_with('-');
+    let is_operand = |a: &OsString| {
+        let a = a.to_string_lossy();
+        !a.starts_with('-') || flags.contains(&a.as_ref())
+    };
     if args[..wanted].iter().all(is_operand) {
         return Some((args[..wanted].to_vec(), args[wanted..].to_vec()));
     }
@@ -159,19 +178,29 @@ mod tests {
     #[test]
     fn operands_are_taken_first_or_last_never_in_between() {
         assert_eq!(
-            split_operands(&os(&["SRC", "--datadir", "D"]), 1),
+            split_operands(&os(&["SRC", "--datadir", "D"]), 1, &[]),
             Some((os(&["SRC"]), os(&["--datadir", "D"])))
         );
         assert_eq!(
-            split_operands(&os(&["--datadir", "D", "SRC"]), 1),
+            split_operands(&os(&["--datadir", "D", "SRC"]), 1, &[]),
             Some((os(&["SRC"]), os(&["--datadir", "D"])))
         );
         assert_eq!(
-            split_operands(&os(&["SRC"]), 1),
+            split_operands(&os(&["SRC"]), 1, &[]),
             Some((os(&["SRC"]), vec![]))
         );
-        assert_eq!(split_operands(&os(&[]), 1), None);
-        assert_eq!(split_operands(&os(&["--debug"]), 1), None);
+        assert_eq!(split_operands(&os(&[]), 1, &[]), None);
+        assert_eq!(split_operands(&os(&["--debug"]), 1, &[]), None);
+        // Flags that are operands (migrate-db's --to / --from), before or after teosd's options.
+        let flags = &["--to", "--from"];
+        assert_eq!(
+            split_operands(&os(&["--to", "URL", "--datadir", "D"]), 2, flags),
+            Some((os(&["--to", "URL"]), os(&["--datadir", "D"])))
+        );
+        assert_eq!(
+            split_operands(&os(&["--datadir", "D", "--from", "URL"]), 2, flags),
+            Some((os(&["--from", "URL"]), os(&["--datadir", "D"])))
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::tower::{KeyOrigin, LoadOrCreateTowerKey, Tower, TowerKey};
 use crate::watcher::AppointmentRules;
 use teos_common::appointment::TowerId;
 
+mod fleet;
 mod pipeline;
 mod servers;
 mod terms;
@@ -47,8 +48,9 @@ pub fn run(config: Config, shutdown: Arc<Shutdown>) -> anyhow::Result<()> {
     let network_dir = config.network_dir();
     std::fs::create_dir_all(&network_dir)
         .with_context(|| format!("cannot create the data directory {}", network_dir.display()))?;
-    let store = Store::open(&config.db_path())
-        .with_context(|| format!("cannot open the database {}", config.db_path().display()))?;
+    let Some(store) = fleet::open_store(&config, &shutdown)? else {
+        return Ok(()); // shutdown while waiting for PostgreSQL
+    };
     let result = serve(&config, store.clone(), shutdown);
     let closed = store.close().context("closing the database");
     // A failed thread is the cause of whatever else went wrong (e.g. a dead writer fails the close).
@@ -85,7 +87,14 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     if !wait_for_bitcoind(&*rpc, config, &shutdown)? {
         return Ok(());
     }
-    let tip = starting_tip(&*rpc, &store, config)?;
+    // Alone (SQLite), the tower resumes from its tip at once. In a fleet only the leader resumes the
+    // chain (its first term); until then the view shows the leader's committed tip.
+    let fleet_mode = store.is_postgres();
+    let tip = if fleet_mode {
+        committed_tip(&store)?
+    } else {
+        starting_tip(&*rpc, &store, config)?
+    };
     tracing::info!("last processed block: {} ({})", tip.0, tip.1);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -96,8 +105,8 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     let reachable = Arc::new(AtomicBool::new(true));
     let metrics_refresher = start_metrics(&runtime, config, &store, &reachable, &shutdown)?;
     // Alone on its database, the instance leads from start to shutdown, and its first term (the
-    // catch-up) runs before the servers start.
-    let (_sole, roles) = terms::sole_leader();
+    // catch-up) runs before the servers start. In a fleet the role comes from PostgreSQL.
+    let (role_source, roles) = fleet::Roles::start(config, &runtime);
     let shared = Shared {
         store,
         view: SharedChainView::new(tip.0, tip.1, config.locator_cache_size as usize),
@@ -121,11 +130,13 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
         shared: shared.clone(),
     };
     let first = match *roles.borrow() {
-        Role::Leader { epoch } => match terms::prepare(&cx, epoch, roles.clone(), Some(tip))? {
-            Some(prepared) => Some(prepared),
-            None => return Ok(()), // shutdown during catch-up
-        },
-        Role::Standby => None,
+        Role::Leader { epoch } if !fleet_mode => {
+            match terms::prepare(&cx, epoch, roles.clone(), Some(tip))? {
+                Some(prepared) => Some(prepared),
+                None => return Ok(()), // shutdown during catch-up
+            }
+        }
+        _ => None,
     };
 
     let tower_id = key.id();
@@ -172,8 +183,18 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     for thread in threads {
         let _ = thread.join();
     }
+    // After the pipeline stopped: a leader hands over at once instead of letting its lease expire.
+    role_source.stop(&runtime);
     runtime.shutdown_timeout(Duration::from_secs(1));
     started
+}
+
+/// The tip the fleet's leader last committed, for a standby's view; block 0 (and a zero hash)
+/// before any leader processed a block.
+fn committed_tip(store: &Store) -> anyhow::Result<(u32, bitcoin::BlockHash)> {
+    use bitcoin::hashes::Hash;
+    let tip = store.read_blocking(|tx| tx.chain_tip())?;
+    Ok(tip.unwrap_or((0, bitcoin::BlockHash::all_zeros())))
 }
 
 /// The block the tower resumes from: the stored tip, or bitcoind's best block on a fresh start;

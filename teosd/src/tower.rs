@@ -75,6 +75,8 @@ impl Command for LoadOrCreateTowerKey {
     const ORDER: Order = Order::Free;
 
     fn run(self, tx: &mut dyn Tx) -> Result<(TowerKey, KeyOrigin), StorageError> {
+        // A fleet: one key for every instance, even when they start together on an empty database.
+        tx.lock_tower_keys()?;
         let existing = tx.latest_tower_key()?;
         let origin = match existing {
             Some(secret) if !self.replace => return Ok((TowerKey::new(secret), KeyOrigin::Loaded)),

@@ -16,6 +16,7 @@ use crate::carrier::Interrupted;
 use crate::chain_view::SharedChainView;
 use crate::gatekeeper::{self, Counted, storage_error};
 use crate::listen::{ConnectedBlock, Decision, DisconnectedBlock, Listen};
+use crate::locator_cache::CachedTx;
 use crate::responder::{Breach, TrackerChange};
 use crate::storage::records::{AppointmentRecord, UserRecord};
 use crate::storage::{Command, Order, Tx};
@@ -101,7 +102,24 @@ pub fn store_appointment(
     user_signature: &str,
     rules: &AppointmentRules,
 ) -> Result<Accepted, ApiError> {
-    let (height, cached) = {
+    let (height, cached) = if tx.shared() {
+        // A fleet (docs/fleet.md "Ordering"): the command holds `chain_tip` FOR SHARE, so this is
+        // the tip committed by the leader's last block commit, and a block scanned after it but not
+        // committed yet is already in `recent_locators` (its scan committed before this began).
+        let height = match tx.chain_tip().map_err(storage_error)? {
+            Some((height, _)) => height,
+            None => view.height(),
+        };
+        let cached = tx
+            .recent_dispute(&appointment.locator)
+            .map_err(storage_error)?
+            .map(|(txid, block_hash, height)| CachedTx {
+                txid,
+                block_hash,
+                height,
+            });
+        (height, cached)
+    } else {
         let view = view.lock();
         (view.tip_height, view.cache.get(&appointment.locator))
     };

@@ -126,6 +126,9 @@ impl Command for UnwindBlocks {
     fn run(self, tx: &mut dyn Tx) -> Result<(), ProcessError> {
         let fork = self.fork;
         apply_decisions(tx, &self.decisions)?;
+        for hash in &self.stale {
+            tx.forget_block_locators(hash)?;
+        }
         tx.pop_blocks(fork.height + 1)?;
         if tx.block_hash_at(fork.height)? != Some(fork.hash) {
             tx.push_block(fork.height, &fork.hash, fork.chainwork, KEPT_BLOCKS)?;
@@ -221,12 +224,22 @@ pub(super) fn scan_block(
     let locators: Vec<Locator> = {
         let mut view = view.lock();
         view.cache.connect_block(hash, height, txids);
-        txids
-            .iter()
-            .map(Locator::new)
-            .filter(|locator| view.watched.may_contain(locator))
-            .collect()
+        if tx.shared() {
+            // A fleet: appointments stored by other instances are not in this process's index;
+            // every locator of the block is looked up (one `= ANY` statement).
+            txids.iter().map(Locator::new).collect()
+        } else {
+            txids
+                .iter()
+                .map(Locator::new)
+                .filter(|locator| view.watched.may_contain(locator))
+                .collect()
+        }
     };
+    // A fleet: appointments stored on any instance after this scan commits find the block here
+    // (late appointments); on SQLite the chain view's cache above does it.
+    let window = u32::try_from(view.lock().cache.capacity()).unwrap_or(u32::MAX);
+    tx.remember_block_locators(&hash, height, txids, window)?;
     let mut found = tx.appointments_by_locators(&locators)?;
     let mut outdated = HashSet::new();
     for a in &found {

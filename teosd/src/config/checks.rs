@@ -25,6 +25,17 @@ pub(crate) fn positive<T: Copy + PartialEq + From<u8>>(value: T, _: &Ctx) -> Res
     }
 }
 
+/// `leader_takeover_seconds`: at least 2 (the leader renews its lease every second, and each of its
+/// statements has half the takeover time to finish).
+pub(crate) fn at_least_two(value: u16, _: &Ctx) -> Result<u16, Refusal> {
+    match value < 2 {
+        true => Err(Refusal::Invalid(format!(
+            "must be at least 2, found {value}"
+        ))),
+        false => Ok(value),
+    }
+}
+
 /// `locator_cache_size`: 1 to [`crate::block_processor::KEPT_BLOCKS`], the blocks the tower remembers.
 pub(crate) fn kept_blocks(value: u32, ctx: &Ctx) -> Result<u32, Refusal> {
     let max = crate::block_processor::KEPT_BLOCKS;

@@ -50,6 +50,10 @@ keys! {
     /// never logged. A malformed URL stops teosd at start. Connections are plain TCP for now: keep
     /// the database on loopback or a private network.
     [Paths] database_url: Option<DatabaseUrl> = None, "URL";
+    /// Fleet (database_url set): seconds after the leader's last lease renewal (it renews every
+    /// second) at which a standby takes over the chain pipeline; also how soon a leader cut off from
+    /// the database stops. At least 2. docs/fleet.md.
+    [Paths] leader_takeover_seconds: u16 = 10, "SECONDS", check = checks::at_least_two;
 
     /// Address of the public HTTP API: an IP address or a host name.
     /// Use 0.0.0.0 (or ::) to accept remote clients, and set external_address then.

@@ -53,11 +53,18 @@ impl Pipeline {
             end.clone(),
         )?);
         let wakeup = shared.wakeup.clone();
+        // A fleet's late appointments may be stored by another instance, which cannot wake this
+        // process: the leader looks at the pending ones at least every second.
+        let turn = if shared.store.is_postgres() {
+            polling.min(Duration::from_secs(1))
+        } else {
+            polling
+        };
         self.threads
             .push(crate::thread::spawn("block-processor", move || {
                 // `run` reports a fatal error (e.g. a reorg deeper than the tower keeps) and returns.
                 let fatal = RefCell::new(None);
-                processor.run(wakeup, polling, |e| {
+                processor.run(wakeup, turn, |e| {
                     *fatal.borrow_mut() = Some(e.to_string());
                 });
                 match fatal.into_inner() {

@@ -28,6 +28,7 @@ use crate::block_processor::{BlockProcessor, ProcessError};
 use crate::config::Config;
 use crate::fleet::{Epoch, Role};
 use crate::shutdown::Shutdown;
+use crate::storage::Store;
 
 /// The role of the instance alone on its database (SQLite): leader for ever, epoch 0. The sender is
 /// kept so the channel never closes.
@@ -43,6 +44,8 @@ pub(super) struct Term {
     pub(super) end: Arc<Shutdown>,
     /// The pipeline's threads, joined when the term ends.
     pipeline: Pipeline,
+    /// The database, whose fence is lifted when the term ends.
+    store: Store,
 }
 
 impl Term {
@@ -50,6 +53,7 @@ impl Term {
     pub(super) fn finish(self) {
         self.end.trigger();
         self.pipeline.join();
+        self.store.set_fence(None);
         crate::metrics::fleet_role(Role::Standby);
         tracing::info!(epoch = %self.epoch, event = "pipeline_stopped", "chain pipeline stopped");
     }
@@ -89,6 +93,7 @@ pub(super) struct Prepared {
     epoch: Epoch,
     end: Arc<Shutdown>,
     processor: BlockProcessor<BitcoindClient>,
+    store: Store,
 }
 
 /// Prepares a term as leader with fencing token `epoch`: resumes from `tip` when the caller just
@@ -105,6 +110,8 @@ pub(super) fn prepare(
 ) -> anyhow::Result<Option<Prepared>> {
     let end = end_flag(cx, epoch, roles);
     crate::metrics::fleet_role(Role::Leader { epoch });
+    // From now on this instance's block commands carry its epoch (PostgreSQL checks it inside each).
+    cx.shared.store.set_fence(Some(epoch.0));
     let tip = match tip {
         Some(tip) => tip,
         None => {
@@ -120,8 +127,15 @@ pub(super) fn prepare(
         .reset(tip.0, tip.1, cx.config.locator_cache_size as usize);
     let mut processor = processor_for(cx, end.clone());
     match catch_up(&mut processor, &cx.config) {
-        Err(ProcessError::Interrupted) => return Ok(None),
-        other => other?,
+        Err(ProcessError::Interrupted) => {
+            cx.shared.store.set_fence(None);
+            return Ok(None);
+        }
+        Err(e) => {
+            cx.shared.store.set_fence(None);
+            return Err(e.into());
+        }
+        Ok(()) => {}
     }
     // The tip resumed from (or caught up to) is processed as of now; its block time comes from
     // bitcoind (teosd_tip_age_seconds).
@@ -133,6 +147,7 @@ pub(super) fn prepare(
         epoch,
         end,
         processor,
+        store: cx.shared.store.clone(),
     }))
 }
 
@@ -145,11 +160,13 @@ impl Prepared {
             epoch,
             end,
             processor,
+            store,
         } = self;
         let mut pipeline = Pipeline::default();
         if let Err(e) = pipeline.start(cx.rpc.clone(), &cx.config, &cx.shared, &end, processor) {
             end.trigger();
             pipeline.join();
+            store.set_fence(None);
             return Err(e);
         }
         tracing::info!(%epoch, event = "pipeline_started", "chain pipeline started");
@@ -157,12 +174,14 @@ impl Prepared {
             epoch,
             end,
             pipeline,
+            store,
         })
     }
 
     /// Ends the term before its pipeline started.
     pub(super) fn abandon(self) {
         self.end.trigger();
+        self.store.set_fence(None);
         crate::metrics::fleet_role(Role::Standby);
     }
 }
@@ -211,7 +230,8 @@ pub(super) fn supervise(
                     break epoch;
                 }
                 cx.shared.heartbeat.beat();
-                shutdown.wait_timeout(Duration::from_millis(200));
+                follow_committed_tip(&cx);
+                shutdown.wait_timeout(Duration::from_millis(500));
             };
             current = match prepare(&cx, epoch, roles.clone(), None)? {
                 Some(prepared) => Some(prepared.launch(&cx)?),
@@ -219,4 +239,19 @@ pub(super) fn supervise(
             };
         }
     })
+}
+
+/// A standby's view follows the tip the leader committed (the API's heights: registrations'
+/// subscription start, appointments' start block, expiry checks). Errors are logged: the next
+/// turn tries again.
+fn follow_committed_tip(cx: &TermContext) {
+    match cx.shared.store.read_blocking(|tx| tx.chain_tip()) {
+        Ok(Some((height, hash))) => {
+            let mut view = cx.shared.view.lock();
+            view.tip_height = height;
+            view.tip_hash = hash;
+        }
+        Ok(None) => {}
+        Err(e) => tracing::debug!("cannot read the committed tip: {e}"),
+    }
 }

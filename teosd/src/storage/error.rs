@@ -66,6 +66,21 @@ pub enum StorageError {
     /// unreachable): nothing was committed. Retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A block command was refused because this instance does not lead the fleet with the epoch it
+    /// holds (`None`: it holds none, so it runs no chain pipeline): another instance took leadership
+    /// (docs/fleet.md "Fencing"). Nothing was committed.
+    #[error(
+        "not the fleet's leader: epoch {ours:?} holds no leadership (the database says {current})"
+    )]
+    Fenced {
+        /// The epoch this instance's pipeline runs with, if any.
+        ours: Option<i64>,
+        /// `fleet_leader.epoch` in the database.
+        current: i64,
+    },
+    /// The operation exists only on another backend (raw SQLite connections on PostgreSQL).
+    #[error("not available on this database backend: {0}")]
+    Unsupported(&'static str),
 }
 
 impl StorageError {
@@ -115,6 +130,11 @@ impl StorageError {
             StorageError::Io(e) => StorageError::Io(std::io::Error::new(e.kind(), e.to_string())),
             StorageError::Postgres(e) => StorageError::Postgres(e.clone()),
             StorageError::Unavailable(m) => StorageError::Unavailable(m.clone()),
+            StorageError::Fenced { ours, current } => StorageError::Fenced {
+                ours: *ours,
+                current: *current,
+            },
+            StorageError::Unsupported(m) => StorageError::Unsupported(m),
         }
     }
 }

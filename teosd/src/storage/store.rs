@@ -1,10 +1,11 @@
 //! [`Store`]: the handle every component uses to reach the database, whatever the backend.
 //!
-//! The Store dispatches to one backend ([`Backend`]): today the embedded SQLite database
-//! (`sqlite.rs`: one writer thread with group commit, two read pools). A second backend (PostgreSQL,
-//! issue 12) plugs in as a sibling variant of [`Backend`] with the same entry points: run a
-//! [`Command`] durably (`execute`), run an ad-hoc op over a [`Tx`] (`write`), run a read op on a
-//! snapshot (`read`), close. Domain code does not change: it only sees [`Command`] and [`Tx`].
+//! The Store dispatches to one backend ([`Backend`]): the embedded SQLite database (`sqlite.rs`: one
+//! writer thread with group commit, two read pools), or PostgreSQL shared by a fleet
+//! ([`super::postgres::PgStore`]: a pool, each command its own transaction ordered on the
+//! `chain_tip` row, block commands fenced by the leader's epoch). Both have the same entry points:
+//! run a [`Command`] durably (`execute`), run an ad-hoc op over a [`Tx`] (`write`), run a read op
+//! on a snapshot (`read`), close. Domain code does not change: it only sees [`Command`] and [`Tx`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use rusqlite::Connection;
 
 use super::command::Command;
 use super::error::StorageError;
+use super::postgres::{DatabaseUrl, PgOptions, PgStore};
 use super::sqlite::SqliteDb;
 use super::sqlite_tx::SqliteTx;
 use super::tx::Tx;
@@ -36,7 +38,13 @@ pub struct Store {
 enum Backend {
     /// The embedded SQLite database (the default): see `sqlite.rs`.
     Sqlite(Arc<SqliteDb>),
+    /// PostgreSQL (`database_url`), possibly shared by a fleet: see [`super::postgres`].
+    Postgres(PgStore),
 }
+
+/// What `_sqlite` methods answer on PostgreSQL.
+const NOT_SQLITE: StorageError =
+    StorageError::Unsupported("a raw SQLite connection (the tower's database is PostgreSQL)");
 
 impl Store {
     /// Opens or creates the SQLite database at `path` (the caller passes
@@ -52,6 +60,36 @@ impl Store {
         Ok(Store {
             backend: Backend::Sqlite(Arc::new(SqliteDb::open(path)?)),
         })
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`database_url`), waiting up to
+    /// `options.unavailable_wait` for it, and applies the migrations of `migrations/postgresql/`
+    /// ([`PgStore::open`]). Blocks: call it before the async runtime starts or on a plain thread.
+    ///
+    /// Block commands ([`Order::Block`](super::Order::Block)) are refused until
+    /// [`set_fence`](Store::set_fence) gives the epoch this instance leads with.
+    ///
+    /// Errors: [`StorageError::Unavailable`] (no connection within the wait; the message names the
+    /// URL with its password masked), [`StorageError::Migration`].
+    pub fn open_postgres(url: &DatabaseUrl, options: PgOptions) -> Result<Store, StorageError> {
+        Ok(Store {
+            backend: Backend::Postgres(PgStore::open(url, options)?),
+        })
+    }
+
+    /// Whether the database is PostgreSQL (a fleet's), not the embedded SQLite file.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// The fencing epoch block commands are checked against (docs/fleet.md "Fencing"): `Some` while
+    /// this instance's chain pipeline runs as the fleet's leader with that epoch, `None` otherwise
+    /// (block commands refused with [`StorageError::Fenced`]). Nothing to fence on SQLite (one
+    /// instance): ignored there.
+    pub fn set_fence(&self, epoch: Option<i64>) {
+        if let Backend::Postgres(pg) = &self.backend {
+            pg.set_fence(epoch);
+        }
     }
 
     /// Executes `command` and returns its output once its writes are durable.
@@ -71,6 +109,7 @@ impl Store {
                 db.write(C::NAME, move |conn| command.run(&mut SqliteTx::new(conn)))
                     .await
             }
+            Backend::Postgres(pg) => pg.execute(command).await,
         }
     }
 
@@ -82,6 +121,7 @@ impl Store {
             Backend::Sqlite(db) => {
                 db.write_blocking(C::NAME, move |conn| command.run(&mut SqliteTx::new(conn)))
             }
+            Backend::Postgres(pg) => pg.execute_blocking(command),
         }
     }
 
@@ -99,6 +139,7 @@ impl Store {
                 db.write("Store::write", move |conn| op(&mut SqliteTx::new(conn)))
                     .await
             }
+            Backend::Postgres(pg) => pg.write(op).await,
         }
     }
 
@@ -113,6 +154,7 @@ impl Store {
             Backend::Sqlite(db) => db.write_blocking("Store::write_blocking", move |conn| {
                 op(&mut SqliteTx::new(conn))
             }),
+            Backend::Postgres(pg) => pg.write_blocking(op),
         }
     }
 
@@ -133,6 +175,7 @@ impl Store {
     {
         match &self.backend {
             Backend::Sqlite(db) => db.read(move |conn| op(&mut SqliteTx::new(conn))).await,
+            Backend::Postgres(pg) => pg.read(op).await,
         }
     }
 
@@ -151,6 +194,7 @@ impl Store {
     {
         match &self.backend {
             Backend::Sqlite(db) => db.read_blocking(move |conn| op(&mut SqliteTx::new(conn))),
+            Backend::Postgres(pg) => pg.read_blocking(op),
         }
     }
 
@@ -165,6 +209,7 @@ impl Store {
     {
         match &self.backend {
             Backend::Sqlite(db) => db.write("Store::write_sqlite", op).await,
+            Backend::Postgres(_) => Err(E::from(NOT_SQLITE)),
         }
     }
 
@@ -177,6 +222,7 @@ impl Store {
     {
         match &self.backend {
             Backend::Sqlite(db) => db.write_blocking("Store::write_sqlite_blocking", op),
+            Backend::Postgres(_) => Err(E::from(NOT_SQLITE)),
         }
     }
 
@@ -189,6 +235,7 @@ impl Store {
     {
         match &self.backend {
             Backend::Sqlite(db) => db.read(op).await,
+            Backend::Postgres(_) => Err(E::from(NOT_SQLITE)),
         }
     }
 
@@ -201,6 +248,7 @@ impl Store {
     {
         match &self.backend {
             Backend::Sqlite(db) => db.read_blocking(op),
+            Backend::Postgres(_) => Err(E::from(NOT_SQLITE)),
         }
     }
 
@@ -214,14 +262,17 @@ impl Store {
     pub fn close(&self) -> Result<(), StorageError> {
         match &self.backend {
             Backend::Sqlite(db) => db.close(),
+            Backend::Postgres(pg) => pg.close(),
         }
     }
 
     /// Size in bytes of the database file plus its WAL (`<path>-wal`), for metrics. Missing files
-    /// count as 0.
+    /// count as 0. On PostgreSQL 0: the database is not in the data dir (its server reports its
+    /// size, `pg_database_size`).
     pub fn disk_size(&self) -> u64 {
         match &self.backend {
             Backend::Sqlite(db) => db.disk_size(),
+            Backend::Postgres(_) => 0,
         }
     }
 
@@ -230,6 +281,7 @@ impl Store {
     pub fn commit_count(&self) -> u64 {
         match &self.backend {
             Backend::Sqlite(db) => db.commit_count(),
+            Backend::Postgres(_) => 0,
         }
     }
 
@@ -237,19 +289,24 @@ impl Store {
     pub fn queued_ops(&self) -> usize {
         match &self.backend {
             Backend::Sqlite(db) => db.queued_ops(),
+            Backend::Postgres(_) => 0,
         }
     }
 
-    /// The database file this store was opened on.
+    /// The database file this store was opened on (an empty path on PostgreSQL: no file here).
     pub fn path(&self) -> &Path {
         match &self.backend {
             Backend::Sqlite(db) => db.path(),
+            Backend::Postgres(_) => Path::new(""),
         }
     }
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path()).finish()
+        match &self.backend {
+            Backend::Sqlite(db) => f.debug_struct("Store").field("path", &db.path()).finish(),
+            Backend::Postgres(pg) => f.debug_struct("Store").field("url", &pg.url()).finish(),
+        }
     }
 }

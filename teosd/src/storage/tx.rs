@@ -328,4 +328,56 @@ pub trait Tx {
 
     /// Undoes the writes since savepoint `name` and ends it.
     fn rollback_savepoint(&mut self, name: &'static str) -> TxResult<()>;
+
+    // ---- a database shared by a fleet (issue 12) -----------------------------------------------
+
+    /// Whether other teosd instances write to this database at the same time (PostgreSQL: a
+    /// fleet). Then this process's chain view is not what orders appointment inserts against block
+    /// scans: the domain reads the committed tip ([`Tx::chain_tip`]) and the transactions of recently
+    /// scanned blocks ([`Tx::recent_dispute`]) from the database, and a block scan looks up every
+    /// locator of the block in the database (other instances' appointments are not in this
+    /// process's watched-locators index). `false` on SQLite: one writer, in order, and the chain
+    /// view in its memory (`chain_view`).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// On a shared database, the transaction with `locator` among the blocks recently scanned by
+    /// the leader (the last `locator_cache_size`), as `(txid, block hash, height)`; the highest block
+    /// if several. `None` on SQLite, where the chain view's locator cache answers. Used by
+    /// `add_appointment` (late appointments).
+    fn recent_dispute(&mut self, locator: &Locator) -> TxResult<Option<(Txid, BlockHash, u32)>> {
+        let _ = locator;
+        Ok(None)
+    }
+
+    /// On a shared database, records the transactions of block `hash` at `height` for
+    /// [`Tx::recent_dispute`] and forgets the blocks at or below `height - window` (`window`:
+    /// `locator_cache_size`, blocks). Nothing on SQLite (the chain view's cache). Used by the block
+    /// scan.
+    fn remember_block_locators(
+        &mut self,
+        hash: &BlockHash,
+        height: u32,
+        txids: &[Txid],
+        window: u32,
+    ) -> TxResult<()> {
+        let _ = (hash, height, txids, window);
+        Ok(())
+    }
+
+    /// On a shared database, serializes tower-key creation until the end of the transaction, so
+    /// instances starting together on an empty database all end up with the same key (the second
+    /// waits for the first's commit, then reads its key). Nothing on SQLite (one writer). Used by
+    /// `LoadOrCreateTowerKey` before it reads the newest key.
+    fn lock_tower_keys(&mut self) -> TxResult<()> {
+        Ok(())
+    }
+
+    /// On a shared database, forgets the transactions of block `hash` (disconnected). Nothing on
+    /// SQLite. Used when blocks are unwound.
+    fn forget_block_locators(&mut self, hash: &BlockHash) -> TxResult<()> {
+        let _ = hash;
+        Ok(())
+    }
 }

@@ -244,3 +244,71 @@ pub fn height_of(
         .map(|row| u32_at(&row, 0))
         .transpose()
 }
+
+/// Records the transactions of block `hash` at `height` in `recent_locators` (the fleet's locator
+/// cache, migration V3) in one statement, and forgets the blocks at or below `height - window`
+/// (`window`: `locator_cache_size`, blocks).
+pub fn remember_locators(
+    client: &mut impl GenericClient,
+    hash: &BlockHash,
+    height: u32,
+    txids: &[Txid],
+    window: u32,
+) -> Result<(), StorageError> {
+    let mut locators: Vec<&[u8]> = Vec::with_capacity(txids.len());
+    let mut ids: Vec<&[u8]> = Vec::with_capacity(txids.len());
+    for txid in txids {
+        locators.push(&txid.as_byte_array()[..16]);
+        ids.push(txid.as_byte_array().as_slice());
+    }
+    client.execute_typed(
+        "INSERT INTO recent_locators (locator, txid, block_hash, height)
+         SELECT l, t, $3, $4 FROM unnest($1::bytea[], $2::bytea[]) AS u(l, t)
+         ON CONFLICT (block_hash, locator) DO NOTHING",
+        &[
+            (&locators, Type::BYTEA_ARRAY),
+            (&ids, Type::BYTEA_ARRAY),
+            (&hash.as_byte_array().as_slice(), Type::BYTEA),
+            (&big(height), Type::INT8),
+        ],
+    )?;
+    let below = i64::from(height) - i64::from(window.max(1));
+    client.execute_typed(
+        "DELETE FROM recent_locators WHERE height <= $1",
+        &[(&below, Type::INT8)],
+    )?;
+    Ok(())
+}
+
+/// Forgets the transactions of block `hash` (it left the chain).
+pub fn forget_locators(
+    client: &mut impl GenericClient,
+    hash: &BlockHash,
+) -> Result<(), StorageError> {
+    client.execute_typed(
+        "DELETE FROM recent_locators WHERE block_hash = $1",
+        &[(&hash.as_byte_array().as_slice(), Type::BYTEA)],
+    )?;
+    Ok(())
+}
+
+/// The transaction of a recently scanned block whose locator is `locator` (the highest block if
+/// several), as `(txid, block hash, height)`.
+pub fn recent_dispute(
+    client: &mut impl GenericClient,
+    locator: &[u8; 16],
+) -> Result<Option<(Txid, BlockHash, u32)>, StorageError> {
+    let row = client.query_typed_opt(
+        "SELECT txid, block_hash, height FROM recent_locators WHERE locator = $1
+         ORDER BY height DESC LIMIT 1",
+        &[(&locator.as_slice(), Type::BYTEA)],
+    )?;
+    row.map(|row| {
+        Ok((
+            super::rows::txid_at(&row, 0)?,
+            block_hash_at(&row, 1)?,
+            u32_at(&row, 2)?,
+        ))
+    })
+    .transpose()
+}

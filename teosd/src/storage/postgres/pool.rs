@@ -2,7 +2,7 @@
 //! transaction per unit of work, retried when that is safe, waiting out an unreachable database).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postgres::{IsolationLevel, NoTls};
@@ -172,7 +172,12 @@ struct Inner {
     /// The URL, password masked, for messages.
     shown: String,
     options: PgOptions,
+    /// The epoch block commands are fenced with ([`PgStore::set_fence`]); [`NO_FENCE`] = none.
+    fence: AtomicI64,
 }
+
+/// [`Inner::fence`] when this instance leads nothing: block commands are refused.
+const NO_FENCE: i64 = i64::MIN;
 
 impl PgStore {
     /// Connects to `url` (password from the URL, `PGPASSWORD` or the password file: see
@@ -234,6 +239,7 @@ impl PgStore {
                 closed: AtomicBool::new(false),
                 shown,
                 options,
+                fence: AtomicI64::new(NO_FENCE),
             }),
         })
     }
@@ -342,6 +348,7 @@ impl PgStore {
                 }
                 Order::Block => {
                     tx.lock_chain_tip_exclusive()?;
+                    self.check_fence(tx)?;
                 }
             }
             command.run(tx)
@@ -417,6 +424,40 @@ impl PgStore {
     /// fails (the `Result` matches the SQLite store's `close`).
     pub fn close(&self) -> Result<(), StorageError> {
         self.inner.closed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Sets the epoch block commands are fenced with: `Some(epoch)` while this instance's chain
+    /// pipeline runs as the fleet's leader with that epoch (`fleet::Role::Leader`), `None` when it
+    /// does not lead (every block command is then refused).
+    pub fn set_fence(&self, epoch: Option<i64>) {
+        self.inner
+            .fence
+            .store(epoch.unwrap_or(NO_FENCE), Ordering::SeqCst);
+    }
+
+    /// The fencing check of a block command, after `chain_tip` is locked: `fleet_leader.epoch`
+    /// read `FOR SHARE` must be this instance's. `FOR SHARE` conflicts with a new leader's
+    /// `UPDATE ... SET epoch = epoch + 1`, so either this transaction commits before the new epoch
+    /// exists, or it sees the new epoch and is refused (docs/fleet.md "Fencing").
+    ///
+    /// Errors: [`StorageError::Fenced`]; database errors.
+    fn check_fence(&self, tx: &mut PgTx<'_>) -> Result<(), StorageError> {
+        let ours = self.inner.fence.load(Ordering::SeqCst);
+        let row = tx
+            .client()
+            .query_opt("SELECT epoch FROM fleet_leader WHERE id = 1 FOR SHARE", &[]);
+        let current: i64 = match row {
+            Ok(Some(row)) => row.get(0),
+            Ok(None) => 0,
+            Err(e) => return tx.track(Err(StorageError::from(e))),
+        };
+        if ours == NO_FENCE || ours != current {
+            return Err(StorageError::Fenced {
+                ours: (ours != NO_FENCE).then_some(ours),
+                current,
+            });
+        }
         Ok(())
     }
 

@@ -384,4 +384,33 @@ impl Tx for PgTx<'_> {
         self.clear_abort();
         Ok(())
     }
+
+    fn shared(&self) -> bool {
+        true
+    }
+    fn lock_tower_keys(&mut self) -> TxResult<()> {
+        let result = self
+            .client()
+            .batch_execute("LOCK TABLE keys IN SHARE ROW EXCLUSIVE MODE")
+            .map_err(StorageError::from);
+        self.track(result)
+    }
+    fn recent_dispute(&mut self, locator: &Locator) -> TxResult<Option<(Txid, BlockHash, u32)>> {
+        let result = chain::recent_dispute(self.client(), locator.as_bytes());
+        self.track(result)
+    }
+    fn remember_block_locators(
+        &mut self,
+        hash: &BlockHash,
+        height: u32,
+        txids: &[Txid],
+        window: u32,
+    ) -> TxResult<()> {
+        let result = chain::remember_locators(self.client(), hash, height, txids, window);
+        self.track(result)
+    }
+    fn forget_block_locators(&mut self, hash: &BlockHash) -> TxResult<()> {
+        let result = chain::forget_locators(self.client(), hash);
+        self.track(result)
+    }
 }

@@ -184,8 +184,16 @@ impl<B: BitcoindRpc> MempoolWatcher<B> {
         Ok(answered)
     }
 
-    /// The txids whose locator a stored appointment may have, by locator.
+    /// The txids whose locator a stored appointment may have, by locator. In a fleet (PostgreSQL)
+    /// every txid: appointments stored by the other instances are not in this process's
+    /// watched-locators index, so the database's locator index is asked for all of them.
     fn candidates(&self, txids: &[Txid]) -> HashMap<Locator, Txid> {
+        if self.store.is_postgres() {
+            return txids
+                .iter()
+                .map(|txid| (Locator::new(txid), *txid))
+                .collect();
+        }
         let mut candidates = HashMap::new();
         for chunk in txids.chunks(CHECK_CHUNK) {
             let view = self.view.lock();

@@ -124,3 +124,29 @@ fn slots_are_spent_once_under_concurrent_requests_on_different_instances() {
         "no appointment counted twice or lost"
     );
 }
+
+#[test]
+fn the_leader_answers_from_the_mempool_a_breach_whose_appointment_a_standby_took() {
+    let chain = Chain::start(1);
+    let Some(fleet) = Fleet::start(
+        "the_leader_answers_from_the_mempool_a_breach_whose_appointment_a_standby_took",
+        &chain,
+        2,
+        &["mempool_watch = true"],
+    ) else {
+        return;
+    };
+    let leader = fleet.wait_for_one_leader(&[0, 1]);
+    let standby = 1 - leader;
+    let user = User::new(&fleet.tower(standby).url(), 41);
+    user.register().unwrap();
+    let (commitment, penalty) = chain.breach();
+    let breach = appointment_for(&commitment, &penalty);
+    user.add(&breach).unwrap();
+    let height = chain.height();
+    chain.broadcast(&commitment);
+    wait_until("the penalty in the mempool", SOON, || {
+        chain.in_mempool(&penalty.compute_txid())
+    });
+    assert_eq!(chain.height(), height, "answered before any block");
+}

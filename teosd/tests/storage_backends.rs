@@ -1323,6 +1323,8 @@ fn postgresql_execute_orders_commands_as_their_order_says() {
         return;
     };
     let store = server.store(PgOptions::default());
+    // Block commands run only for the fleet's leader: this store leads with the first epoch (0).
+    store.set_fence(Some(0));
     store
         .write_retrying(|tx: &mut PgTx<'_>| tx.push_block(1, &block_hash(1), None, 10))
         .unwrap();
@@ -1381,6 +1383,77 @@ fn postgresql_execute_orders_commands_as_their_order_says() {
     assert_eq!(
         block_command.join().unwrap().unwrap(),
         Some((2, block_hash(2)))
+    );
+}
+
+/// A command that records a block, ordered as a block command (fenced).
+struct RecordBlock(u32);
+
+impl Command for RecordBlock {
+    type Output = ();
+    type Error = StorageError;
+    const NAME: &'static str = "record_block";
+    const ORDER: Order = Order::Block;
+    fn run(self, tx: &mut dyn Tx) -> TxResult<()> {
+        tx.push_block(self.0, &block_hash(self.0), None, 10)
+    }
+}
+
+/// Fencing (docs/fleet.md): a block command commits only for the holder of the current
+/// `fleet_leader.epoch`; without an epoch, or with an older one, it is refused and writes nothing.
+/// Other commands are not fenced.
+#[test]
+fn postgresql_block_commands_commit_only_with_the_current_epoch() {
+    let Some(server) = PgServer::new("postgresql_block_commands_fenced") else {
+        return;
+    };
+    let store = server.store(PgOptions::default());
+    let tip = |store: &PgStore| {
+        store
+            .read_retrying(|tx: &mut PgTx<'_>| tx.chain_tip())
+            .unwrap()
+    };
+    // No epoch: refused.
+    let refused = store.execute_blocking(RecordBlock(1)).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StorageError::Fenced {
+                ours: None,
+                current: 0
+            }
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(tip(&store), None, "nothing written");
+    // The current epoch: committed.
+    store.set_fence(Some(0));
+    store.execute_blocking(RecordBlock(1)).unwrap();
+    assert_eq!(tip(&store), Some((1, block_hash(1))));
+    // Another instance took over (the epoch moved on): this one's epoch is stale.
+    store
+        .write_retrying(|tx: &mut PgTx<'_>| {
+            tx.client()
+                .batch_execute("UPDATE fleet_leader SET epoch = epoch + 1 WHERE id = 1")
+                .map_err(StorageError::from)
+        })
+        .unwrap();
+    let refused = store.execute_blocking(RecordBlock(2)).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StorageError::Fenced {
+                ours: Some(0),
+                current: 1
+            }
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(tip(&store), Some((1, block_hash(1))), "nothing written");
+    // Not a block command: not fenced.
+    assert_eq!(
+        store.execute_blocking(SeeTip::<false, false>).unwrap(),
+        Some((1, block_hash(1)))
     );
 }
 

@@ -298,11 +298,14 @@ impl TowerProcess {
     }
 
     /// Waits (bounded) for the process to exit by itself (after a signal, the admin `stop`, or an
-    /// error); its exit status. On timeout the process is left running (drop kills it).
+    /// error) and for its stderr to be read to the end; its exit status. On timeout the process is left running (drop kills it).
     ///
     /// Errors: [`KitError::Timeout`].
     pub fn wait_exit(&self, timeout: Duration) -> Result<ExitStatus, KitError> {
-        wait_for("teosd to exit", timeout, || Ok(self.try_exit_status()))
+        // Exited, and its last log lines read: a test may then look for the error it logged.
+        wait_for("teosd to exit", timeout, || {
+            Ok(self.try_exit_status().filter(|_| self.logs.closed()))
+        })
     }
 
     /// SIGTERM, then [`wait_exit`](Self::wait_exit); on timeout the process is killed.

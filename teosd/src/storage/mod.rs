@@ -52,6 +52,7 @@
 
 pub mod appointments;
 mod batch;
+mod checkpointer;
 pub mod chain;
 mod command;
 mod connection;

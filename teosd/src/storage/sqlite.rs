@@ -12,6 +12,7 @@ use std::thread::{self, JoinHandle, ThreadId};
 use rusqlite::Connection;
 use tracing::warn;
 
+use super::checkpointer::Checkpointer;
 use super::connection::open_writer;
 use super::error::StorageError;
 use super::readers::ReadPool;
@@ -48,6 +49,9 @@ pub(crate) struct SqliteDb {
     read_slots: Arc<tokio::sync::Semaphore>,
     /// Connections of [`Store::read_blocking`](super::Store::read_blocking), never taken by async reads.
     reserved: ReadPool,
+    /// Checkpoints the WAL off the writer thread (`checkpointer.rs`); stopped before the writer's
+    /// final checkpoint at close.
+    checkpointer: Mutex<Checkpointer>,
 }
 
 impl SqliteDb {
@@ -55,6 +59,9 @@ impl SqliteDb {
     pub(crate) fn open(path: &Path) -> Result<SqliteDb, StorageError> {
         create_file(path)?;
         let conn = open_writer(path)?;
+        // Checkpoints run on the checkpointer's thread, not inside the writer's COMMITs.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = Checkpointer::start(path)?;
         let readers = ReadPool::open(path.to_path_buf(), READERS)?;
         let reserved = ReadPool::open(path.to_path_buf(), RESERVED_READERS)?;
         let (tx, rx) = mpsc::channel();
@@ -79,6 +86,7 @@ impl SqliteDb {
             readers,
             read_slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
             reserved,
+            checkpointer: Mutex::new(checkpointer),
         })
     }
 
@@ -203,6 +211,10 @@ impl SqliteDb {
             return Ok(());
         };
         self.closed.store(true, Ordering::Release);
+        self.checkpointer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stop();
         self.read_slots.close();
         self.readers.close();
         self.reserved.close();

@@ -1,7 +1,7 @@
 //! A fleet of teosd instances on one PostgreSQL database under failures (issue 12, item 6): the
 //! leader killed in the middle of a breach block, the leader paused past the takeover time and
 //! resumed, PostgreSQL restarted under load, appointments racing the blocks that hold their
-//! disputes (the ordering rule, docs/fleet.md).
+//! disputes (the ordering rule, docs/fleet.md), the leader stopped cleanly.
 //!
 //! Every test runs real `teosd` processes on one throwaway PostgreSQL cluster with bitcoind-sim,
 //! spreads its clients over the instances and reads the state through the public API, the admin
@@ -596,4 +596,45 @@ fn appointments_racing_their_dispute_blocks_on_two_instances_are_all_answered() 
         }
     }
     assert_eq!(answered.len(), ROUNDS * PER_ROUND);
+}
+
+/// The leader stopped cleanly (SIGTERM) hands over at once: a standby leads well within the
+/// takeover time (30 s here), and answers a breach.
+#[test]
+fn a_leader_stopped_cleanly_hands_over_at_once() {
+    const SEED: u8 = 45;
+    let chain = Chain::start(2);
+    let Some(mut fleet) = Fleet::start_with(
+        "a_leader_stopped_cleanly_hands_over_at_once",
+        &chain,
+        2,
+        &[],
+        30,
+    ) else {
+        return;
+    };
+    let leader = fleet.wait_for_one_leader(&[0, 1]);
+    let other = 1 - leader;
+    let user = User::new(&fleet.tower(other).url(), SEED);
+    user.register().unwrap();
+    let (commitment, penalty) = chain.breach();
+    let breach = appointment_for(&commitment, &penalty);
+    user.add(&breach).unwrap();
+    let asked = Instant::now();
+    signal(fleet.tower(leader).pid(), "TERM");
+    wait_until("the standby leads", Duration::from_secs(10), || {
+        fleet.role(other).is_some_and(|(role, _)| role == "leader")
+    });
+    let handed_over = asked.elapsed();
+    eprintln!("handed over {handed_over:?} after SIGTERM");
+    assert!(
+        handed_over < Duration::from_secs(5),
+        "a clean stop hands over at once, not after the 30 s lease ({handed_over:?})"
+    );
+    let status = fleet.tower_mut(leader).wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "teosd exited with {status}");
+    chain.broadcast(&commitment);
+    chain.mine(1);
+    wait_for_penalty(&chain, &penalty.compute_txid(), &user, &breach.locator);
+    wait_for_state(&user, &breach.locator, "dispute_responded");
 }

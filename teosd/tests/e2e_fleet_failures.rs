@@ -222,116 +222,158 @@ fn chain_state(db: &mut postgres::Client) -> Vec<String> {
     rows
 }
 
-/// SIGSTOP the leader past the takeover time; a new leader takes over and answers a breach; SIGCONT
-/// the old one: it steps down (admin role, and its pipeline stopped: `/metrics`) without committing
-/// anything: the database's chain state is exactly the new leader's, before and after.
+/// When the leader is paused.
+#[derive(Clone, Copy, Debug)]
+enum PausePoint {
+    /// At rest: at the tip, nothing to do.
+    AtRest,
+    /// This long after the block holding a breach's dispute was mined: most likely in the middle
+    /// of the block's fetch, scan (a transaction holding `chain_tip`), response or commit.
+    InBreachBlock(Duration),
+}
+
+/// SIGSTOP the leader at rest past the takeover time; a new leader takes over and answers a breach;
+/// SIGCONT the old one: it steps down (admin role, and its pipeline stopped: `/metrics`) without
+/// committing anything: the database's chain state is exactly the new leader's, before and after.
 #[test]
 fn a_paused_leader_resumed_after_losing_leadership_commits_nothing() {
-    const SEED: u8 = 42;
-    let chain = Chain::start(3);
-    let Some(mut fleet) = Fleet::start(
+    paused_leader(
         "a_paused_leader_resumed_after_losing_leadership_commits_nothing",
-        &chain,
-        3,
-        &[],
-    ) else {
+        &[PausePoint::AtRest],
+    );
+}
+
+/// As [`a_paused_leader_resumed_after_losing_leadership_commits_nothing`], the leader paused in the
+/// middle of the breach block (three times, at different points): the new leader answers the breach
+/// after its catch-up, and the old one, resumed in the middle of that block, cannot commit it.
+///
+/// Regression: paused inside the block's scan transaction (holding `chain_tip` `FOR UPDATE` and
+/// `fleet_leader` `FOR SHARE`), the old leader blocked the standby's epoch bump, and every
+/// appointment insert, until PostgreSQL's idle-in-transaction timeout (60 s): no new leader
+/// within the takeover time.
+#[test]
+fn a_leader_paused_in_the_middle_of_a_breach_block_commits_nothing_after_it_resumes() {
+    paused_leader(
+        "a_leader_paused_in_the_middle_of_a_breach_block_commits_nothing_after_it_resumes",
+        &[0, 5, 15].map(|ms| PausePoint::InBreachBlock(Duration::from_millis(ms))),
+    );
+}
+
+/// The paused-leader scenario, one round per point (the leader of each round paused at it).
+fn paused_leader(test: &str, points: &[PausePoint]) {
+    const SEED: u8 = 42;
+    let chain = Chain::start(points.len() + 1);
+    let Some(mut fleet) = Fleet::start(test, &chain, 3, &[]) else {
         return;
     };
     let tower_id = fleet.tower(0).tower_id();
     let user = |fleet: &Fleet, i: usize| User::new(&fleet.tower(i).url(), SEED).verifying(tower_id);
-    let old = fleet.wait_for_one_leader(&[0, 1, 2]);
-    let (_, old_epoch) = fleet.role(old).unwrap();
-    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
-    user(&fleet, others[0]).register().unwrap();
-    let (commitment, penalty) = chain.breach();
-    let breach = appointment_for(&commitment, &penalty);
-    user(&fleet, others[1]).add(&breach).unwrap();
-    let mut acknowledged = vec![breach.locator];
-    for n in 0..6 {
-        user(&fleet, others[(n % 2) as usize])
-            .add(&watched(n))
-            .unwrap();
-        acknowledged.push(watched(n).locator);
-    }
-    chain.mine(1);
-    fleet.tower(old).wait_for_tip(&chain);
-    let paused_at = chain.tip();
-
-    // Paused: its session (and advisory lock) stay open; only the lease runs out.
-    let pid = fleet.tower(old).pid();
-    signal(pid, "STOP");
-    let stopped = Instant::now();
-    let new = fleet.wait_for_one_leader(&others);
-    let took_over = stopped.elapsed();
-    let (_, new_epoch) = fleet.role(new).unwrap();
-    assert!(new_epoch > old_epoch, "epoch {new_epoch} after {old_epoch}");
-    assert!(
-        took_over >= Duration::from_secs(TAKEOVER_SECONDS - 1),
-        "a paused leader's lease is waited out ({took_over:?})"
-    );
-    eprintln!("paused leader replaced after {took_over:?}");
-
-    // The new leader processes blocks, one with the breach; the paused one is far behind.
-    chain.broadcast(&commitment);
-    chain.mine(1);
-    chain.mine(2);
-    let penalty_id = penalty.compute_txid();
-    wait_until("the new leader answered the breach", SOON, || {
-        penalty_out(&chain, &penalty_id)
-    });
-    fleet.tower(new).wait_for_tip(&chain);
-    wait_for_state(&user(&fleet, new), &breach.locator, "dispute_responded");
+    user(&fleet, 0).register().unwrap();
+    let mut acknowledged = Vec::new();
     let mut db = fleet.db();
-    let before = chain_state(&mut db);
-    assert!(before.contains(&format!(
-        "tip {} {}",
-        chain.height(),
-        hex_hash(&chain.tip().1)
-    )));
-    assert!(
-        before
-            .iter()
-            .any(|row| row.starts_with(&format!("leader {new_epoch} ")))
-    );
+    for (round, &point) in points.iter().enumerate() {
+        let old = fleet.wait_for_one_leader(&[0, 1, 2]);
+        let (_, old_epoch) = fleet.role(old).unwrap();
+        let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+        let (commitment, penalty) = chain.breach();
+        let breach = appointment_for(&commitment, &penalty);
+        user(&fleet, others[1]).add(&breach).unwrap();
+        acknowledged.push(breach.locator);
+        for k in 0..4 {
+            let n = 10 * round as u32 + k;
+            user(&fleet, others[(k % 2) as usize])
+                .add(&watched(n))
+                .unwrap();
+            acknowledged.push(watched(n).locator);
+        }
+        chain.mine(1);
+        fleet.tower(old).wait_for_tip(&chain);
+        let paused_at = chain.tip();
 
-    // Resumed: it believes it leads at the block it was paused at, bitcoind is 3 blocks further.
-    signal(pid, "CONT");
-    let resumed = Instant::now();
-    wait_until("the resumed leader reports standby", SOON, || {
-        fleet.role(old).is_some_and(|(role, _)| role == "standby")
-    });
-    // Its term's threads are joined once its metrics say standby: nothing of it runs any more.
-    wait_until("the resumed leader's pipeline stopped", SOON, || {
-        fleet.metrics_role(old) == Some("standby")
-    });
-    eprintln!(
-        "resumed leader stood down after {:?} (it was paused at height {})",
-        resumed.elapsed(),
-        paused_at.0
-    );
-    fleet.tower_mut(old).assert_running("resumed");
-    let after = chain_state(&mut db);
-    assert_eq!(
-        before, after,
-        "the resumed leader changed the chain state after losing leadership"
-    );
-    assert_eq!(fleet.role(new).unwrap(), ("leader".to_owned(), new_epoch));
+        // Paused: its sessions (and advisory lock) stay open; only the lease runs out.
+        let pid = fleet.tower(old).pid();
+        if let PausePoint::InBreachBlock(delay) = point {
+            chain.broadcast(&commitment);
+            chain.mine(1);
+            // Fault injection, not synchronization: where in the block's path the pause lands.
+            std::thread::sleep(delay);
+        }
+        signal(pid, "STOP");
+        let stopped = Instant::now();
+        let new = fleet.wait_for_one_leader(&others);
+        let took_over = stopped.elapsed();
+        let (_, new_epoch) = fleet.role(new).unwrap();
+        assert!(new_epoch > old_epoch, "epoch {new_epoch} after {old_epoch}");
+        assert!(
+            took_over >= Duration::from_secs(TAKEOVER_SECONDS - 1),
+            "a paused leader's lease is waited out ({took_over:?})"
+        );
+        eprintln!("round {round} ({point:?}): paused leader replaced after {took_over:?}");
 
-    // The fleet goes on: the new leader follows the next block, the old one serves as a standby
-    // and answers every acknowledged appointment.
-    chain.mine(1);
-    fleet.tower(new).wait_for_tip(&chain);
-    let admin = AdminView::connect(fleet.tower(old));
-    wait_until("the old leader follows the committed tip", SOON, || {
-        admin.info().is_some_and(|info| info.hash == chain.tip().1)
-    });
-    wait_for_state(&user(&fleet, old), &breach.locator, "dispute_responded");
-    nothing_acknowledged_is_lost(&fleet, SEED, &acknowledged);
-    let tip: (i64, Vec<u8>) = db
-        .query_one("SELECT height, hash FROM chain_tip", &[])
-        .map(|row| (row.get(0), row.get(1)))
-        .unwrap();
-    assert_eq!(tip.0, i64::from(chain.height()), "the tip never went back");
+        // The new leader processes blocks, one with the breach; the paused one is far behind.
+        if let PausePoint::AtRest = point {
+            chain.broadcast(&commitment);
+            chain.mine(1);
+        }
+        chain.mine(2);
+        let penalty_id = penalty.compute_txid();
+        wait_until("the new leader answered the breach", SOON, || {
+            penalty_out(&chain, &penalty_id)
+        });
+        fleet.tower(new).wait_for_tip(&chain);
+        wait_for_state(&user(&fleet, new), &breach.locator, "dispute_responded");
+        let before = chain_state(&mut db);
+        assert!(before.contains(&format!(
+            "tip {} {}",
+            chain.height(),
+            hex_hash(&chain.tip().1)
+        )));
+        assert!(
+            before
+                .iter()
+                .any(|row| row.starts_with(&format!("leader {new_epoch} ")))
+        );
+
+        // Resumed: it believes it leads at the block it was paused at (or in), bitcoind is 3
+        // blocks further.
+        signal(pid, "CONT");
+        let resumed = Instant::now();
+        wait_until("the resumed leader reports standby", SOON, || {
+            fleet.role(old).is_some_and(|(role, _)| role == "standby")
+        });
+        // Its term's threads are joined once its metrics say standby: nothing of it runs any more.
+        wait_until("the resumed leader's pipeline stopped", SOON, || {
+            fleet.metrics_role(old) == Some("standby")
+        });
+        eprintln!(
+            "round {round}: resumed leader stood down after {:?} (it was paused at height {})",
+            resumed.elapsed(),
+            paused_at.0
+        );
+        fleet.tower_mut(old).assert_running("resumed");
+        let after = chain_state(&mut db);
+        assert_eq!(
+            before, after,
+            "the resumed leader changed the chain state after losing leadership"
+        );
+        assert_eq!(fleet.role(new).unwrap(), ("leader".to_owned(), new_epoch));
+
+        // The fleet goes on: the new leader follows the next block, the old one serves as a
+        // standby and answers every acknowledged appointment.
+        chain.mine(1);
+        fleet.tower(new).wait_for_tip(&chain);
+        let admin = AdminView::connect(fleet.tower(old));
+        wait_until("the old leader follows the committed tip", SOON, || {
+            admin.info().is_some_and(|info| info.hash == chain.tip().1)
+        });
+        wait_for_state(&user(&fleet, old), &breach.locator, "dispute_responded");
+        nothing_acknowledged_is_lost(&fleet, SEED, &acknowledged);
+        let tip: (i64, Vec<u8>) = db
+            .query_one("SELECT height, hash FROM chain_tip", &[])
+            .map(|row| (row.get(0), row.get(1)))
+            .unwrap();
+        assert_eq!(tip.0, i64::from(chain.height()), "the tip never went back");
+    }
 }
 
 /// A block hash as PostgreSQL's `encode(hash, 'hex')` shows the stored bytes.

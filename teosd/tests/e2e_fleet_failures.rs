@@ -345,10 +345,15 @@ fn paused_leader(test: &str, points: &[PausePoint]) {
         wait_until("the resumed leader's pipeline stopped", SOON, || {
             fleet.metrics_role(old) == Some("standby")
         });
+        // Whether its pipeline tried to go on (and was fenced) or stopped first depends on which of
+        // its threads runs first after SIGCONT: counted, not asserted.
+        let fenced = metric(fleet.metrics_ports[old], "teosd_fenced_commands_total");
         eprintln!(
-            "round {round}: resumed leader stood down after {:?} (it was paused at height {})",
+            "round {round}: resumed leader stood down after {:?} (it was paused at height {}); \
+             block commands it had fenced so far: {}",
             resumed.elapsed(),
-            paused_at.0
+            paused_at.0,
+            fenced.unwrap_or(0.0)
         );
         fleet.tower_mut(old).assert_running("resumed");
         let after = chain_state(&mut db);

@@ -151,11 +151,12 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     };
     crate::thread::arm_injected_faults(); // test-only, debug builds (see crate::thread)
     let mut threads: Vec<JoinHandle<()>> = metrics_refresher.into_iter().collect();
+    let mut supervisor = None;
     let started = first
         .map(|prepared| prepared.launch(&cx))
         .transpose()
         .and_then(|term| Ok(terms::supervise(cx, roles, term)?))
-        .map(|supervisor| threads.push(supervisor))
+        .map(|terms| supervisor = Some(terms))
         .and_then(|()| {
             let watchdog =
                 crate::notify::spawn_watchdog(shared.heartbeat.clone(), shared.shutdown.clone())?;
@@ -179,12 +180,17 @@ fn serve(config: &Config, store: Store, shutdown: Arc<Shutdown>) -> anyhow::Resu
     tracing::info!("Shutting down tower");
     Notifier::stopping();
     shared.wakeup.wake();
+    // The chain pipeline first, then leadership, then the servers' drain: a leader hands over at
+    // once (a standby leads at its next poll), not after its lease nor after the drain, which
+    // waits up to 10 s for each server (an admin client that keeps its connection open does).
+    if let Some(supervisor) = supervisor {
+        let _ = supervisor.join();
+    }
+    role_source.stop(&runtime);
     drain(&runtime, servers);
     for thread in threads {
         let _ = thread.join();
     }
-    // After the pipeline stopped: a leader hands over at once instead of letting its lease expire.
-    role_source.stop(&runtime);
     runtime.shutdown_timeout(Duration::from_secs(1));
     started
 }

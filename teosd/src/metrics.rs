@@ -82,6 +82,11 @@ pub const FLEET_ROLE: &str = "teosd_fleet_role";
 /// The fencing epoch this instance leads with, 0 when standby or alone (gauge; issue 12,
 /// docs/fleet.md). Also `gettowerinfo.leader_epoch`.
 pub const LEADER_EPOCH: &str = "teosd_leader_epoch";
+/// Block commands (scan, commit, unwind, late answer) this instance's store refused because they
+/// did not carry the fleet leader's current epoch (`StorageError::Fenced`; counter; issue 12,
+/// docs/fleet.md "Fencing"). Non-zero after a leader that lost leadership (paused, cut off) tried
+/// to go on: each refusal is a commit that the fence kept out of the database.
+pub const FENCED_COMMANDS: &str = "teosd_fenced_commands_total";
 
 /// Records this instance's role ([`FLEET_ROLE`], [`LEADER_EPOCH`]).
 pub fn fleet_role(role: crate::fleet::Role) {

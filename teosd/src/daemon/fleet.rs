@@ -52,6 +52,7 @@ pub(super) fn open_store(config: &Config, shutdown: &Shutdown) -> anyhow::Result
     let options = PgOptions {
         application_name: instance_name(config),
         unavailable_wait: Duration::from_secs(5),
+        idle_in_transaction_timeout: idle_in_transaction_limit(config.leader_takeover_seconds),
         ..PgOptions::default()
     };
     let mut backoff = Duration::from_millis(250);
@@ -76,6 +77,19 @@ pub(super) fn open_store(config: &Config, shutdown: &Shutdown) -> anyhow::Result
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// How long the server lets a session of this instance sit idle inside a transaction before it
+/// ends it: half the takeover time (`leader_takeover_seconds`, seconds), at least 1 s.
+///
+/// A leader paused (SIGSTOP, a frozen VM) in the middle of a block's transaction holds `chain_tip`
+/// `FOR UPDATE` and `fleet_leader` `FOR SHARE`: every instance's appointment inserts wait for it,
+/// and so does a standby's epoch bump, which cannot take over until the transaction ends. Ended
+/// before the lease can expire, the paused transaction rolls back (nothing of it is committed) and
+/// the takeover is not delayed; the 60 s default let a pause there stall the fleet for a minute.
+/// The daemon's transactions send their statements back to back, so this never ends a healthy one.
+fn idle_in_transaction_limit(takeover_seconds: u16) -> Duration {
+    Duration::from_secs((u64::from(takeover_seconds) / 2).max(1))
 }
 
 /// Where the role comes from; kept until shutdown.
@@ -126,5 +140,17 @@ impl Roles {
                 tracing::warn!("the leadership task did not stop within 5 s");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paused_transaction_ends_before_the_lease() {
+        assert_eq!(idle_in_transaction_limit(10), Duration::from_secs(5));
+        assert_eq!(idle_in_transaction_limit(3), Duration::from_secs(1));
+        assert_eq!(idle_in_transaction_limit(2), Duration::from_secs(1));
     }
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::common::*;
+use teos_testkit::PgCluster;
 use teos_testkit::postgres::{PgTarget, unique_database_name};
 
 /// Takeover time the fleet tests configure (seconds): short, so failover tests stay quick.
@@ -28,39 +29,112 @@ pub struct Fleet {
     pub towers: Vec<Option<TowerProcess>>,
     /// Each instance's data dir and API port, to start it again.
     pub places: Vec<(PathBuf, u16)>,
+    /// Each instance's `/metrics` port (`metrics_bind` on 127.0.0.1).
+    pub metrics_ports: Vec<u16>,
+    /// The `teos.toml` lines every instance shares (the database, takeover time, extra lines).
+    lines: Vec<String>,
 }
 
 impl Fleet {
     /// `n` instances on a new database; `None` (after a SKIPPED line) without PostgreSQL, unless
     /// TEOS_TEST_REQUIRE_POSTGRES is set (then it fails). `extra` lines go into every teos.toml.
     pub fn start(test: &str, chain: &Chain, n: usize, extra: &[&str]) -> Option<Fleet> {
+        Fleet::start_with(test, chain, n, extra, TAKEOVER_SECONDS)
+    }
+
+    /// [`Fleet::start`] with `leader_takeover_seconds = takeover` (seconds).
+    pub fn start_with(
+        test: &str,
+        chain: &Chain,
+        n: usize,
+        extra: &[&str],
+        takeover: u64,
+    ) -> Option<Fleet> {
         let pg = PgTarget::from_env(test).expect("PostgreSQL for the test")?;
         let url = fresh_database(&pg);
         let dir = tempfile::tempdir().unwrap();
+        let mut lines = vec![
+            format!("database_url = \"{url}\""),
+            format!("leader_takeover_seconds = {takeover}"),
+            "add_appointment_rate_limit = 0".into(),
+            "register_rate_limit = 0".into(),
+        ];
+        lines.extend(extra.iter().map(|l| l.to_string()));
         let mut fleet = Fleet {
             pg,
             url,
             dir,
             towers: Vec::new(),
             places: Vec::new(),
+            metrics_ports: Vec::new(),
+            lines,
         };
-        for i in 0..n {
-            let datadir = fleet.dir.path().join(format!("tower-{i}"));
-            let mut lines = vec![
-                format!("database_url = \"{}\"", fleet.url),
-                format!("leader_takeover_seconds = {TAKEOVER_SECONDS}"),
-                "add_appointment_rate_limit = 0".into(),
-                "register_rate_limit = 0".into(),
-            ];
-            lines.extend(extra.iter().map(|l| l.to_string()));
-            let options = TowerOptions { extra: lines };
-            let api_port = TowerProcess::configure(chain, &datadir, &options);
-            fleet.places.push((datadir.clone(), api_port));
-            fleet
-                .towers
-                .push(Some(TowerProcess::spawn(&datadir, api_port, &[])));
+        for _ in 0..n {
+            fleet.add(chain, true);
         }
         Some(fleet)
+    }
+
+    /// Configures and starts one more instance; its index. With `ready` it waits for the ready
+    /// event, else only for the process to start (an instance that cannot be ready yet: its
+    /// database is down; [`TowerProcess::wait_ready`] later).
+    pub fn add(&mut self, chain: &Chain, ready: bool) -> usize {
+        let i = self.towers.len();
+        let datadir = self.dir.path().join(format!("tower-{i}"));
+        let metrics = free_port();
+        let mut extra = self.lines.clone();
+        extra.push(format!("metrics_bind = \"127.0.0.1:{metrics}\""));
+        let options = TowerOptions { extra };
+        let api_port = TowerProcess::configure(chain, &datadir, &options);
+        self.places.push((datadir.clone(), api_port));
+        self.metrics_ports.push(metrics);
+        let wait_for = if ready { "Tower ready" } else { "" };
+        self.towers.push(Some(TowerProcess::spawn_with(
+            &datadir,
+            api_port,
+            &[],
+            &[],
+            wait_for,
+        )));
+        i
+    }
+
+    /// Starts instance `i` again on its data dir (after it was killed or stopped), waiting for its
+    /// ready event.
+    pub fn respawn(&mut self, i: usize) {
+        let (datadir, api_port) = self.places[i].clone();
+        if let Some(mut old) = self.towers[i].take() {
+            old.kill();
+        }
+        self.towers[i] = Some(TowerProcess::spawn(&datadir, api_port, &[]));
+    }
+
+    /// The PostgreSQL cluster this fleet's test owns (to stop or restart it); `None` on the
+    /// external server of TEOS_TEST_DATABASE_URL.
+    pub fn cluster(&self) -> Option<&PgCluster> {
+        match &self.pg {
+            PgTarget::Owned(cluster) => Some(cluster),
+            PgTarget::External(_) => None,
+        }
+    }
+
+    /// A new connection to the fleet's database, for checks of what is committed.
+    pub fn db(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+    }
+
+    /// Instance `i`'s role as its `/metrics` says once its pipeline has started or stopped
+    /// (`teosd_fleet_role`, set after a term's threads are joined): `"leader"`, `"standby"`, or
+    /// `None` when unreachable.
+    pub fn metrics_role(&self, i: usize) -> Option<&'static str> {
+        let port = self.metrics_ports[i];
+        let leading = metric(port, "teosd_fleet_role{role=\"leader\"}")?;
+        let standing = metric(port, "teosd_fleet_role{role=\"standby\"}")?;
+        match (leading == 1.0, standing == 1.0) {
+            (true, false) => Some("leader"),
+            (false, true) => Some("standby"),
+            _ => None,
+        }
     }
 
     /// Instance `i`.

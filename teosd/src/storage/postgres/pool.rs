@@ -455,6 +455,7 @@ impl PgStore {
             Err(e) => return tx.track(Err(StorageError::from(e))),
         };
         if ours == NO_FENCE || ours != current {
+            metrics::counter!(crate::metrics::FENCED_COMMANDS).increment(1);
             return Err(StorageError::Fenced {
                 ours: (ours != NO_FENCE).then_some(ours),
                 current,

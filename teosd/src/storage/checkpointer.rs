@@ -73,7 +73,11 @@ impl Drop for Checkpointer {
 fn checkpoint(conn: &Connection) {
     // (busy, pages in the WAL, pages checkpointed)
     let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
     });
     match result {
         Ok((_, wal, copied)) => debug!(wal, copied, "WAL checkpoint"),

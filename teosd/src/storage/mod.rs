@@ -52,8 +52,8 @@
 
 pub mod appointments;
 mod batch;
-mod checkpointer;
 pub mod chain;
+mod checkpointer;
 mod command;
 mod connection;
 mod error;

@@ -49,14 +49,35 @@ impl Command for Register {
     const ORDER: Order = Order::Free;
 
     fn run(self, tx: &mut dyn Tx) -> Result<UserRecord, ApiError> {
+        let height = if tx.shared() {
+            committed_height(tx)?
+        } else {
+            self.view.height()
+        };
         let old = tx.user(&self.user_id).map_err(storage_error)?;
-        let user = subscription_after(old.as_ref(), self.view.height(), &self.params)?;
+        let user = subscription_after(old.as_ref(), height, &self.params)?;
         tx.upsert_user(&self.user_id, &user)
             .map_err(storage_error)?;
         if old.is_none() {
             check_capacity(tx, Counted::Users, self.max_users)?;
         }
         Ok(user)
+    }
+}
+
+/// A fleet (shared database): the tip the leader last committed, in blocks. Before the first leader
+/// bootstrapped the chain there is none, and the request is refused with code 32 (answered "retry
+/// later", code 7, on `add_appointment`): a subscription needs a start block, and a dispute mined
+/// before the bootstrap block would never be scanned for an appointment accepted then.
+///
+/// Errors: code 32 without a committed tip; storage errors.
+pub fn committed_height(tx: &mut dyn Tx) -> Result<u32, ApiError> {
+    match tx.chain_tip().map_err(storage_error)? {
+        Some((height, _)) => Ok(height),
+        None => Err(ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "The tower is starting (no chain state yet), retry later",
+        )),
     }
 }
 

@@ -106,10 +106,7 @@ pub fn store_appointment(
         // A fleet (docs/fleet.md "Ordering"): the command holds `chain_tip` FOR SHARE, so this is
         // the tip committed by the leader's last block commit, and a block scanned after it but not
         // committed yet is already in `recent_locators` (its scan committed before this began).
-        let height = match tx.chain_tip().map_err(storage_error)? {
-            Some((height, _)) => height,
-            None => view.height(),
-        };
+        let height = gatekeeper::committed_height(tx)?;
         let cached = tx
             .recent_dispute(&appointment.locator)
             .map_err(storage_error)?

@@ -1508,3 +1508,37 @@ fn postgresql_check_violations_are_constraint_violations() {
         0
     );
 }
+
+/// A new fleet before its first leader bootstrapped the chain: registrations are refused (code 32,
+/// "retry later") instead of getting a subscription from height 0, and so are appointments (no
+/// dispute mined before the bootstrap block could be scanned for them). Once a tip is committed a
+/// registration starts there, whatever this process's chain view says.
+#[test]
+fn postgresql_requests_wait_for_the_fleets_first_chain_tip() {
+    use teos_common::errors::ErrorCode;
+    use teosd::chain_view::SharedChainView;
+    use teosd::gatekeeper::{Register, SubscriptionParams};
+    let Some(server) = PgServer::new("postgresql_requests_wait_for_the_first_tip") else {
+        return;
+    };
+    let store = server.store(PgOptions::default());
+    let register = || Register {
+        user_id: user(1),
+        view: SharedChainView::new(0, BlockHash::all_zeros(), 6),
+        params: SubscriptionParams {
+            slots: 100,
+            duration: 1000,
+            expiry_delta: 6,
+        },
+        max_users: 0,
+    };
+    let refused = store.execute_blocking(register()).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::ServiceUnavailable, "{refused:?}");
+    store.set_fence(Some(0));
+    store.execute_blocking(RecordBlock(700)).unwrap();
+    let user = store.execute_blocking(register()).unwrap();
+    assert_eq!(
+        (user.subscription_start, user.subscription_expiry),
+        (700, 1700)
+    );
+}

@@ -167,6 +167,22 @@ impl Fleet {
             leader = (leaders.len() == 1).then(|| leaders[0]);
             leader.is_some()
         });
+        // Requests are refused ("retry later") until the fleet has a committed chain tip and each
+        // instance's view follows it.
+        wait_until(
+            "every instance at a committed tip",
+            TAKEOVER_DEADLINE,
+            || {
+                among.iter().all(|&i| {
+                    self.towers[i].as_ref().is_none_or(|tower| {
+                        tower
+                            .admin()
+                            .tower_info()
+                            .is_ok_and(|info| info.best_block_hash.iter().any(|b| *b != 0))
+                    })
+                })
+            },
+        );
         leader.unwrap()
     }
 }

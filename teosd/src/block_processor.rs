@@ -38,7 +38,10 @@ mod storage_ops;
 
 pub use prefetch::{PREFETCH_DEPTH, PREFETCH_THREADS};
 use prefetch::{StopFlag, prefetch_blocks};
-use storage_ops::{CommitBlock, ReloadWatchedLocators, ScanBlock, StoreBlockTxids, UnwindBlocks};
+use storage_ops::{
+    CommitBlock, ReloadWatchedLocators, RememberRecentBlocks, ScanBlock, StoreBlockTxids,
+    UnwindBlocks,
+};
 
 /// How many of its last processed blocks the tower remembers in storage (`chain` rows). Reorgs of any
 /// depth are followed (the chain walker asks bitcoind for headers); this bounds the locator cache
@@ -510,6 +513,7 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                 Ok(recent)
             })?;
         let mut downloaded = Vec::new();
+        let mut warmed = Vec::new();
         for (height, hash, stored) in recent.into_iter().rev() {
             let txids = match stored {
                 Some(txids) => txids,
@@ -527,6 +531,9 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
                 },
             };
             self.view.lock().cache.connect_block(hash, height, &txids);
+            if self.store.is_postgres() {
+                warmed.push((height, hash, txids));
+            }
         }
         tracing::debug!(
             blocks,
@@ -537,6 +544,15 @@ impl<B: BitcoindRpc> BlockProcessor<B> {
             // Kept so the next start does not download them again.
             self.store
                 .execute_blocking(StoreBlockTxids { blocks: downloaded })?;
+        }
+        if !warmed.is_empty() {
+            // A fleet: appointments stored on any instance find these blocks' transactions too
+            // (late appointments), also for blocks no leader scanned (a fresh fleet's bootstrap).
+            let window = u32::try_from(self.view.lock().cache.capacity()).unwrap_or(u32::MAX);
+            self.store.execute_blocking(RememberRecentBlocks {
+                blocks: warmed,
+                window,
+            })?;
         }
         Ok(())
     }

@@ -150,3 +150,29 @@ fn the_leader_answers_from_the_mempool_a_breach_whose_appointment_a_standby_took
     });
     assert_eq!(chain.height(), height, "answered before any block");
 }
+
+#[test]
+fn a_new_fleet_answers_a_late_appointment_for_a_dispute_in_its_bootstrap_block() {
+    let chain = Chain::start(1);
+    // The dispute is in bitcoind's tip when the fleet starts: the first leader bootstraps there
+    // without scanning it.
+    let (commitment, penalty) = chain.breach();
+    chain.broadcast(&commitment);
+    chain.mine(1);
+    let Some(fleet) = Fleet::start(
+        "a_new_fleet_answers_a_late_appointment_for_a_dispute_in_its_bootstrap_block",
+        &chain,
+        2,
+        &[],
+    ) else {
+        return;
+    };
+    let leader = fleet.wait_for_one_leader(&[0, 1]);
+    let standby = 1 - leader;
+    let user = User::new(&fleet.tower(standby).url(), 51);
+    user.register().unwrap();
+    let breach = appointment_for(&commitment, &penalty);
+    user.add(&breach).unwrap();
+    wait_for_penalty(&chain, &penalty.compute_txid(), &user, &breach.locator);
+    wait_for_state(&user, &breach.locator, "dispute_responded");
+}

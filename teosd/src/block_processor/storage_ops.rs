@@ -186,6 +186,31 @@ impl Command for StoreBlockTxids {
     }
 }
 
+/// Command: records the transactions of the remembered blocks warmed into the locator cache at the
+/// start of a term in the database's locator cache (`Tx::remember_block_locators`; a fleet's
+/// `recent_locators`, nothing on SQLite), so an appointment stored on any instance for a dispute in
+/// one of them is answered as a late appointment. A block command (ordered and fenced).
+pub(super) struct RememberRecentBlocks {
+    /// `(height, hash, txids in block order)` of each block, lowest first.
+    pub(super) blocks: Vec<(u32, BlockHash, Vec<Txid>)>,
+    /// The locator cache's window (blocks).
+    pub(super) window: u32,
+}
+
+impl Command for RememberRecentBlocks {
+    type Output = ();
+    type Error = ProcessError;
+    const NAME: &'static str = "remember_recent_blocks";
+    const ORDER: Order = Order::Block;
+
+    fn run(self, tx: &mut dyn Tx) -> Result<(), ProcessError> {
+        for (height, hash, txids) in &self.blocks {
+            tx.remember_block_locators(hash, *height, txids, self.window)?;
+        }
+        Ok(())
+    }
+}
+
 /// Command: the Responder's answer to a late appointment: its change ([`apply_changes`]) and the
 /// pending breach forgotten, in one transaction.
 pub(super) struct AnswerLate {

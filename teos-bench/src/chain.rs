@@ -16,7 +16,7 @@ use crate::clients::{BenchUser, TO_SELF_DELAY};
 use crate::error::BenchError;
 use crate::events::EventLog;
 use crate::http::HttpConn;
-use crate::pg::{PgOptions, PgServer, fleet_config, init_and_prefill, wait_for_leadership};
+use crate::pg::{PgOptions, PgServer, fleet_config, init_and_prefill, wait_for_pipeline};
 use crate::prefill::{PrefillSpec, prefill};
 use crate::tower::{bench_config, bench_launch};
 use bitcoind_sim::fillers::{Fillers, mine};
@@ -184,8 +184,8 @@ impl ChainEnv {
         let ready = tower.wait_ready(READY_TIMEOUT)?.at;
         if self.pg.is_some() {
             // On PostgreSQL an instance is ready as a standby and takes the leadership (the chain
-            // pipeline) at its next poll; the scenario measures the leader.
-            wait_for_leadership(&tower, READY_TIMEOUT)?;
+            // pipeline) at its next poll; the scenario measures the leader's pipeline.
+            wait_for_pipeline(&tower, READY_TIMEOUT)?;
         }
         let startup = Startup {
             ready: ready - tower.started,

@@ -238,11 +238,26 @@ pub fn init_and_prefill(
     spec: &PrefillSpec,
 ) -> Result<Duration, BenchError> {
     let tower = TowerProcess::start(launch, READY_TIMEOUT)?;
+    // The chain state is written by the leader's first term (a fresh bootstrap at bitcoind's tip),
+    // which starts after the instance is ready.
+    wait_for_pipeline(&tower, READY_TIMEOUT)?;
     let status = tower.stop(STOP_TIMEOUT)?;
     if !status.success() {
         return Err(BenchError::TowerExited(status.to_string()));
     }
     prefill_pg(database_url, spec)
+}
+
+/// Waits for `tower`'s `pipeline_started` event: it leads and its chain pipeline runs, caught up to
+/// bitcoind's tip (a fleet instance is ready, as a standby, before it takes the leadership; a fresh
+/// database gets its chain state only then).
+///
+/// Errors: [`BenchError::Kit`] (timeout, teosd exited).
+pub fn wait_for_pipeline(tower: &TowerProcess, timeout: Duration) -> Result<(), BenchError> {
+    tower.wait_for_line(0, "teosd's pipeline_started event", timeout, |l| {
+        l.is("pipeline_started")
+    })?;
+    Ok(())
 }
 
 /// Waits until `tower` reports itself leader through its admin API (`get_tower_info.role`; a

@@ -178,10 +178,12 @@ GENERATED=$WORK/generated.md
     echo "|---|---|---|---|---|"
     cat "$ROWS_MD"
     echo
-    echo "Criterion benches print one line per benchmark: \`ns/iter\` is the median time of one"
-    echo "operation (for \`storage_write\`'s \"writer CPU time\" line: CPU time of the storage writer thread per"
-    echo "appointment)."
-    echo
+    if [[ "$FLEET" != only ]]; then
+        echo "Criterion benches print one line per benchmark: \`ns/iter\` is the median time of one"
+        echo "operation (for \`storage_write\`'s \"writer CPU time\" line: CPU time of the storage writer thread per"
+        echo "appointment)."
+        echo
+    fi
     echo "## Commands and their output"
     echo
     cat "$SECTIONS"

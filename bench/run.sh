@@ -8,6 +8,19 @@
 #   TEOSD=path     the teosd binary the end-to-end scenarios start (default: target/release/teosd)
 #   OUT=path       the file to write (default: BENCHMARKS.md at the workspace root)
 #   ROWS=n         appointments stored for the big scenarios and benches (default 1,000,000)
+#   FLEET=1        also run the PostgreSQL fleet scenarios (issue 12) after the others: add_appointment
+#                  load on one and on two instances of a fleet, breach-to-broadcast with ROWS
+#                  appointments on PostgreSQL, leader takeover after SIGKILL (about 10 more minutes)
+#   FLEET=only     run only the fleet scenarios plus an SQLite load with the same parameters (for a
+#                  fair comparison); OUT then defaults to target/bench-fleet.md, so the tables of
+#                  BENCHMARKS.md are not replaced by a partial run
+#   DATABASE_URL=postgresql://user:pw@host:port/db
+#                  the PostgreSQL server of the fleet scenarios (its role may CREATE DATABASE; a fresh
+#                  database per scenario); default: a throwaway cluster started by teos-bench
+#                  (PostgreSQL's initdb must be installed; that cluster runs with fsync=off)
+#   TAKEOVER_TRIALS=n, TAKEOVER_SECONDS=s
+#                  leader kills timed (default 20; QUICK: 5) and leader_takeover_seconds of that
+#                  scenario (default: teosd's, 10)
 #
 # The figures go between the "generated" markers of $OUT; text outside them is kept, so notes
 # written around the tables survive a re-run. Not part of CI: it takes long and its figures depend
@@ -17,7 +30,12 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-OUT=${OUT:-$ROOT/BENCHMARKS.md}
+FLEET=${FLEET:-}
+if [[ "$FLEET" == only ]]; then
+    OUT=${OUT:-$ROOT/target/bench-fleet.md}
+else
+    OUT=${OUT:-$ROOT/BENCHMARKS.md}
+fi
 if [[ -n "${QUICK:-}" ]]; then
     ROWS=${ROWS:-100000}
     LOAD_N=30000
@@ -26,6 +44,7 @@ if [[ -n "${QUICK:-}" ]]; then
     RPC_COUNT=10
     MEMPOOL_ROUNDS=5
     MEMPOOL_SECONDS=10
+    TAKEOVER_TRIALS=${TAKEOVER_TRIALS:-5}
 else
     ROWS=${ROWS:-1000000}
     LOAD_N=200000
@@ -34,6 +53,7 @@ else
     RPC_COUNT=30
     MEMPOOL_ROUNDS=50
     MEMPOOL_SECONDS=60
+    TAKEOVER_TRIALS=${TAKEOVER_TRIALS:-20}
 fi
 SMALL_ROWS=$((ROWS / 10))
 
@@ -72,7 +92,8 @@ run() {
         echo "Load average (1, 5, 15 min) before: $load_before; after: $load_after."
         echo
         echo '```'
-        echo "${*/#$ROOT\//}"
+        # (a password in a --database-url is not written out)
+        echo "${*/#$ROOT\//}" | sed -E 's#(postgres(ql)?://[^:/@]*:)[^@]*@#\1***@#g'
         echo '```'
         echo
         echo '```'
@@ -89,6 +110,7 @@ criterion() {
     run "$title" env TEOS_BENCH_ROWS="$ROWS" cargo bench -q -p "$package" --bench "$bench" -- --output-format bencher
 }
 
+if [[ "$FLEET" != only ]]; then
 run "Disk sync latency" "$BENCH" --markdown fsync --dir "$WORK"
 criterion "Protocol crypto (criterion)" teos-common crypto
 criterion "Breach lookup, find_by_locators (criterion)" teosd locator_lookup
@@ -107,6 +129,31 @@ run "Memory and restarts with $SMALL_ROWS appointments" \
 run "Breaches answered from the mempool, CPU of watching it ($ROWS appointments)" \
     "$BENCH" --teosd "$TEOSD" --markdown mempool --appointments "$ROWS" --users 10000 \
     --rounds "$MEMPOOL_ROUNDS" --rate 1000 --seconds "$MEMPOOL_SECONDS"
+fi
+
+# The fleet scenarios (issue 12): the same load parameters for SQLite, one PostgreSQL instance and
+# two (connections spread over both), so the three throughputs compare.
+if [[ -n "$FLEET" ]]; then
+    PG=(--postgres)
+    if [[ -n "${DATABASE_URL:-}" ]]; then
+        PG=(--database-url "$DATABASE_URL")
+    fi
+    FLEET_LOAD=(load --connections 16 --appointments "$LOAD_N")
+    if [[ "$FLEET" == only ]]; then
+        run "add_appointment load, SQLite (same parameters as the fleet loads)" \
+            "$BENCH" --teosd "$TEOSD" --markdown "${FLEET_LOAD[@]}"
+    fi
+    run "add_appointment load, PostgreSQL, one instance" \
+        "$BENCH" --teosd "$TEOSD" --markdown "${PG[@]}" "${FLEET_LOAD[@]}" --instances 1
+    run "add_appointment load, PostgreSQL, two instances" \
+        "$BENCH" --teosd "$TEOSD" --markdown "${PG[@]}" "${FLEET_LOAD[@]}" --instances 2
+    run "Breach-to-broadcast on PostgreSQL ($ROWS appointments)" \
+        "$BENCH" --teosd "$TEOSD" --markdown "${PG[@]}" chain --appointments "$ROWS" --users 10000 \
+        --rounds "$ROUNDS" --catchup-blocks 0 --startup-runs 0
+    run "Fleet takeover after the leader's SIGKILL" \
+        "$BENCH" --teosd "$TEOSD" --markdown "${PG[@]}" takeover --instances 2 \
+        --trials "$TAKEOVER_TRIALS" ${TAKEOVER_SECONDS:+--takeover-seconds "$TAKEOVER_SECONDS"}
+fi
 
 GENERATED=$WORK/generated.md
 {
@@ -131,10 +178,12 @@ GENERATED=$WORK/generated.md
     echo "|---|---|---|---|---|"
     cat "$ROWS_MD"
     echo
-    echo "Criterion benches print one line per benchmark: \`ns/iter\` is the median time of one"
-    echo "operation (for \`storage_write\`'s \"writer CPU time\" line: CPU time of the storage writer thread per"
-    echo "appointment)."
-    echo
+    if [[ "$FLEET" != only ]]; then
+        echo "Criterion benches print one line per benchmark: \`ns/iter\` is the median time of one"
+        echo "operation (for \`storage_write\`'s \"writer CPU time\" line: CPU time of the storage writer thread per"
+        echo "appointment)."
+        echo
+    fi
     echo "## Commands and their output"
     echo
     cat "$SECTIONS"

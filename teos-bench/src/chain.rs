@@ -16,6 +16,7 @@ use crate::clients::{BenchUser, TO_SELF_DELAY};
 use crate::error::BenchError;
 use crate::events::EventLog;
 use crate::http::HttpConn;
+use crate::pg::{PgOptions, PgServer, fleet_config, init_and_prefill, wait_for_pipeline};
 use crate::prefill::{PrefillSpec, prefill};
 use crate::tower::{bench_config, bench_launch};
 use bitcoind_sim::fillers::{Fillers, mine};
@@ -53,6 +54,8 @@ pub struct ChainOptions {
     pub echo: bool,
     /// Extra `teos.toml` lines.
     pub tower_options: Vec<String>,
+    /// Run the tower on PostgreSQL (one instance on a fresh database) instead of SQLite.
+    pub postgres: Option<PgOptions>,
 }
 
 /// bitcoind-sim, its wallet and fillers, and teosd's data dir.
@@ -67,6 +70,9 @@ pub struct ChainEnv {
     pub config: TowerConfig,
     /// How teosd is run (at debug for `teosd`, so block events carry their timings).
     pub launch: Launch,
+    /// The PostgreSQL server and the URL of the tower's database, on PostgreSQL (last field: the
+    /// server outlives the rest).
+    pub pg: Option<(PgServer, String)>,
 }
 
 /// One breach block's measurements.
@@ -115,7 +121,18 @@ impl ChainEnv {
         let events = EventLog::subscribe(&node)?;
 
         let datadir = chain.dir.path().join("teosd");
-        let config = bench_config(&datadir, &options.tower_options);
+        let pg = match &options.postgres {
+            Some(pg) => {
+                let mut server = PgServer::start(pg)?;
+                let url = server.fresh_database()?;
+                Some((server, url))
+            }
+            None => None,
+        };
+        let config = match &pg {
+            Some((_, url)) => fleet_config(&datadir, url, None, &options.tower_options),
+            None => bench_config(&datadir, &options.tower_options),
+        };
         config.write(chain.sim())?;
         let launch = bench_launch(&options.teosd, &datadir, true, options.echo);
         // The breach appointments arrive over HTTP later; together they make `appointments`.
@@ -125,13 +142,23 @@ impl ChainEnv {
             blob_size: options.blob_size,
             start: node.block_count(),
         };
-        let took = prefill(&config.db_path(), &spec)?;
-        println!(
-            "prefill: {} appointments of {} users written in {:.1} s (direct SQLite inserts through teosd::storage)",
-            spec.appointments,
-            options.users,
-            took.as_secs_f64()
-        );
+        if let Some((_, url)) = &pg {
+            let took = init_and_prefill(&launch, url, &spec)?;
+            println!(
+                "prefill: {} appointments of {} users written in {:.1} s (binary COPY into PostgreSQL after teosd's first start on the empty database)",
+                spec.appointments,
+                options.users,
+                took.as_secs_f64()
+            );
+        } else {
+            let took = prefill(&config.db_path(), &spec)?;
+            println!(
+                "prefill: {} appointments of {} users written in {:.1} s (direct SQLite inserts through teosd::storage)",
+                spec.appointments,
+                options.users,
+                took.as_secs_f64()
+            );
+        }
         Ok(ChainEnv {
             options: options.clone(),
             chain,
@@ -141,6 +168,7 @@ impl ChainEnv {
             miner,
             config,
             launch,
+            pg,
         })
     }
 
@@ -154,6 +182,11 @@ impl ChainEnv {
             is_tip_loaded,
         )?;
         let ready = tower.wait_ready(READY_TIMEOUT)?.at;
+        if self.pg.is_some() {
+            // On PostgreSQL an instance is ready as a standby and takes the leadership (the chain
+            // pipeline) at its next poll; the scenario measures the leader's pipeline.
+            wait_for_pipeline(&tower, READY_TIMEOUT)?;
+        }
         let startup = Startup {
             ready: ready - tower.started,
             to_tip: tip.at - tower.started,

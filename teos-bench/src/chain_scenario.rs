@@ -10,7 +10,7 @@ use crate::chain::{
     is_tip_loaded,
 };
 use crate::error::BenchError;
-use crate::stats::{median, ms};
+use crate::stats::{median, ms, percentile};
 use crate::tower::rss_kib;
 
 /// How long a graceful stop may take.
@@ -159,6 +159,14 @@ impl ChainReport {
         median(&self.rounds.iter().map(|r| r.last).collect::<Vec<_>>())
     }
 
+    /// 99th percentile (nearest rank) of the breach-to-broadcast latency over the breach blocks.
+    pub fn breach_p99(&self) -> Option<Duration> {
+        percentile(
+            &self.rounds.iter().map(|r| r.last).collect::<Vec<_>>(),
+            0.99,
+        )
+    }
+
     /// Median of teosd's `connect_block` time over the breach blocks.
     pub fn connect_median(&self) -> Option<Duration> {
         let values: Vec<Duration> = self
@@ -194,6 +202,9 @@ impl ChainReport {
                 self.rounds.len(),
                 lasts.join(", ")
             );
+            if let Some(p99) = self.breach_p99() {
+                println!("breach-to-broadcast p99 (nearest rank): {}", ms(p99));
+            }
         }
         if let Some(m) = self.connect_median() {
             println!("block processing (teosd connect_block) median: {}", ms(m));

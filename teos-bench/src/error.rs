@@ -23,6 +23,9 @@ pub enum BenchError {
     /// The tower database (prefill, durability check).
     #[error("storage: {0}")]
     Storage(#[from] teosd::storage::StorageError),
+    /// A PostgreSQL server of a fleet run (creating its database, the bulk prefill, counting rows).
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
     /// bitcoind-sim could not start, mine or build a transaction.
     #[error("bitcoind-sim: {0}")]
     Sim(String),

@@ -9,6 +9,12 @@
 //! * `mempool` ([`mempool_scenario`]): the same with teosd's mempool watcher: a dispute accepted into
 //!   the mempool → its penalty accepted (before any block), and teosd's CPU while the mempool
 //!   receives unrelated transactions at a steady rate.
+//! * `takeover` ([`takeover`]): a fleet of teosd instances on one PostgreSQL database; the leader
+//!   killed with SIGKILL, the time until a standby has taken over and processed a new block.
+//!
+//! `load` and `chain` run the tower on SQLite by default and on PostgreSQL with `--postgres` /
+//! `--database-url` ([`pg`], prefill: [`pg_prefill`]); `load --instances N` spreads the connections
+//! over N instances of a fleet.
 //!
 //! Figures are printed as text and, with `--markdown`, as rows of the `BENCHMARKS.md` table
 //! ([`targets`]).
@@ -22,8 +28,11 @@ pub mod fsync_probe;
 pub mod http;
 pub mod load;
 pub mod mempool_scenario;
+pub mod pg;
+pub mod pg_prefill;
 pub mod prefill;
 pub mod rpc_probe;
 pub mod stats;
+pub mod takeover;
 pub mod targets;
 pub mod tower;

@@ -15,6 +15,8 @@ use teos_testkit::{Chain, TowerConfig, TowerProcess};
 use crate::clients::{BenchUser, presign};
 use crate::error::BenchError;
 use crate::http::HttpConn;
+use crate::pg::{Fleet, FleetSpec, PgOptions, PgServer};
+use crate::pg_prefill::count_rows;
 use crate::prefill::{PrefillSpec, count_appointments, prefill};
 use crate::stats::{Latencies, ms};
 use crate::tower::{bench_config, bench_launch, cpu_delta, rss_kib, thread_cpu};
@@ -53,6 +55,11 @@ pub struct LoadOptions {
     pub commit_stats: bool,
     /// Extra `teos.toml` lines.
     pub tower_options: Vec<String>,
+    /// Run the tower on PostgreSQL (a fleet of [`instances`](Self::instances)) instead of SQLite.
+    pub postgres: Option<PgOptions>,
+    /// Instances of the fleet on PostgreSQL; the connections are spread over their APIs
+    /// round-robin (ignored on SQLite: one tower).
+    pub instances: usize,
 }
 
 /// What one load run measured.
@@ -77,7 +84,8 @@ pub struct LoadReport {
     /// teosd's group commits during the timed phase, when it was started here with `commit_stats`.
     pub commits: Option<CommitStats>,
     /// CPU time per thread name during the timed phase: teosd's threads (`teosd:` prefix, when
-    /// started here) and this process's (`bench:` prefix).
+    /// started here; `teosd<i>:` for instance i of a fleet of several), this process's (`bench:`
+    /// prefix), and on a throwaway PostgreSQL cluster its processes (`postgres`).
     pub cpu: BTreeMap<String, Duration>,
 }
 
@@ -131,9 +139,10 @@ impl LoadReport {
                 .map(|(name, d)| format!("{name} {:.1}", per(d)))
                 .collect();
             println!(
-                "CPU per accepted appointment: {total:.1} µs = {} (µs; 2 cores give {:.0} /s at most)",
+                "CPU per accepted appointment: {total:.1} µs = {} (µs; {} cores give {:.0} /s at most)",
                 parts.join(" + "),
-                2e6 / total.max(1e-9)
+                cores(),
+                cores() as f64 * 1e6 / total.max(1e-9)
             );
         }
         if let Some(c) = self.commits {
@@ -184,12 +193,13 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, BenchError> {
         .enable_all()
         .build()
         .map_err(|e| BenchError::io("starting the client runtime", e))?;
-    let addr = env.addr()?;
+    let addrs = env.addrs()?;
     let (warm_accepted, conns) = runtime.block_on(async {
-        register(addr, &users).await?;
+        // Users are registered on one instance: a fleet shares them through its database.
+        register(addrs[0], &users).await?;
         let mut conns = Vec::with_capacity(options.connections);
-        for _ in 0..options.connections.max(1) {
-            conns.push(HttpConn::connect(addr).await?);
+        for i in 0..options.connections.max(1) {
+            conns.push(HttpConn::connect(addrs[i % addrs.len()]).await?);
         }
         let (warm, conns) = run_phase(conns, bodies.clone(), 0..options.warmup).await;
         Ok::<_, BenchError>((warm.accepted, conns))
@@ -221,6 +231,20 @@ pub fn run(options: &LoadOptions) -> Result<LoadReport, BenchError> {
         tower.kill();
         let stored = count_appointments(&config.db_path())?;
         // Every receipt of both phases, plus the prefill.
+        let receipts = warm_accepted + phase.accepted + options.prefill;
+        report.durability = Some((receipts, stored));
+    }
+    if let Env::Fleet { fleet, .. } = &mut env {
+        report.rss_kib = fleet
+            .towers
+            .iter()
+            .flatten()
+            .map(|t| rss_kib(t.pid()))
+            .sum::<Result<u64, _>>()
+            .ok();
+        // A crash of every instance right after the last receipt.
+        fleet.kill_all();
+        let (_, stored) = count_rows(&fleet.url)?;
         let receipts = warm_accepted + phase.accepted + options.prefill;
         report.durability = Some((receipts, stored));
     }
@@ -327,11 +351,20 @@ enum Env {
         tower: Box<TowerProcess>,
         config: TowerConfig,
     },
+    /// bitcoind-sim, a PostgreSQL server and 1..N teosd instances on one database, started here.
+    Fleet {
+        // Dropped after the fleet's instances (field order), so they never lose their bitcoind.
+        fleet: Box<Fleet>,
+        _chain: Box<Chain>,
+    },
 }
 
 impl Env {
     /// Starts bitcoind-sim and teosd in a temp dir, prefilled as asked.
     fn start(options: &LoadOptions) -> Result<Env, BenchError> {
+        if let Some(pg) = &options.postgres {
+            return Env::start_fleet(options, pg);
+        }
         let chain = Chain::start(0)?;
         let height = chain.height();
         let datadir = chain.dir.path().join("teosd");
@@ -363,14 +396,69 @@ impl Env {
         })
     }
 
+    /// Starts bitcoind-sim, a PostgreSQL server with a fresh database (prefilled as asked) and
+    /// `instances` teosd instances on it.
+    fn start_fleet(options: &LoadOptions, pg: &PgOptions) -> Result<Env, BenchError> {
+        let chain = Chain::start(0)?;
+        let height = chain.height();
+        let server = PgServer::start(pg)?;
+        let spec = FleetSpec {
+            instances: options.instances.max(1),
+            teosd: options.teosd.clone(),
+            echo: options.echo,
+            block_logs: false,
+            takeover_seconds: None,
+            tower_options: options.tower_options.clone(),
+        };
+        let mut fleet = Fleet::configure(server, chain.sim(), chain.dir.path(), &spec)?;
+        if options.prefill > 0 {
+            let took = fleet.prefill(&PrefillSpec {
+                users: 10_000,
+                appointments: options.prefill,
+                blob_size: options.blob_size,
+                start: height,
+            })?;
+            println!(
+                "prefilled {} appointments of 10000 users in {:.1} s (COPY into PostgreSQL)",
+                options.prefill,
+                took.as_secs_f64()
+            );
+        }
+        fleet.start_all()?;
+        println!(
+            "tower on PostgreSQL: {} instance(s) on one database, connections spread over their APIs",
+            spec.instances
+        );
+        Ok(Env::Fleet {
+            fleet: Box::new(fleet),
+            _chain: Box::new(chain),
+        })
+    }
+
     /// CPU time per thread name of teosd (when started here) and of this process, prefixed
-    /// `teosd:` / `bench:`.
+    /// `teosd:` (`teosd<i>:` for the instances of a fleet of several) / `bench:`, and of the
+    /// PostgreSQL server's processes when it is a throwaway cluster (`postgres`).
     fn cpu(&self) -> BTreeMap<String, Duration> {
         let mut all = BTreeMap::new();
         if let Env::Own { tower, .. } = self {
             for (name, d) in thread_cpu(tower.pid()) {
                 all.insert(format!("teosd:{name}"), d);
             }
+        }
+        if let Env::Fleet { fleet, .. } = self {
+            let several = fleet.towers.len() > 1;
+            for (i, tower) in fleet.towers.iter().enumerate() {
+                let Some(tower) = tower else { continue };
+                let prefix = if several {
+                    format!("teosd{i}")
+                } else {
+                    "teosd".to_owned()
+                };
+                for (name, d) in thread_cpu(tower.pid()) {
+                    all.insert(format!("{prefix}:{name}"), d);
+                }
+            }
+            all.extend(fleet.server.cpu());
         }
         for (name, d) in thread_cpu(std::process::id()) {
             all.insert(format!("bench:{name}"), d);
@@ -381,7 +469,7 @@ impl Env {
     /// Number of teosd log lines so far (0 for an external tower).
     fn log_cursor(&self) -> usize {
         match self {
-            Env::External(_) => 0,
+            Env::External(_) | Env::Fleet { .. } => 0,
             Env::Own { tower, .. } => tower.log_len(),
         }
     }
@@ -408,13 +496,26 @@ impl Env {
         (stats.commits > 0).then_some(stats)
     }
 
-    /// The public API's address (the bound one, for a tower started here).
-    fn addr(&self) -> Result<SocketAddr, BenchError> {
+    /// The public API's addresses (the bound ones, for towers started here; one per instance of
+    /// a fleet).
+    fn addrs(&self) -> Result<Vec<SocketAddr>, BenchError> {
         match self {
-            Env::External(addr) => Ok(*addr),
-            Env::Own { tower, .. } => {
-                Ok(tower.ready().ok_or(teos_testkit::KitError::NotRunning)?.api)
+            Env::External(addr) => Ok(vec![*addr]),
+            Env::Own { tower, .. } => Ok(vec![
+                tower.ready().ok_or(teos_testkit::KitError::NotRunning)?.api,
+            ]),
+            Env::Fleet { fleet, .. } => {
+                let apis = fleet.apis();
+                if apis.is_empty() {
+                    return Err(teos_testkit::KitError::NotRunning.into());
+                }
+                Ok(apis)
             }
         }
     }
+}
+
+/// CPUs of this machine (2 when unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }

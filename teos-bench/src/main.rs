@@ -9,7 +9,11 @@ use teos_bench::chain::ChainOptions;
 use teos_bench::error::BenchError;
 use teos_bench::load::LoadOptions;
 use teos_bench::mempool_scenario::{self, MempoolOptions};
-use teos_bench::targets::{Row, chain_rows, fsync_rows, load_rows, mempool_rows, rpc_rows};
+use teos_bench::pg::PgOptions;
+use teos_bench::takeover::{self, TakeoverOptions};
+use teos_bench::targets::{
+    Row, chain_rows, fsync_rows, load_rows, mempool_rows, rpc_rows, takeover_rows,
+};
 use teos_bench::tower::default_teosd_path;
 use teos_bench::{chain_scenario, clients, fsync_probe, load, rpc_probe};
 
@@ -32,6 +36,15 @@ struct Cli {
     /// 'locator_cache_size = 1'` (repeatable).
     #[arg(long = "tower-option", global = true)]
     tower_options: Vec<String>,
+    /// Run the tower(s) on PostgreSQL instead of SQLite (`load`, `chain`; `takeover` always does):
+    /// a throwaway cluster started here (PostgreSQL's `initdb` must be installed; it runs with
+    /// fsync off), or the server of `--database-url`. Each run creates a fresh database.
+    #[arg(long, global = true)]
+    postgres: bool,
+    /// The PostgreSQL server to use (implies `--postgres`): `postgresql://user:password@host:port/db`;
+    /// the role must be allowed to `CREATE DATABASE` (a fresh database per run, dropped at the end).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,6 +83,10 @@ enum Command {
         /// Count teosd's group commits during the timed phase (from its debug log).
         #[arg(long)]
         commit_stats: bool,
+        /// With `--postgres`: teosd instances on the one database; the connections are spread over
+        /// their APIs round-robin.
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
     },
     /// getblock of a big block: teosd's bitcoind client against a whole-body HTTP read.
     Rpc {
@@ -138,6 +155,19 @@ enum Command {
         #[arg(long, default_value_t = 250)]
         blob_size: usize,
     },
+    /// Fleet takeover on PostgreSQL: SIGKILL the leader, mine a block, time until an instance
+    /// reports that block processed (admin API), repeated.
+    Takeover {
+        /// teosd instances on the one database (at least 2).
+        #[arg(long, default_value_t = 2)]
+        instances: usize,
+        /// Leader kills timed.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        /// `leader_takeover_seconds` of the instances (teosd's default, 10, if not given).
+        #[arg(long)]
+        takeover_seconds: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -162,6 +192,9 @@ fn run(cli: Cli) -> Result<Vec<Row>, BenchError> {
         Some(path) => path,
         None => default_teosd_path()?,
     };
+    let postgres = (cli.postgres || cli.database_url.is_some()).then(|| PgOptions {
+        database_url: cli.database_url.clone(),
+    });
     let rows = match cli.command {
         Command::Load {
             connections,
@@ -174,6 +207,7 @@ fn run(cli: Cli) -> Result<Vec<Row>, BenchError> {
             url,
             seed,
             commit_stats,
+            instances,
         } => {
             let options = LoadOptions {
                 connections,
@@ -189,6 +223,8 @@ fn run(cli: Cli) -> Result<Vec<Row>, BenchError> {
                 seed: seed.unwrap_or_else(clients::random_seed),
                 commit_stats,
                 tower_options: cli.tower_options.clone(),
+                postgres,
+                instances,
             };
             let report = load::run(&options)?;
             report.print(&options);
@@ -226,6 +262,7 @@ fn run(cli: Cli) -> Result<Vec<Row>, BenchError> {
                 teosd,
                 echo: cli.echo,
                 tower_options: cli.tower_options.clone(),
+                postgres,
             };
             let report = chain_scenario::run(&options)?;
             report.print(&options);
@@ -239,6 +276,11 @@ fn run(cli: Cli) -> Result<Vec<Row>, BenchError> {
             seconds,
             blob_size,
         } => {
+            if postgres.is_some() {
+                return Err(BenchError::Check(
+                    "the mempool scenario runs on SQLite only".into(),
+                ));
+            }
             let options = MempoolOptions {
                 appointments,
                 users: users.max(1),
@@ -253,6 +295,24 @@ fn run(cli: Cli) -> Result<Vec<Row>, BenchError> {
             let report = mempool_scenario::run(&options)?;
             report.print(&options);
             mempool_rows(&report, &options)
+        }
+        Command::Takeover {
+            instances,
+            trials,
+            takeover_seconds,
+        } => {
+            let options = TakeoverOptions {
+                instances: instances.max(2),
+                trials,
+                takeover_seconds,
+                postgres: postgres.unwrap_or_default(),
+                teosd,
+                echo: cli.echo,
+                tower_options: cli.tower_options.clone(),
+            };
+            let report = takeover::run(&options)?;
+            report.print(&options);
+            takeover_rows(&report, &options)
         }
     };
     Ok(if cli.markdown { rows } else { Vec::new() })

@@ -18,7 +18,7 @@ const BATCH: u64 = 50_000;
 /// Page cache of the prefill connection, as SQLite's `cache_size` (negative = KiB): 512 MiB.
 const PREFILL_CACHE_KIB: i64 = -524_288;
 /// A zbase32 signature is 104 characters; stored as text like a real one.
-const PLACEHOLDER_SIGNATURE: &str = "d7prefilledsignatureprefilledsignatureprefilledsignatureprefilledsignatureprefilledsignatureprefilledsig";
+pub const PLACEHOLDER_SIGNATURE: &str = "d7prefilledsignatureprefilledsignatureprefilledsignatureprefilledsignatureprefilledsignatureprefilledsig";
 
 /// What to write.
 #[derive(Clone, Debug)]

@@ -108,6 +108,19 @@ pub fn median(values: &[Duration]) -> Option<Duration> {
     }
 }
 
+/// The `q` quantile (0..=1) of `values` by nearest rank (the smallest value with at least `q` of
+/// the values at or below it); `None` when empty.
+pub fn percentile(values: &[Duration], q: f64) -> Option<Duration> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as usize).clamp(1, n);
+    Some(sorted[rank - 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +166,16 @@ mod tests {
             Some(Duration::from_micros(2500))
         );
         assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let d = Duration::from_millis;
+        let values: Vec<Duration> = (1..=10).map(d).collect();
+        assert_eq!(percentile(&values, 0.99), Some(d(10)));
+        assert_eq!(percentile(&values, 0.5), Some(d(5)));
+        let hundred: Vec<Duration> = (1..=100).map(d).collect();
+        assert_eq!(percentile(&hundred, 0.99), Some(d(99)));
+        assert_eq!(percentile(&[], 0.99), None);
     }
 }

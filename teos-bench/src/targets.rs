@@ -9,6 +9,7 @@ use crate::load::{LoadOptions, LoadReport};
 use crate::mempool_scenario::{MempoolOptions, MempoolReport};
 use crate::rpc_probe::RpcReport;
 use crate::stats::ms;
+use crate::takeover::{TakeoverOptions, TakeoverReport};
 
 /// add_appointment throughput target (appointments per second, 16 connections).
 pub const THROUGHPUT: f64 = 10_000.0;
@@ -74,8 +75,13 @@ pub fn load_rows(report: &LoadReport, options: &LoadOptions) -> Vec<Row> {
     let mut rows = vec![
         Row::new(
             format!(
-                "add_appointment throughput, {} connections, {} stored before",
-                options.connections, options.prefill
+                "add_appointment throughput, {} connections, {} stored before{}",
+                options.connections,
+                options.prefill,
+                match &options.postgres {
+                    Some(_) => format!(", PostgreSQL, {} instance(s)", options.instances.max(1)),
+                    None => String::new(),
+                }
             ),
             format!("{:.0} /s", report.throughput()),
             "≥ 10,000 /s",
@@ -129,8 +135,15 @@ pub fn load_rows(report: &LoadReport, options: &LoadOptions) -> Vec<Row> {
 /// Rows of a chain run.
 pub fn chain_rows(report: &ChainReport, options: &ChainOptions) -> Vec<Row> {
     let stored = format!(
-        "{} appointments, {} users, {}-tx blocks",
-        options.appointments, options.users, options.block_txs
+        "{} appointments, {} users, {}-tx blocks{}",
+        options.appointments,
+        options.users,
+        options.block_txs,
+        if options.postgres.is_some() {
+            ", PostgreSQL"
+        } else {
+            ""
+        }
     );
     let mut rows = Vec::new();
     if let Some(m) = report.breach_median() {
@@ -143,6 +156,17 @@ pub fn chain_rows(report: &ChainReport, options: &ChainOptions) -> Vec<Row> {
             "< 100 ms",
             m < BREACH,
         ));
+    }
+    if let Some(p99) = report.breach_p99() {
+        rows.push(Row {
+            figure: format!(
+                "breach-to-broadcast p99 (nearest rank; {stored}, {} blocks)",
+                report.rounds.len()
+            ),
+            value: ms(p99),
+            target: "–".into(),
+            met: None,
+        });
     }
     if let Some(m) = report.connect_median() {
         rows.push(Row::new(
@@ -181,6 +205,26 @@ pub fn chain_rows(report: &ChainReport, options: &ChainOptions) -> Vec<Row> {
             ms(m),
             "< 2 s",
             m < STARTUP,
+        ));
+    }
+    rows
+}
+
+/// Rows of the `takeover` scenario.
+pub fn takeover_rows(report: &TakeoverReport, options: &TakeoverOptions) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let limit = Duration::from_secs(report.takeover_seconds + 2);
+    if let Some((median, max)) = report.to_block() {
+        rows.push(Row::new(
+            format!(
+                "takeover: leader SIGKILL → next block processed, median / max ({} trials, {} instances, leader_takeover_seconds = {})",
+                report.trials.len(),
+                options.instances,
+                report.takeover_seconds
+            ),
+            format!("{} / {}", ms(median), ms(max)),
+            &format!("≤ {} s", report.takeover_seconds + 2),
+            max <= limit,
         ));
     }
     rows

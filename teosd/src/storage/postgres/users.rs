@@ -29,14 +29,7 @@ pub fn get(
     client: &mut impl GenericClient,
     user_id: &UserId,
 ) -> Result<Option<UserRecord>, StorageError> {
-    let id = user_id.to_bytes();
-    client
-        .query_typed_opt(
-            &format!("SELECT {COLUMNS} FROM users WHERE user_id = $1"),
-            &[(&id.as_slice(), Type::BYTEA)],
-        )?
-        .map(|row| record(&row))
-        .transpose()
+    select_one(client, user_id, "")
 }
 
 /// [`get`], locking the row (`FOR UPDATE`) until the end of the transaction: another transaction's
@@ -47,10 +40,19 @@ pub fn get_for_update(
     client: &mut impl GenericClient,
     user_id: &UserId,
 ) -> Result<Option<UserRecord>, StorageError> {
+    select_one(client, user_id, " FOR UPDATE")
+}
+
+/// The user's row, the statement ending with `suffix` (a locking clause or nothing).
+fn select_one(
+    client: &mut impl GenericClient,
+    user_id: &UserId,
+    suffix: &str,
+) -> Result<Option<UserRecord>, StorageError> {
     let id = user_id.to_bytes();
     client
         .query_typed_opt(
-            &format!("SELECT {COLUMNS} FROM users WHERE user_id = $1 FOR UPDATE"),
+            &format!("SELECT {COLUMNS} FROM users WHERE user_id = $1{suffix}"),
             &[(&id.as_slice(), Type::BYTEA)],
         )?
         .map(|row| record(&row))

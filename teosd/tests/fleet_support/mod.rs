@@ -72,6 +72,9 @@ impl Fleet {
         for _ in 0..n {
             fleet.add(chain, true);
         }
+        // A new fleet refuses requests until its first leader committed a chain tip: tests start
+        // once every instance follows one.
+        fleet.wait_for_one_leader(&(0..n).collect::<Vec<_>>());
         Some(fleet)
     }
 

@@ -14,48 +14,26 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
-use bitcoin::transaction::Version;
-use bitcoin::{
-    Amount, BlockHash, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness, Work,
-};
+use bitcoin::{BlockHash, Txid, Work};
 use postgres::NoTls;
-use secp256k1::{PublicKey, SECP256K1, SecretKey};
+use secp256k1::SecretKey;
 use teos_testkit::PgTarget;
 use teosd::storage::postgres::{
     DatabaseUrl, PgErrorKind, PgOptions, PgStore, PgTx, chain as pg_chain,
 };
 use teosd::storage::{
     AppointmentId, AppointmentRecord, Command, Locator, Order, StorageError, Store, TrackerRecord,
-    TrackerStatus, Tx, TxResult, UserId, UserRecord,
+    TrackerStatus, Tx, TxResult, UserId,
 };
 
 // ---- fixtures ------------------------------------------------------------------------------------
 
-fn user(n: u32) -> UserId {
-    let mut bytes = [0u8; 32];
-    bytes[28..].copy_from_slice(&n.to_be_bytes());
-    bytes[0] = 1;
-    let sk = SecretKey::from_slice(&bytes).unwrap();
-    UserId(PublicKey::from_secret_key(SECP256K1, &sk))
-}
+#[path = "storage_support.rs"]
+mod support;
+use support::{block_hash, locator, tracker, user, user_record};
 
-fn locator(n: u32) -> Locator {
-    let mut bytes = [0u8; 16];
-    bytes[..4].copy_from_slice(&n.to_be_bytes());
-    bytes[15] = 0xaa;
-    Locator::from_slice(&bytes).unwrap()
-}
-
-fn user_record(slots: u32, expiry: u32) -> UserRecord {
-    UserRecord {
-        available_slots: slots,
-        subscription_start: expiry.saturating_sub(100),
-        subscription_expiry: expiry,
-    }
-}
-
+/// Like `support::appointment`, with a blob and signature of its own per `n`.
 fn appointment(n: u32, user_id: UserId) -> AppointmentRecord {
     let locator = locator(n);
     AppointmentRecord {
@@ -68,51 +46,6 @@ fn appointment(n: u32, user_id: UserId) -> AppointmentRecord {
         start_block: 800_000,
         slots: 1,
     }
-}
-
-fn tx(n: u32) -> Transaction {
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::from_consensus(n),
-        input: vec![TxIn {
-            previous_output: OutPoint::new(Txid::from_byte_array([n as u8; 32]), n),
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::MAX,
-            witness: Witness::new(),
-        }],
-        output: vec![TxOut {
-            value: Amount::from_sat(1_000 + u64::from(n)),
-            script_pubkey: ScriptBuf::new(),
-        }],
-    }
-}
-
-fn tracker(
-    uuid: AppointmentId,
-    n: u32,
-    status: TrackerStatus,
-    status_height: u32,
-) -> TrackerRecord {
-    let dispute_tx = tx(n);
-    let penalty_tx = tx(n + 1_000_000);
-    TrackerRecord {
-        uuid,
-        dispute_txid: dispute_tx.compute_txid(),
-        dispute_tx,
-        penalty_txid: penalty_tx.compute_txid(),
-        penalty_tx,
-        dispute_height: None,
-        status,
-        status_height,
-        to_self_delay: 42,
-    }
-}
-
-fn block_hash(n: u32) -> BlockHash {
-    let mut bytes = [0u8; 32];
-    bytes[..4].copy_from_slice(&n.to_le_bytes());
-    bytes[31] = 0x5b;
-    BlockHash::from_byte_array(bytes)
 }
 
 fn txid(n: u32) -> Txid {

@@ -6,7 +6,7 @@ use bitcoin::{BlockHash, Txid, Work};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::StorageError;
-use super::records::block_hash_at;
+use super::records::{block_hash_at, decode_txids};
 
 /// Height and hash of the last processed block, or `None` before the first block.
 pub fn tip(conn: &Connection) -> Result<Option<(u32, BlockHash)>, StorageError> {
@@ -94,22 +94,7 @@ pub fn txids_at(conn: &Connection, height: u32) -> Result<Option<Vec<Txid>>, Sto
     let Some(bytes) = bytes.flatten() else {
         return Ok(None);
     };
-    if bytes.len() % 32 != 0 {
-        return Err(StorageError::Corrupt(format!(
-            "txids of block {height}: {} bytes, not a multiple of 32",
-            bytes.len()
-        )));
-    }
-    Ok(Some(
-        bytes
-            .chunks_exact(32)
-            .map(|chunk| {
-                let mut txid = [0u8; 32];
-                txid.copy_from_slice(chunk);
-                Txid::from_byte_array(txid)
-            })
-            .collect(),
-    ))
+    decode_txids(height, &bytes).map(Some)
 }
 
 /// All remembered blocks as `(height, hash)`, highest first.

@@ -178,3 +178,24 @@ pub(crate) fn encode_tx(tx: &Transaction) -> Vec<u8> {
 pub(crate) fn count_to_u64(count: i64) -> u64 {
     u64::try_from(count).unwrap_or(0)
 }
+
+/// The txids of block `height` stored as one value, 32 bytes each in block order (`chain.txids`, both
+/// backends).
+///
+/// Errors: [`StorageError::Corrupt`] if the length is not a whole number of txids.
+pub(crate) fn decode_txids(height: u32, bytes: &[u8]) -> Result<Vec<Txid>, StorageError> {
+    if !bytes.len().is_multiple_of(32) {
+        return Err(StorageError::Corrupt(format!(
+            "txids of block {height}: {} bytes, not a multiple of 32",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|chunk| {
+            let mut txid = [0u8; 32];
+            txid.copy_from_slice(chunk);
+            Txid::from_byte_array(txid)
+        })
+        .collect())
+}

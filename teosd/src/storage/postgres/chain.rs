@@ -12,6 +12,7 @@ use postgres::types::Type;
 use postgres::{GenericClient, Row};
 
 use super::super::error::StorageError;
+use super::super::records::decode_txids;
 use super::rows::{big, block_hash_at, get, u32_at};
 
 fn height_and_hash(row: &Row) -> Result<(u32, BlockHash), StorageError> {
@@ -169,22 +170,7 @@ pub fn txids_at(
     let Some(bytes) = get::<Option<&[u8]>>(&row, 0)? else {
         return Ok(None);
     };
-    if bytes.len() % 32 != 0 {
-        return Err(StorageError::Corrupt(format!(
-            "txids of block {height}: {} bytes, not a multiple of 32",
-            bytes.len()
-        )));
-    }
-    Ok(Some(
-        bytes
-            .chunks_exact(32)
-            .map(|chunk| {
-                let mut txid = [0u8; 32];
-                txid.copy_from_slice(chunk);
-                Txid::from_byte_array(txid)
-            })
-            .collect(),
-    ))
+    decode_txids(height, bytes).map(Some)
 }
 
 /// All remembered blocks as `(height, hash)`, highest first.
